@@ -1,0 +1,204 @@
+//! Argument parsing shared by the subcommands: flags anywhere, `--flag VALUE` and
+//! `--flag=VALUE`, Dokku's global flags that may arrive after the command, and the app taken
+//! from `DOKKU_APP_NAME` (`dokku --app APP image:from IMAGE`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::host::usage_error;
+
+/// A subcommand's parsed arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub app: Option<String>,
+    pub positionals: Vec<String>,
+    pub build_dir: Option<PathBuf>,
+    pub pull: bool,
+    pub force: bool,
+    pub format: Option<String>,
+    /// Report field flags (`--image-…`), in order.
+    pub fields: Vec<String>,
+}
+
+/// What a subcommand accepts besides Dokku's global flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spec {
+    pub usage: &'static str,
+    pub build_dir: bool,
+    pub pull: bool,
+    pub force: bool,
+    pub format: bool,
+    pub fields: bool,
+    /// Whether the first positional is the app (unless `--app`/`DOKKU_APP_NAME` gives it).
+    pub takes_app: bool,
+    pub max_positionals: usize,
+}
+
+/// Parses `argv` (without the program name; a leading `image:cmd` is dropped).
+pub fn parse(
+    argv: Vec<OsString>,
+    command: &str,
+    spec: &Spec,
+    env_app: Option<String>,
+) -> anyhow::Result<Parsed> {
+    let mut argv = argv;
+    if argv.first().is_some_and(|a| a == command) {
+        argv.remove(0);
+    }
+    let mut args = pico_args::Arguments::from_vec(argv);
+    let usage = |message: String| usage_error(message, spec.usage);
+    let mut parsed = Parsed::default();
+
+    // Dokku sets the environment for these wherever they stand; here they only need removing.
+    args.contains("--quiet");
+    args.contains("--trace");
+    let argv_app: Option<String> = args
+        .opt_value_from_str("--app")
+        .map_err(|e| usage(e.to_string()))?;
+
+    if spec.build_dir {
+        parsed.build_dir = args
+            .opt_value_from_fn("--build-dir", |s: &str| -> Result<PathBuf, String> {
+                if s.is_empty() {
+                    return Err("--build-dir needs a folder".to_string());
+                }
+                Ok(PathBuf::from(s))
+            })
+            .map_err(|e| usage(e.to_string()))?;
+    }
+    if spec.pull {
+        parsed.pull = args.contains("--pull");
+    }
+    if spec.force {
+        parsed.force = args.contains("--force");
+    }
+    if spec.format {
+        parsed.format = args
+            .opt_value_from_str("--format")
+            .map_err(|e| usage(e.to_string()))?;
+    }
+
+    let rest: Vec<String> = args
+        .finish()
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut positionals = Vec::new();
+    let mut after_double_dash = false;
+    for arg in rest {
+        if !after_double_dash && arg == "--" {
+            after_double_dash = true;
+        } else if !after_double_dash && spec.fields && arg.starts_with("--") {
+            parsed.fields.push(arg);
+        } else if !after_double_dash && arg.starts_with('-') && arg.len() > 1 {
+            return Err(usage(format!("unknown flag {arg:?}")));
+        } else {
+            positionals.push(arg);
+        }
+    }
+
+    parsed.app = argv_app.or(env_app.filter(|a| !a.is_empty()));
+    if spec.takes_app && parsed.app.is_none() && !positionals.is_empty() {
+        parsed.app = Some(positionals.remove(0));
+    }
+    if positionals.len() > spec.max_positionals {
+        return Err(usage(format!(
+            "unexpected argument {:?}",
+            positionals[spec.max_positionals]
+        )));
+    }
+    parsed.positionals = positionals;
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEPLOY: Spec = Spec {
+        usage: "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]",
+        build_dir: true,
+        pull: true,
+        force: true,
+        format: false,
+        fields: false,
+        takes_app: true,
+        max_positionals: 3,
+    };
+
+    fn run(args: &[&str], env_app: Option<&str>) -> anyhow::Result<Parsed> {
+        parse(
+            args.iter().map(OsString::from).collect(),
+            "image:from",
+            &DEPLOY,
+            env_app.map(str::to_string),
+        )
+    }
+
+    #[test]
+    fn flags_anywhere_in_both_spellings() {
+        let p = run(
+            &[
+                "image:from",
+                "app",
+                "--pull",
+                "img",
+                "--build-dir=dir",
+                "--force",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.app.as_deref(), Some("app"));
+        assert_eq!(p.positionals, ["img"]);
+        assert_eq!(p.build_dir, Some(PathBuf::from("dir")));
+        assert!(p.pull && p.force);
+        let p = run(&["--build-dir", "d", "app", "img", "Jane", "j@x"], None).unwrap();
+        assert_eq!(p.build_dir, Some(PathBuf::from("d")));
+        assert_eq!(p.positionals, ["img", "Jane", "j@x"]);
+    }
+
+    #[test]
+    fn app_from_environment_or_global_flag() {
+        let p = run(&["image:from", "img"], Some("app")).unwrap();
+        assert_eq!(p.app.as_deref(), Some("app"));
+        assert_eq!(p.positionals, ["img"]);
+        let p = run(
+            &["image:from", "--app", "other", "img", "--quiet", "--trace"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.app.as_deref(), Some("other"));
+        assert_eq!(p.positionals, ["img"]);
+    }
+
+    #[test]
+    fn empty_author_values_are_positionals() {
+        let p = run(&["app", "img", "", ""], None).unwrap();
+        assert_eq!(p.positionals, ["img", "", ""]);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &["app", "img", "--nope"][..],
+            &["app", "img", "a", "b", "c"],
+            &["app", "-x"],
+            &["app", "img", "--build-dir"],
+            &["app", "img", "--build-dir="],
+            &["app", "img", "--pull=yes"],
+        ] {
+            let err = run(bad, None).unwrap_err().to_string();
+            assert!(err.contains("usage: dokku image:from"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn double_dash_ends_flags() {
+        let p = run(&["app", "--", "-weird"], None).unwrap();
+        assert_eq!(p.positionals, ["-weird"]);
+    }
+}

@@ -1,0 +1,224 @@
+//! The deploy pipeline shared by every `image:*` command (SPEC.md, "The deploy, step by
+//! step"): under the app's lock, commit the build context on top of the deploy branch under a
+//! pending ref, let Dokku build and release it, and only then move the branch. Whatever fails
+//! on the way, the branch and the `source-image` property are left as they were.
+
+use anyhow::Context;
+
+use crate::context::BuildContext;
+use crate::host::{self, Host};
+use crate::lock::DeployLock;
+use crate::record::{short_id, DeployRecord};
+use crate::repo::{AppRepo, Author, PENDING_REF};
+use crate::trigger;
+
+/// An app held for a deploy: its lock, its repo (created when missing) and its deploy branch.
+#[derive(Debug)]
+pub struct AppSession<'h> {
+    pub host: &'h Host,
+    pub app: String,
+    pub repo: AppRepo,
+    pub branch: String,
+    _lock: DeployLock,
+}
+
+/// What a deploy asks for.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// The reference as the user wrote it.
+    pub image: String,
+    /// Its full image ID, `sha256:…`.
+    pub image_id: String,
+    /// The files to commit besides the generated Dockerfile lines.
+    pub context: BuildContext,
+    pub author: Author,
+    /// Deploy even when nothing changed.
+    pub force: bool,
+    /// The subcommand, recorded in the commit (`image:from`, `image:load`, `image:rollback`).
+    pub command: &'static str,
+    /// The commit subject.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Deployed { commit: String },
+    Unchanged,
+}
+
+impl<'h> AppSession<'h> {
+    /// Takes the app's deploy lock, opens or creates its repo and repairs what a killed deploy
+    /// left behind.
+    pub fn open(host: &'h Host, app: &str) -> anyhow::Result<AppSession<'h>> {
+        let lock = DeployLock::acquire(host, app)?;
+        let repo = AppRepo::open_or_init(host, app)?;
+        let session = AppSession {
+            host,
+            app: app.to_string(),
+            branch: host.deploy_branch(app)?,
+            repo,
+            _lock: lock,
+        };
+        session.repair()?;
+        Ok(session)
+    }
+
+    /// A pending ref means a deploy died between its commit and its end: drop the commit and
+    /// make `source-image` match the branch again.
+    fn repair(&self) -> anyhow::Result<()> {
+        let Some(pending) = self.repo.resolve(PENDING_REF)? else {
+            return Ok(());
+        };
+        self.repo.delete_ref(PENDING_REF, Some(&pending))?;
+        let head_image = self.head_record()?.map(|record| record.image);
+        match &head_image {
+            Some(image) => self
+                .host
+                .set_property("git", &self.app, "source-image", image)?,
+            None => self
+                .host
+                .delete_property("git", &self.app, "source-image")?,
+        }
+        host::warn(format!(
+            "An earlier deploy of {} was interrupted: dropped its commit {} and set source-image back to {}",
+            self.app,
+            &pending[..pending.len().min(12)],
+            head_image.as_deref().unwrap_or("(none)")
+        ));
+        Ok(())
+    }
+
+    /// The deploy record of the branch head, when the head is an image deploy.
+    pub fn head_record(&self) -> anyhow::Result<Option<DeployRecord>> {
+        match self.repo.branch_head(&self.branch)? {
+            Some(head) => Ok(DeployRecord::parse(&self.repo.commit_info(&head)?.message)),
+            None => Ok(None),
+        }
+    }
+
+    /// Steps 5 to 10 of the deploy: veto, commit, build and release, then record.
+    pub fn deploy(&self, request: DeployRequest) -> anyhow::Result<Outcome> {
+        let app = self.app.as_str();
+        trigger::fire("pre-image-deploy", &[app, &request.image, &request.image_id]).map_err(|err| {
+            match trigger::failed_status(&err) {
+                Some(code) => anyhow::anyhow!(
+                    "the pre-image-deploy trigger refused the deploy of {} (exit status {code}); nothing was changed",
+                    request.image
+                ),
+                None => err.context("cannot fire the pre-image-deploy trigger"),
+            }
+        })?;
+
+        let context = request
+            .context
+            .clone()
+            .with_image(&request.image, &request.image_id)?;
+        let tree = self.repo.write_tree(&context)?;
+        let head = self.repo.branch_head(&self.branch)?;
+        let head_tree = match &head {
+            Some(head) => Some(self.repo.commit_info(head)?.tree),
+            None => None,
+        };
+        let rev = match (&head, head_tree.as_deref() == Some(tree.as_str())) {
+            (Some(head), true) if request.force => {
+                host::info(format!(
+                    "No changes detected, deploying {} again (--force)",
+                    request.image
+                ));
+                head.clone()
+            }
+            (Some(_), true) => {
+                host::info("No changes detected, skipping deploy");
+                return Ok(Outcome::Unchanged);
+            }
+            _ => {
+                let record = DeployRecord {
+                    image: request.image.clone(),
+                    image_id: request.image_id.clone(),
+                    command: request.command.to_string(),
+                };
+                self.repo.commit_tree(
+                    &tree,
+                    head.as_deref(),
+                    &record.message(&request.subject),
+                    &request.author,
+                )?
+            }
+        };
+
+        self.repo
+            .update_ref(PENDING_REF, &rev, None)
+            .context("cannot record the pending deploy")?;
+        let previous_source = self.host.property("git", app, "source-image")?;
+        let result = self.release(&request, &rev, head.as_deref());
+        if let Err(err) = result {
+            self.undo(&rev, previous_source.as_deref());
+            return Err(err);
+        }
+        self.repo.delete_ref(PENDING_REF, Some(&rev))?;
+
+        trigger::fire("deploy-source-set", &[app, "docker-image", &request.image]).with_context(
+            || {
+                format!(
+                    "{app} was deployed from {}, but the deploy-source-set trigger failed",
+                    request.image
+                )
+            },
+        )?;
+        if let Err(err) = self.repo.housekeep(&self.branch) {
+            host::warn(format!(
+                "git housekeeping of {app} failed (the deploy succeeded): {err:#}"
+            ));
+        }
+        host::info(format!(
+            "Deployed {} ({}) to {app} as commit {}",
+            request.image,
+            short_id(&request.image_id),
+            &rev[..rev.len().min(12)]
+        ));
+        Ok(Outcome::Deployed { commit: rev })
+    }
+
+    /// Writes `source-image`, builds and releases REV, then moves the branch to it.
+    fn release(
+        &self,
+        request: &DeployRequest,
+        rev: &str,
+        head: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let app = self.app.as_str();
+        self.host
+            .set_property("git", app, "source-image", &request.image)?;
+        trigger::fire("receive-app", &[app, rev]).map_err(|err| match trigger::failed_status(&err) {
+            Some(code) => anyhow::anyhow!(
+                "the deploy of {} to {app} failed (receive-app exited with status {code}); the app repo and source-image are left as they were",
+                request.image
+            ),
+            None => err.context("cannot fire the receive-app trigger"),
+        })?;
+        if head != Some(rev) {
+            let branch_ref = format!("refs/heads/{}", self.branch);
+            self.repo.update_ref(&branch_ref, rev, head).with_context(|| {
+                format!("the {} branch of {app} moved during the deploy; the deploy is not recorded", self.branch)
+            })?;
+        }
+        self.repo.point_head_at(&self.branch)
+    }
+
+    /// Drops the pending commit and restores `source-image`; failures here are reported, not
+    /// raised, so the original error reaches the user.
+    fn undo(&self, rev: &str, previous_source: Option<&str>) {
+        if let Err(err) = self.repo.delete_ref(PENDING_REF, Some(rev)) {
+            host::warn(format!("cannot drop the pending deploy ref: {err:#}"));
+        }
+        let restored = match previous_source {
+            Some(image) => self
+                .host
+                .set_property("git", &self.app, "source-image", image),
+            None => self.host.delete_property("git", &self.app, "source-image"),
+        };
+        if let Err(err) = restored {
+            host::warn(format!("cannot restore source-image: {err:#}"));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The Dokku host as a plugin sees it: paths and switches from the environment, plugin
+//! properties, Dokku's log line format and exit codes.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Dokku's exit status for a missing app.
+pub const EXIT_MISSING_APP: i32 = 20;
+/// Dokku's "not mine" status for `commands` entries.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 10;
+
+/// An error that ends the command with a given exit status. Anything else exits 1.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Fails with Dokku's missing-app message and status.
+pub fn missing_app(app: &str) -> anyhow::Error {
+    Exit {
+        code: EXIT_MISSING_APP,
+        message: format!("App {app} does not exist"),
+    }
+    .into()
+}
+
+/// A usage error, one line: what is wrong, then how the command is called.
+pub fn usage_error(message: impl fmt::Display, usage: &str) -> anyhow::Error {
+    anyhow::anyhow!("{message}; usage: dokku {usage}")
+}
+
+/// Dokku's app name rule (`_` too, which older apps may have).
+pub fn is_valid_app_name(app: &str) -> bool {
+    let mut chars = app.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Fails with Dokku's message and status unless APP names an existing app. An invalid name is
+/// never handed to a trigger.
+pub fn ensure_app(app: &str) -> anyhow::Result<()> {
+    if !is_valid_app_name(app) {
+        return Err(missing_app(app));
+    }
+    let output = crate::trigger::command("app-exists", &[app]).output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(missing_app(app))
+    }
+}
+
+/// Where the host keeps things, read once from the environment `dokku` exports.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub dokku_root: PathBuf,
+    pub lib_root: PathBuf,
+    pub docker_bin: String,
+    pub system_user: String,
+}
+
+impl Host {
+    pub fn from_env() -> Host {
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        Host {
+            dokku_root: PathBuf::from(var("DOKKU_ROOT", "/home/dokku")),
+            lib_root: PathBuf::from(var("DOKKU_LIB_ROOT", "/var/lib/dokku")),
+            docker_bin: var("DOCKER_BIN", "docker"),
+            system_user: var("DOKKU_SYSTEM_USER", "dokku"),
+        }
+    }
+
+    /// The app's bare git repo.
+    pub fn app_repo(&self, app: &str) -> PathBuf {
+        self.dokku_root.join(app)
+    }
+
+    /// This plugin's own per-app state (its deploy lock).
+    pub fn plugin_data(&self, app: &str) -> PathBuf {
+        self.lib_root.join("data").join("image").join(app)
+    }
+
+    /// Per-app docker credentials written by `registry:login APP`.
+    pub fn registry_config_dir(&self, app: &str) -> PathBuf {
+        self.lib_root.join("config").join("registry").join(app)
+    }
+
+    fn property_path(&self, plugin: &str, scope: &str, key: &str) -> PathBuf {
+        self.lib_root
+            .join("config")
+            .join(plugin)
+            .join(scope)
+            .join(key)
+    }
+
+    /// A property's value; an empty file counts as unset, as in Dokku.
+    pub fn property(&self, plugin: &str, scope: &str, key: &str) -> anyhow::Result<Option<String>> {
+        let path = self.property_path(plugin, scope, key);
+        match fs::read_to_string(&path) {
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => Ok(Some(value.trim_end_matches('\n').to_string())),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes a property as Dokku does: the raw value, mode 0600, directories 0755.
+    pub fn set_property(
+        &self,
+        plugin: &str,
+        scope: &str,
+        key: &str,
+        value: &str,
+    ) -> anyhow::Result<()> {
+        let path = self.property_path(plugin, scope, key);
+        let dir = path.parent().expect("property paths have a parent");
+        create_dirs(dir)?;
+        // Write beside and rename so a reader never sees a half-written value.
+        let tmp = dir.join(format!(".{key}.image-tmp"));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(value.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        self.chown_to_system_user(&path);
+        Ok(())
+    }
+
+    pub fn delete_property(&self, plugin: &str, scope: &str, key: &str) -> anyhow::Result<()> {
+        let path = self.property_path(plugin, scope, key);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The app's deploy branch: its `deploy-branch` property, else the global one, else master.
+    pub fn deploy_branch(&self, app: &str) -> anyhow::Result<String> {
+        Ok(match self.property("git", app, "deploy-branch")? {
+            Some(branch) => branch,
+            None => self
+                .property("git", "--global", "deploy-branch")?
+                .unwrap_or_else(|| "master".to_string()),
+        })
+    }
+
+    /// Files the plugin writes as root must stay usable by the dokku user.
+    pub fn chown_to_system_user(&self, path: &Path) {
+        if let Some((uid, gid)) = system_user_ids(&self.system_user) {
+            let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+        }
+    }
+}
+
+/// Creates a directory tree with Dokku's 0755 mode.
+pub fn create_dirs(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+    Ok(())
+}
+
+/// The uid and gid of a user from /etc/passwd, when the user exists.
+pub fn system_user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != user {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+}
+
+/// `DOKKU_QUIET_OUTPUT` (from `--quiet`) silences info lines.
+pub fn quiet() -> bool {
+    env_flag("DOKKU_QUIET_OUTPUT")
+}
+
+/// `DOKKU_TRACE` (from `--trace`) traces every external command.
+pub fn tracing() -> bool {
+    env_flag("DOKKU_TRACE")
+}
+
+/// `-----> message` on stdout, unless quiet.
+pub fn info(message: impl fmt::Display) {
+    if !quiet() {
+        println!("-----> {message}");
+    }
+}
+
+/// `=====> message` on stdout, unless quiet.
+pub fn section(message: impl fmt::Display) {
+    if !quiet() {
+        println!("=====> {message}");
+    }
+}
+
+/// `       message` on stdout, unless quiet.
+pub fn detail(message: impl fmt::Display) {
+    if !quiet() {
+        println!("       {message}");
+    }
+}
+
+/// ` !     message` on stderr, always.
+pub fn warn(message: impl fmt::Display) {
+    let text = message.to_string();
+    let mut stderr = io::stderr().lock();
+    for line in text.lines() {
+        let _ = writeln!(stderr, " !     {line}");
+    }
+}
+
+/// The exit status an error maps to: its own for `Exit`, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<Exit>())
+        .map_or(1, |exit| exit.code)
+}
+
+/// Every main ends here: print the error once, with its causes, and exit with Dokku's code.
+pub fn exit_on_error(result: anyhow::Result<()>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(err) => {
+            let code = exit_code(&err);
+            let mut message = err.to_string();
+            for cause in err.chain().skip(1) {
+                message.push_str(&format!(": {cause}"));
+            }
+            warn(message);
+            std::process::exit(code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        for good in ["app", "my-app.v2", "0app", "old_app"] {
+            assert!(is_valid_app_name(good), "{good}");
+        }
+        for bad in [
+            "", "App", "../x", "a/b", "a b", ".hidden", "-x", "ünï", "a\nb",
+        ] {
+            assert!(!is_valid_app_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exit_code_follows_the_chain() {
+        assert_eq!(exit_code(&missing_app("x")), 20);
+        assert_eq!(exit_code(&missing_app("x").context("while deploying")), 20);
+        assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+    }
+
+    #[test]
+    fn properties_round_trip_and_empty_means_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host {
+            dokku_root: dir.path().join("home"),
+            lib_root: dir.path().join("lib"),
+            docker_bin: "docker".into(),
+            system_user: "no-such-user-here".into(),
+        };
+        assert_eq!(host.deploy_branch("app").unwrap(), "master");
+        host.set_property("git", "--global", "deploy-branch", "main")
+            .unwrap();
+        assert_eq!(host.deploy_branch("app").unwrap(), "main");
+        host.set_property("git", "app", "deploy-branch", "")
+            .unwrap();
+        assert_eq!(host.deploy_branch("app").unwrap(), "main");
+        host.set_property("git", "app", "deploy-branch", "prod")
+            .unwrap();
+        assert_eq!(host.deploy_branch("app").unwrap(), "prod");
+        let path = host.property_path("git", "app", "deploy-branch");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        host.delete_property("git", "app", "deploy-branch").unwrap();
+        host.delete_property("git", "app", "deploy-branch").unwrap();
+        assert_eq!(host.property("git", "app", "deploy-branch").unwrap(), None);
+    }
+}

@@ -1,0 +1,16 @@
+//! The `image` Dokku plugin: deploy apps from Docker images, recorded in the app's git repo.
+//! `docs/architecture.md` maps the modules.
+
+pub mod archive;
+pub mod args;
+pub mod context;
+pub mod deploy;
+pub mod docker;
+pub mod host;
+pub mod lock;
+pub mod process;
+pub mod record;
+pub mod reference;
+pub mod repo;
+pub mod subcommands;
+pub mod trigger;

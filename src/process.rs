@@ -1,0 +1,251 @@
+//! Running other programs (`git`, `$DOCKER_BIN`, `plugn`) through duct, with argument vectors
+//! only. Every run is traced under `DOKKU_TRACE`, and a failure carries the command line, the
+//! exit status and the captured stderr, so the user can act on it without rerunning anything.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output};
+
+use crate::host;
+
+/// A command not yet run.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    env_remove: Vec<OsString>,
+    dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// A command that ran and failed.
+#[derive(Debug)]
+pub struct ProcessError {
+    pub command: String,
+    pub status: Option<ExitStatus>,
+    pub stderr: String,
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` ", self.command)?;
+        match self.status {
+            Some(status) => match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                (Some(code), _) => write!(f, "exited with status {code}")?,
+                (None, Some(signal)) => write!(f, "was killed by signal {signal}")?,
+                _ => write!(f, "failed")?,
+            },
+            None => write!(f, "could not be started")?,
+        }
+        let stderr = last_lines(&self.stderr, 3);
+        if !stderr.is_empty() {
+            write!(f, ": {stderr}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProcessError {}
+
+impl ProcessError {
+    /// The exit status of the command, when it ran and exited.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+}
+
+/// The meaningful tail of a child's stderr, on one line.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("DEPRECATED:")
+                && !l.contains("legacy builder is deprecated")
+        })
+        .collect();
+    let start = lines.len().saturating_sub(count);
+    lines[start..].join(" / ")
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+        Cmd {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            dir: None,
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
+        self.env_remove.push(key.as_ref().to_owned());
+        self
+    }
+
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    pub fn stdin_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The command line, quoted for a shell, for traces and errors.
+    pub fn display(&self) -> String {
+        let words = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|w| w.to_string_lossy().into_owned());
+        shell_words::join(words)
+    }
+
+    /// The duct expression; stdio is left to the caller.
+    pub fn expression(&self) -> duct::Expression {
+        if host::tracing() {
+            eprintln!("+ {}", self.display());
+        }
+        let mut expr = duct::cmd(&self.program, &self.args);
+        for (key, value) in &self.env {
+            expr = expr.env(key, value);
+        }
+        for key in &self.env_remove {
+            expr = expr.env_remove(key);
+        }
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
+        if let Some(bytes) = &self.stdin {
+            expr = expr.stdin_bytes(bytes.clone());
+        }
+        expr
+    }
+
+    /// Runs to completion, capturing stdout and stderr, whatever the exit status.
+    pub fn output(&self) -> anyhow::Result<Output> {
+        self.expression()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|err| self.not_started(err))
+    }
+
+    /// Runs and returns stdout without its trailing newline; a non-zero exit is an error.
+    pub fn read(&self) -> anyhow::Result<String> {
+        let output = self.output()?;
+        self.check(&output)?;
+        let mut stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        while stdout.ends_with('\n') {
+            stdout.pop();
+        }
+        Ok(stdout)
+    }
+
+    /// Runs with stdout and stderr passed through to the user; a non-zero exit is an error.
+    pub fn run(&self) -> anyhow::Result<()> {
+        let output = self
+            .expression()
+            .unchecked()
+            .run()
+            .map_err(|err| self.not_started(err))?;
+        self.check(&output)
+    }
+
+    /// Turns a finished run into an error when it failed.
+    pub fn check(&self, output: &Output) -> anyhow::Result<()> {
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(ProcessError {
+            command: self.display(),
+            status: Some(output.status),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+        .into())
+    }
+
+    fn not_started(&self, err: std::io::Error) -> anyhow::Error {
+        ProcessError {
+            command: self.display(),
+            status: None,
+            stderr: err.to_string(),
+        }
+        .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_returns_stdout_without_trailing_newline() {
+        let out = Cmd::new("printf").arg("a b\n\n").read().unwrap();
+        assert_eq!(out, "a b");
+    }
+
+    #[test]
+    fn failure_names_command_status_and_stderr() {
+        let err = Cmd::new("sh")
+            .args(["-c", "echo first >&2; echo 'it broke' >&2; exit 3", "x y"])
+            .read()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("`sh -c "), "{text}");
+        assert!(text.contains("'x y'"), "{text}");
+        assert!(
+            text.contains("exited with status 3: first / it broke"),
+            "{text}"
+        );
+        let process = err.downcast_ref::<ProcessError>().unwrap();
+        assert_eq!(process.code(), Some(3));
+    }
+
+    #[test]
+    fn missing_program_is_an_error_not_a_panic() {
+        let err = Cmd::new("/nonexistent/prog").read().unwrap_err();
+        assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn stdin_and_env_reach_the_child() {
+        let out = Cmd::new("sh")
+            .args(["-c", "cat; printf %s \"$GREETING\""])
+            .env("GREETING", "hi")
+            .stdin_bytes("in-")
+            .read()
+            .unwrap();
+        assert_eq!(out, "in-hi");
+    }
+}

@@ -1,0 +1,105 @@
+//! `image:from`: deploy an app from an image reference, pulling it only when needed.
+
+use std::ffi::OsString;
+
+use anyhow::Context;
+
+use crate::args::{self, Spec};
+use crate::context::BuildContext;
+use crate::deploy::{AppSession, DeployRequest};
+use crate::docker::Docker;
+use crate::host::{self, Host};
+use crate::reference::Reference;
+use crate::repo::Author;
+
+pub const USAGE: &str =
+    "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+
+const SPEC: Spec = Spec {
+    usage: USAGE,
+    build_dir: true,
+    pull: true,
+    force: true,
+    format: false,
+    fields: false,
+    takes_app: true,
+    max_positionals: 3,
+};
+
+/// What a deploy from a reference or an archive needs, validated before any side effect.
+#[derive(Debug)]
+pub struct Validated {
+    pub app: String,
+    pub image: String,
+    pub reference: Reference,
+    pub context: BuildContext,
+    pub author: Author,
+    pub pull: bool,
+    pub force: bool,
+}
+
+/// Parses and validates the arguments of `image:from`/`image:load` (same shape): app, image,
+/// author, build dir.
+pub fn validate(argv: Vec<OsString>, command: &str, spec: &Spec) -> anyhow::Result<Validated> {
+    let parsed = args::parse(argv, command, spec, std::env::var("DOKKU_APP_NAME").ok())?;
+    let app = parsed
+        .app
+        .ok_or_else(|| host::usage_error("APP is required", spec.usage))?;
+    if app.is_empty() {
+        return Err(host::usage_error("APP is required", spec.usage));
+    }
+    let mut positionals = parsed.positionals.into_iter();
+    let image = positionals
+        .next()
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| host::usage_error("IMAGE is required", spec.usage))?;
+    let name = positionals.next();
+    let email = positionals.next();
+    host::ensure_app(&app)?;
+    let reference = Reference::parse(&image)?;
+    let author = Author::new(name.as_deref(), email.as_deref())?;
+    let context = match &parsed.build_dir {
+        Some(dir) => BuildContext::from_build_dir(dir)?,
+        None => BuildContext::default(),
+    };
+    Ok(Validated {
+        app,
+        image,
+        reference,
+        context,
+        author,
+        pull: parsed.pull,
+        force: parsed.force,
+    })
+}
+
+pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
+    let host = Host::from_env();
+    let request = validate(argv, "image:from", &SPEC)?;
+    let session = AppSession::open(&host, &request.app)?;
+    let docker = Docker::for_app(&host, &request.app);
+
+    // --force implies --pull: a forced deploy takes whatever the reference names now.
+    let present = docker.image_id(&request.image)?;
+    if request.pull || request.force || present.is_none() {
+        host::info(format!("Pulling {}", request.image));
+        docker.pull(&request.image)?;
+    }
+    let image_id = docker.image_id(&request.image)?.with_context(|| {
+        format!(
+            "image {} is not on the host after pulling it",
+            request.image
+        )
+    })?;
+
+    session.deploy(DeployRequest {
+        subject: format!("Deploy {}", request.image),
+        image: request.image,
+        image_id,
+        context: request.context,
+        author: request.author,
+        force: request.force,
+        command: "image:from",
+    })?;
+    Ok(())
+}

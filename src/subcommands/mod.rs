@@ -1,0 +1,4 @@
+//! One module per `image:*` subcommand: each turns parsed arguments into calls of the library.
+
+pub mod from;
+pub mod help;
