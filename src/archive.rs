@@ -1,1 +1,1854 @@
+//! The streaming archive reader behind `image:load`.
+//!
+//! `docker image save IMG | ssh host image:load APP IMG` streams an archive on stdin. [`forward`]
+//! reads it exactly once, decompresses it in-process when needed (gzip, bzip2, xz, zstd: every
+//! Docker engine then gets a plain tar), and forwards it to `docker image load` through a pipe while
+//! walking its tar entries, in memory that does not grow with the archive's size.
+//!
+//! # Holding back the metadata
+//!
+//! `docker image load` imports nothing until it has read the archive's `manifest.json` (or
+//! `index.json`), which `docker image save` writes after all the layers. So the reader forwards
+//! every layer and blob as it passes, but holds back the metadata entries (`manifest.json`,
+//! `index.json`, `repositories`, `oci-layout`) and the end-of-archive marker. Once the whole input
+//! has been read and decoded, the caller's `check` sees what the archive holds (tags and image IDs);
+//! only if it agrees are the held-back entries and the end marker written. When anything fails
+//! (the check, truncated or corrupt input, a limit, the pipe), the loader has seen no metadata, so
+//! killing it imports nothing.
+//!
+//! OCI-only archives (skopeo, containerd) name their images in `index.json` but give the config
+//! digest (the Docker image ID) only inside the image manifest blobs. Those are small JSON files, so
+//! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
+//! the index is resolved at the end.
 
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufReader, Read, Write};
+use std::ops::Range;
+use std::rc::Rc;
+
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+
+use crate::reference::Reference;
+
+const BLOCK: usize = 512;
+const END_OF_ARCHIVE: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
+const INPUT_BUFFER: usize = 1 << 20;
+const COPY_BUFFER: usize = 1 << 20;
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const DEFAULT_MAX_METADATA_ENTRY: u64 = 16 * MIB;
+const DEFAULT_MAX_TOTAL_BYTES: u64 = 256 * GIB;
+/// PAX and GNU long-name headers are held in memory until their entry's header arrives.
+const MAX_EXTENSION_HEADER: u64 = MIB;
+/// `docker image save` writes a handful of entries per layer; this only stops the set of entry
+/// names from growing without bound.
+const MAX_ENTRIES: usize = 100_000;
+const MAX_PATH_LEN: usize = 4096;
+const MAX_KEPT_BLOB: u64 = 64 * KIB;
+const MAX_KEPT_BLOBS_TOTAL: u64 = 4 * MIB;
+/// Nested OCI indexes deeper than this are not followed.
+const MAX_INDEX_DEPTH: usize = 4;
+const METADATA_ENV: &str = "DOKKU_IMAGE_MAX_METADATA_BYTES";
+const ARCHIVE_ENV: &str = "DOKKU_IMAGE_MAX_ARCHIVE_BYTES";
+const METADATA_NAMES: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
+
+/// How the input stream was compressed, detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// Recognises the magic bytes at the start of a stream; anything else is taken as a plain tar.
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            Compression::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::None => "plain tar",
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+/// The archive's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `docker image save` output: `manifest.json`, with or without an OCI `index.json` beside it.
+    DockerSave,
+    /// An OCI image layout with `index.json` only.
+    OciLayout,
+}
+
+/// One image the archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedImage {
+    /// `sha256:<64 hex>`: the config digest, which is the Docker image ID.
+    pub id: String,
+    /// The image's names as written in the archive (`alpine:latest`, `docker.io/library/app:1`).
+    pub tags: Vec<String>,
+}
+
+/// What [`forward`] learnt about an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    pub images: Vec<ArchivedImage>,
+    pub compression: Compression,
+    pub format: Format,
+}
+
+impl Contents {
+    /// The image one of whose tags names the same image as `wanted` once normalised
+    /// (`alpine` = `alpine:latest` = `docker.io/library/alpine:latest`). Tags that do not parse
+    /// as references are skipped.
+    pub fn find(&self, wanted: &Reference) -> Option<&ArchivedImage> {
+        self.images.iter().find(|image| {
+            image
+                .tags
+                .iter()
+                .filter_map(|tag| Reference::parse(tag).ok())
+                .any(|tag| tag.same_as(wanted))
+        })
+    }
+
+    /// Every tag of every image, in archive order.
+    pub fn all_tags(&self) -> Vec<String> {
+        self.images
+            .iter()
+            .flat_map(|image| image.tags.iter().cloned())
+            .collect()
+    }
+}
+
+/// Bounds on what an archive may make the reader do.
+///
+/// - `max_metadata_entry`: the largest metadata entry (`manifest.json`, `index.json`,
+///   `repositories`, `oci-layout`) accepted, since these are held in memory until the end.
+///   Default 16 MiB; environment `DOKKU_IMAGE_MAX_METADATA_BYTES`.
+/// - `max_total_bytes`: the most decompressed tar data read, which bounds the work a small
+///   compressed input can cause. Default 256 GiB; environment `DOKKU_IMAGE_MAX_ARCHIVE_BYTES`.
+///
+/// Both environment variables take a plain positive integer of bytes; unset or empty means the
+/// default. Fixed bounds also apply: extension headers up to 1 MiB, entry paths up to 4096 bytes,
+/// at most 100000 entries, and OCI manifest blobs are only read when at most 64 KiB each
+/// (4 MiB in all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_metadata_entry: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_metadata_entry: DEFAULT_MAX_METADATA_ENTRY,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by `DOKKU_IMAGE_MAX_METADATA_BYTES` and
+    /// `DOKKU_IMAGE_MAX_ARCHIVE_BYTES`.
+    pub fn from_env() -> Result<Limits> {
+        Limits::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Like [`Limits::from_env`], with variables looked up through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Limits> {
+        let defaults = Limits::default();
+        Ok(Limits {
+            max_metadata_entry: limit_var(METADATA_ENV, lookup(METADATA_ENV))?
+                .unwrap_or(defaults.max_metadata_entry),
+            max_total_bytes: limit_var(ARCHIVE_ENV, lookup(ARCHIVE_ENV))?
+                .unwrap_or(defaults.max_total_bytes),
+        })
+    }
+}
+
+fn limit_var(name: &str, value: Option<OsString>) -> Result<Option<u64>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+        _ => bail!("{name} must be a positive whole number of bytes, not {text:?}"),
+    }
+}
+
+/// Streams `input` (compressed or plain) into `sink` as a plain tar.
+///
+/// Metadata entries (`manifest.json`, `index.json`, `repositories`, `oci-layout`) are held back;
+/// small OCI manifest blobs are forwarded but also kept in memory to learn config digests. At the
+/// end of the archive `check(&contents)` runs; only when it returns `Ok` are the held-back entries
+/// and the end-of-archive blocks written and the sink flushed. When anything fails (check
+/// rejects, truncated input, garbage, limits exceeded, sink write error) this returns `Err` and
+/// the sink has not received the metadata or the end-of-archive marker, so the caller can kill
+/// `docker image load` and nothing is imported. An error from `check` is returned unchanged.
+pub fn forward<R: Read, W: Write>(
+    input: R,
+    sink: W,
+    limits: &Limits,
+    check: impl FnOnce(&Contents) -> Result<()>,
+) -> Result<Contents> {
+    let raw_count = Rc::new(Cell::new(0));
+    let mut counted = BufReader::with_capacity(
+        INPUT_BUFFER,
+        CountingReader {
+            inner: input,
+            count: Rc::clone(&raw_count),
+        },
+    );
+    // BufReader cannot top up a short first read, so the magic bytes are read out and chained back.
+    let mut head = [0u8; 6];
+    let head_len = read_up_to(&mut counted, &mut head)
+        .map_err(|e| anyhow!("reading the archive failed: {e}"))?;
+    if head_len == 0 {
+        bail!("empty input: expected a tar archive (docker image save output) on stdin");
+    }
+    let compression = Compression::detect(&head[..head_len]);
+    let stream = io::Cursor::new(head[..head_len].to_vec()).chain(counted);
+    let decoded: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(stream),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(stream)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(stream)),
+        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(stream)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(stream)
+                .map_err(|e| anyhow!("corrupt zstd stream: {e}"))?,
+        ),
+    };
+    let mut walker = Walker {
+        input: TarInput {
+            inner: decoded,
+            compression,
+            raw_count,
+            pos: 0,
+            max_total: limits.max_total_bytes,
+        },
+        sink,
+        limits: *limits,
+        buffer: vec![0; COPY_BUFFER],
+        seen: HashSet::new(),
+        hasher: RandomState::new(),
+        held: Vec::new(),
+        blobs: HashMap::new(),
+        kept_blob_bytes: 0,
+    };
+    walker.walk()?;
+    let (images, format) = walker.learn()?;
+    let contents = Contents {
+        images,
+        compression,
+        format,
+    };
+    check(&contents)?;
+    walker.release()?;
+    Ok(contents)
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The decompressed tar stream, with its position and the total-size limit.
+struct TarInput<'a> {
+    inner: Box<dyn Read + 'a>,
+    compression: Compression,
+    /// Bytes read from the (possibly compressed) input, for messages.
+    raw_count: Rc<Cell<u64>>,
+    /// Bytes of tar read so far.
+    pos: u64,
+    max_total: u64,
+}
+
+impl TarInput<'_> {
+    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = read_up_to(&mut self.inner, buf).map_err(|e| self.read_error(e))?;
+        self.pos += n as u64;
+        if self.pos > self.max_total {
+            bail!(
+                "archive exceeds the size limit of {} bytes ({ARCHIVE_ENV})",
+                self.max_total
+            );
+        }
+        Ok(n)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        if self.read_up_to(buf)? < buf.len() {
+            return Err(self.truncated());
+        }
+        Ok(())
+    }
+
+    fn truncated(&self) -> anyhow::Error {
+        anyhow!("archive is truncated after {} bytes", self.raw_count.get())
+    }
+
+    fn read_error(&self, error: io::Error) -> anyhow::Error {
+        match self.compression {
+            Compression::None => anyhow!("reading the archive failed: {error}"),
+            c if error.kind() == io::ErrorKind::UnexpectedEof => anyhow!(
+                "archive is truncated after {} bytes (the {c} stream ends early)",
+                self.raw_count.get()
+            ),
+            c => anyhow!("corrupt {c} stream: {error}"),
+        }
+    }
+
+    fn not_a_tar(&self) -> anyhow::Error {
+        match self.compression {
+            Compression::None => {
+                anyhow!("input is not a tar archive (or a gzip/bzip2/xz/zstd-compressed one)")
+            }
+            c => anyhow!("the {c} stream does not hold a tar archive"),
+        }
+    }
+}
+
+/// A metadata entry held back until the check passes: its raw bytes (extension headers, header,
+/// data, padding) and where its data lies within them.
+struct HeldEntry {
+    name: String,
+    raw: Vec<u8>,
+    data: Range<usize>,
+}
+
+/// The extension headers seen since the last entry, and what they say about the next one.
+#[derive(Default)]
+struct Extensions {
+    raw: Vec<u8>,
+    path: Option<Vec<u8>>,
+    size: Option<u64>,
+}
+
+struct Walker<'a, W> {
+    input: TarInput<'a>,
+    sink: W,
+    limits: Limits,
+    buffer: Vec<u8>,
+    /// Hashes of the normalised names of every entry, to check what the manifests refer to;
+    /// hashes keep this small however long the names are.
+    seen: HashSet<u64>,
+    hasher: RandomState,
+    held: Vec<HeldEntry>,
+    /// Small OCI manifests and indexes by digest.
+    blobs: HashMap<String, BlobDoc>,
+    kept_blob_bytes: u64,
+}
+
+impl<W: Write> Walker<'_, W> {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.sink
+            .write_all(data)
+            .map_err(|e| anyhow!("forwarding the archive to docker image load failed: {e}"))
+    }
+
+    fn walk(&mut self) -> Result<()> {
+        let mut ext = Extensions::default();
+        let mut block = [0u8; BLOCK];
+        loop {
+            let offset = self.input.pos;
+            let n = self.input.read_up_to(&mut block)?;
+            if n < BLOCK {
+                return Err(self.short_header(offset, &block[..n]));
+            }
+            if block.iter().all(|&b| b == 0) {
+                if !ext.raw.is_empty() {
+                    bail!(
+                        "corrupt tar archive: extension header without an entry at offset {offset}"
+                    );
+                }
+                return self.finish_end_marker(offset);
+            }
+            if !checksum_ok(&block) {
+                if offset == 0 {
+                    return Err(self.input.not_a_tar());
+                }
+                bail!("corrupt tar archive: bad header checksum at offset {offset}");
+            }
+            let header = tar::Header::from_byte_slice(&block);
+            let size = header.entry_size().map_err(|e| {
+                anyhow!("corrupt tar archive: bad entry size at offset {offset}: {e}")
+            })?;
+            let entry_type = header.entry_type();
+            if matches!(
+                entry_type,
+                tar::EntryType::XHeader
+                    | tar::EntryType::XGlobalHeader
+                    | tar::EntryType::GNULongName
+                    | tar::EntryType::GNULongLink
+            ) {
+                self.read_extension(&block, entry_type, size, &mut ext)?;
+                continue;
+            }
+            let path = match ext.path.take() {
+                Some(path) => path,
+                None => header.path_bytes().into_owned(),
+            };
+            let size = ext.size.take().unwrap_or(size);
+            // Go's archive/tar (what docker uses) ignores the size of header-only types.
+            let data_len = if header_only(entry_type) { 0 } else { size };
+            let name = entry_name(&path)?;
+            if entry_type == tar::EntryType::GNUSparse {
+                bail!("archive entry {name} is a GNU sparse file, which docker image archives never hold");
+            }
+            if self.seen.len() >= MAX_ENTRIES {
+                bail!("archive has more than {MAX_ENTRIES} entries: not a docker image archive");
+            }
+            self.seen.insert(self.hasher.hash_one(&name));
+            let prefix = std::mem::take(&mut ext.raw);
+            if METADATA_NAMES.contains(&name.as_str()) {
+                self.hold(name, prefix, &block, entry_type, data_len)?;
+            } else {
+                self.pass(&name, prefix, &block, entry_type, data_len)?;
+            }
+        }
+    }
+
+    fn short_header(&self, offset: u64, partial: &[u8]) -> anyhow::Error {
+        if offset == 0 {
+            if partial.is_empty() {
+                return match self.input.compression {
+                    Compression::None => self.input.not_a_tar(),
+                    c => anyhow!("the {c} stream is empty: expected a tar archive"),
+                };
+            }
+            // Too short to hold one header: call it a truncated tar only if it looks like one.
+            if partial.get(257..262) != Some(b"ustar") {
+                return self.input.not_a_tar();
+            }
+        }
+        if partial.is_empty() {
+            anyhow!(
+                "archive is truncated after {} bytes (no end-of-archive marker)",
+                self.input.raw_count.get()
+            )
+        } else {
+            self.input.truncated()
+        }
+    }
+
+    fn read_extension(
+        &mut self,
+        block: &[u8; BLOCK],
+        entry_type: tar::EntryType,
+        size: u64,
+        ext: &mut Extensions,
+    ) -> Result<()> {
+        if size > MAX_EXTENSION_HEADER {
+            bail!(
+                "tar extension header is larger than the {} limit",
+                human_bytes(MAX_EXTENSION_HEADER)
+            );
+        }
+        if ext.raw.len() as u64 + size > 4 * MAX_EXTENSION_HEADER {
+            bail!("corrupt tar archive: too many extension headers for one entry");
+        }
+        let start = ext.raw.len();
+        ext.raw.extend_from_slice(block);
+        let data_start = ext.raw.len();
+        let padded = size as usize + padding(size) as usize;
+        ext.raw.resize(data_start + padded, 0);
+        self.input.read_exact(&mut ext.raw[data_start..])?;
+        let data = &ext.raw[data_start..data_start + size as usize];
+        match entry_type {
+            tar::EntryType::XHeader => {
+                for record in tar::PaxExtensions::new(data) {
+                    let record = record.map_err(|_| {
+                        anyhow!(
+                            "corrupt tar archive: bad PAX header at offset {}",
+                            self.input.pos - (ext.raw.len() - start) as u64
+                        )
+                    })?;
+                    match record.key_bytes() {
+                        b"path" => ext.path = Some(record.value_bytes().to_vec()),
+                        b"size" => {
+                            let size = std::str::from_utf8(record.value_bytes())
+                                .ok()
+                                .and_then(|s| s.parse::<u64>().ok())
+                                .ok_or_else(|| anyhow!("corrupt tar archive: bad PAX size"))?;
+                            ext.size = Some(size);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            tar::EntryType::GNULongName => {
+                let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                ext.path = Some(data[..end].to_vec());
+            }
+            // Global headers and long link names are forwarded untouched with the next entry.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn hold(
+        &mut self,
+        name: String,
+        prefix: Vec<u8>,
+        block: &[u8; BLOCK],
+        entry_type: tar::EntryType,
+        data_len: u64,
+    ) -> Result<()> {
+        if !is_regular(entry_type) {
+            bail!("archive entry {name} is not a regular file");
+        }
+        if data_len > self.limits.max_metadata_entry {
+            bail!(
+                "{name} is larger than the {} limit ({METADATA_ENV})",
+                human_bytes(self.limits.max_metadata_entry)
+            );
+        }
+        if self.held.iter().any(|held| held.name == name) {
+            bail!("archive holds {name} twice");
+        }
+        let mut raw = prefix;
+        raw.extend_from_slice(block);
+        let data_start = raw.len();
+        let padded = (data_len + padding(data_len)) as usize;
+        raw.resize(data_start + padded, 0);
+        self.input.read_exact(&mut raw[data_start..])?;
+        self.held.push(HeldEntry {
+            name,
+            raw,
+            data: data_start..data_start + data_len as usize,
+        });
+        Ok(())
+    }
+
+    fn pass(
+        &mut self,
+        name: &str,
+        mut prefix: Vec<u8>,
+        block: &[u8; BLOCK],
+        entry_type: tar::EntryType,
+        data_len: u64,
+    ) -> Result<()> {
+        prefix.extend_from_slice(block);
+        self.write(&prefix)?;
+        let blob_digest = blob_digest(name).filter(|_| {
+            is_regular(entry_type)
+                && data_len <= MAX_KEPT_BLOB
+                && self.kept_blob_bytes + data_len <= MAX_KEPT_BLOBS_TOTAL
+        });
+        let mut kept = Vec::new();
+        let mut remaining = data_len + padding(data_len);
+        let mut data_left = data_len;
+        while remaining > 0 {
+            let chunk = remaining.min(self.buffer.len() as u64) as usize;
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let read = self.input.read_exact(&mut buffer[..chunk]);
+            let written = read.and_then(|()| self.write(&buffer[..chunk]));
+            if blob_digest.is_some() {
+                let data_part = data_left.min(chunk as u64) as usize;
+                kept.extend_from_slice(&buffer[..data_part]);
+                data_left -= data_part as u64;
+            }
+            self.buffer = buffer;
+            written?;
+            remaining -= chunk as u64;
+        }
+        if let Some(digest) = blob_digest {
+            if let Some(doc) = BlobDoc::parse(&kept) {
+                self.kept_blob_bytes += data_len;
+                self.blobs.insert(digest, doc);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the rest of the end marker and anything after it, so that a compressed stream's
+    /// trailer (and its checksum) is verified before anything is committed.
+    fn finish_end_marker(&mut self, offset: u64) -> Result<()> {
+        let mut block = [0u8; BLOCK];
+        let n = self.input.read_up_to(&mut block)?;
+        if n == BLOCK && block.iter().any(|&b| b != 0) {
+            bail!(
+                "corrupt tar archive: a header follows a single zero block at offset {}",
+                offset + BLOCK as u64
+            );
+        }
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let drained = loop {
+            match self.input.read_up_to(&mut buffer) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.buffer = buffer;
+        drained
+    }
+
+    fn held_data(&self, name: &str) -> Option<&[u8]> {
+        self.held
+            .iter()
+            .find(|held| held.name == name)
+            .map(|held| &held.raw[held.data.clone()])
+    }
+
+    fn learn(&self) -> Result<(Vec<ArchivedImage>, Format)> {
+        if let Some(manifest) = self.held_data("manifest.json") {
+            return Ok((self.learn_manifest(manifest)?, Format::DockerSave));
+        }
+        if let Some(index) = self.held_data("index.json") {
+            return Ok((self.learn_index(index)?, Format::OciLayout));
+        }
+        bail!("archive holds no manifest.json or index.json: not a docker image archive")
+    }
+
+    fn require(&self, what: &str, name: &str) -> Result<()> {
+        if !self.seen.contains(&self.hasher.hash_one(normalize(name))) {
+            bail!("{what} names {name}, which the archive does not contain");
+        }
+        Ok(())
+    }
+
+    fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
+        let items: Vec<ManifestItem> = serde_json::from_slice(data)
+            .map_err(|e| anyhow!("manifest.json is not a valid docker image manifest: {e}"))?;
+        if items.is_empty() {
+            bail!("manifest.json lists no images");
+        }
+        let mut images = Vec::new();
+        for item in items {
+            let id = config_id(&item.config).ok_or_else(|| {
+                anyhow!(
+                    "manifest.json names config {:?}, which is not a sha256 digest",
+                    item.config
+                )
+            })?;
+            self.require("manifest.json", &item.config)?;
+            for layer in &item.layers {
+                self.require("manifest.json", layer)?;
+            }
+            add_image(&mut images, id, item.repo_tags.unwrap_or_default());
+        }
+        Ok(images)
+    }
+
+    fn learn_index(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
+        let index: OciIndex = serde_json::from_slice(data)
+            .map_err(|e| anyhow!("index.json is not a valid OCI image index: {e}"))?;
+        if index.manifests.is_empty() {
+            bail!("index.json lists no images");
+        }
+        let mut images = Vec::new();
+        for descriptor in &index.manifests {
+            let id = self.resolve(descriptor, 0)?;
+            let annotations = &descriptor.annotations;
+            // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
+            let name = annotations
+                .get("io.containerd.image.name")
+                .or_else(|| {
+                    annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|name| name.contains(':') || name.contains('/'))
+                })
+                .cloned();
+            add_image(&mut images, id, name.into_iter().collect());
+        }
+        Ok(images)
+    }
+
+    /// The config digest of the image a descriptor in `index.json` (or a nested index) names.
+    fn resolve(&self, descriptor: &Descriptor, depth: usize) -> Result<String> {
+        let path = blob_path(&descriptor.digest).ok_or_else(|| {
+            anyhow!(
+                "index.json names digest {:?}, which is not a sha256 digest",
+                descriptor.digest
+            )
+        })?;
+        self.require("index.json", &path)?;
+        match self.blobs.get(&descriptor.digest) {
+            None => bail!(
+                "{path} is not an OCI image manifest or index of at most {}",
+                human_bytes(MAX_KEPT_BLOB)
+            ),
+            Some(BlobDoc::Manifest { config, layers }) => {
+                let config_path = blob_path(config).ok_or_else(|| {
+                    anyhow!("{path} names config {config:?}, which is not a sha256 digest")
+                })?;
+                self.require(&path, &config_path)?;
+                for layer in layers {
+                    let layer_path = blob_path(layer).ok_or_else(|| {
+                        anyhow!("{path} names layer {layer:?}, which is not a sha256 digest")
+                    })?;
+                    self.require(&path, &layer_path)?;
+                }
+                Ok(config.clone())
+            }
+            Some(BlobDoc::Index { manifests }) => {
+                if depth >= MAX_INDEX_DEPTH {
+                    bail!("index.json nests image indexes more than {MAX_INDEX_DEPTH} deep");
+                }
+                let chosen = choose_platform(manifests).ok_or_else(|| {
+                    anyhow!(
+                        "{path} is a multi-platform index with no image for linux/{}",
+                        host_architecture()
+                    )
+                })?;
+                self.resolve(chosen, depth + 1)
+            }
+        }
+    }
+
+    /// Writes the held-back entries and the end-of-archive marker, then flushes.
+    fn release(&mut self) -> Result<()> {
+        let held = std::mem::take(&mut self.held);
+        for entry in &held {
+            self.write(&entry.raw)?;
+        }
+        self.write(&END_OF_ARCHIVE)?;
+        self.sink
+            .flush()
+            .map_err(|e| anyhow!("forwarding the archive to docker image load failed: {e}"))
+    }
+}
+
+fn add_image(images: &mut Vec<ArchivedImage>, id: String, tags: Vec<String>) {
+    match images.iter_mut().find(|image| image.id == id) {
+        Some(image) => {
+            for tag in tags {
+                if !image.tags.contains(&tag) {
+                    image.tags.push(tag);
+                }
+            }
+        }
+        None => images.push(ArchivedImage { id, tags }),
+    }
+}
+
+/// Of a multi-platform index's manifests, the only image, or the one for this host.
+fn choose_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
+    // BuildKit attaches attestations as extra manifests with an "unknown" platform.
+    let images: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| {
+            d.annotations
+                .get("vnd.docker.reference.type")
+                .is_none_or(|t| t != "attestation-manifest")
+                && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
+        })
+        .collect();
+    if let [only] = images.as_slice() {
+        return Some(only);
+    }
+    let arch = host_architecture();
+    images.into_iter().find(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+    })
+}
+
+/// The host's architecture in the OCI (Go) spelling.
+fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+#[derive(Deserialize)]
+struct ManifestItem {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct OciIndex {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+/// A small blob understood as an OCI image manifest or index.
+#[derive(Debug)]
+enum BlobDoc {
+    Manifest { config: String, layers: Vec<String> },
+    Index { manifests: Vec<Descriptor> },
+}
+
+/// The fields that tell a manifest or an index apart; an image config fails to parse as this
+/// because its `config` object has no `digest`.
+#[derive(Deserialize)]
+struct RawBlobDoc {
+    config: Option<Descriptor>,
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+impl BlobDoc {
+    fn parse(data: &[u8]) -> Option<BlobDoc> {
+        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let raw: RawBlobDoc = serde_json::from_slice(data).ok()?;
+        match (raw.config, raw.manifests) {
+            (Some(config), None) => Some(BlobDoc::Manifest {
+                config: config.digest,
+                layers: raw.layers.into_iter().map(|l| l.digest).collect(),
+            }),
+            (None, Some(manifests)) => Some(BlobDoc::Index { manifests }),
+            _ => None,
+        }
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `blobs/sha256/<hex>` for `sha256:<hex>`.
+fn blob_path(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    is_hex64(hex).then(|| format!("blobs/sha256/{hex}"))
+}
+
+/// `sha256:<hex>` for an entry named `blobs/sha256/<hex>`.
+fn blob_digest(name: &str) -> Option<String> {
+    let hex = name.strip_prefix("blobs/sha256/")?;
+    is_hex64(hex).then(|| format!("sha256:{hex}"))
+}
+
+/// The image ID from manifest.json's `Config`: `<hex>.json` (legacy) or `blobs/sha256/<hex>`.
+fn config_id(config: &str) -> Option<String> {
+    let name = normalize(config);
+    if let Some(digest) = blob_digest(&name) {
+        return Some(digest);
+    }
+    let hex = name.strip_suffix(".json")?;
+    is_hex64(hex).then(|| format!("sha256:{hex}"))
+}
+
+/// An entry path without `.` components, empty components or a trailing slash.
+fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// The normalised name of an entry, refusing paths that would escape the extraction directory.
+fn entry_name(path: &[u8]) -> Result<String> {
+    let path = String::from_utf8_lossy(path);
+    if path.len() > MAX_PATH_LEN {
+        bail!("archive entry path is longer than {MAX_PATH_LEN} bytes");
+    }
+    if path.is_empty() {
+        bail!("corrupt tar archive: an entry has an empty path");
+    }
+    if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+        bail!("archive entry has an unsafe path: {path:?}");
+    }
+    Ok(normalize(&path))
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+fn is_regular(entry_type: tar::EntryType) -> bool {
+    matches!(
+        entry_type,
+        tar::EntryType::Regular | tar::EntryType::Continuous
+    )
+}
+
+fn header_only(entry_type: tar::EntryType) -> bool {
+    matches!(
+        entry_type,
+        tar::EntryType::Link
+            | tar::EntryType::Symlink
+            | tar::EntryType::Char
+            | tar::EntryType::Block
+            | tar::EntryType::Directory
+            | tar::EntryType::Fifo
+    )
+}
+
+/// Checks a header's checksum, computed with the checksum field as spaces; some old tars summed
+/// signed bytes, which Go (and so docker) also accepts.
+fn checksum_ok(block: &[u8; BLOCK]) -> bool {
+    let Ok(stored) = tar::Header::from_byte_slice(block).cksum() else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0u32, 0i64);
+    for (i, &byte) in block.iter().enumerate() {
+        let byte = if (148..156).contains(&i) { b' ' } else { byte };
+        unsigned += u32::from(byte);
+        signed += i64::from(byte as i8);
+    }
+    stored == unsigned || i64::from(stored) == signed
+}
+
+fn human_bytes(n: u64) -> String {
+    for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+        if n >= unit && n.is_multiple_of(unit) {
+            return format!("{} {name}", n / unit);
+        }
+    }
+    format!("{n} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::io::Cursor;
+
+    const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+
+    fn hex(n: u32) -> String {
+        format!("{n:064x}")
+    }
+
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed | 1)
+            .collect()
+    }
+
+    fn header(kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_mtime(1_700_000_000);
+        h
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = header(tar::EntryType::Regular, data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn dir(b: &mut tar::Builder<Vec<u8>>, path: &str) {
+        let mut h = header(tar::EntryType::Directory, 0);
+        b.append_data(&mut h, path, io::empty()).unwrap();
+    }
+
+    fn symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+        let mut h = header(tar::EntryType::Symlink, 0);
+        b.append_link(&mut h, path, target).unwrap();
+    }
+
+    fn finish(b: tar::Builder<Vec<u8>>) -> Vec<u8> {
+        b.into_inner().unwrap()
+    }
+
+    fn config_json() -> Vec<u8> {
+        br#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec()
+    }
+
+    fn oci_manifest(config: &str, layers: &[&str]) -> Vec<u8> {
+        let layers: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{l}"), "size": 1}))
+            .collect();
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config}"), "size": 1},
+            "layers": layers,
+        }))
+        .unwrap()
+    }
+
+    /// Engine <= 24: `<id>/layer.tar`, `<config>.json`, a shared layer as a symlink.
+    fn legacy() -> Vec<u8> {
+        let (l1, cfg, l2) = (hex(1), hex(2), hex(3));
+        let mut b = tar::Builder::new(Vec::new());
+        dir(&mut b, &format!("{l1}/"));
+        file(&mut b, &format!("{l1}/VERSION"), b"1.0");
+        file(&mut b, &format!("{l1}/json"), b"{}");
+        file(&mut b, &format!("{l1}/layer.tar"), &pattern(1, 3000));
+        file(&mut b, &format!("{cfg}.json"), &config_json());
+        dir(&mut b, &format!("{l2}/"));
+        symlink(
+            &mut b,
+            &format!("{l2}/layer.tar"),
+            &format!("../{l1}/layer.tar"),
+        );
+        let manifest = format!(
+            r#"[{{"Config":"{cfg}.json","RepoTags":["app:1","app:latest"],"Layers":["{l1}/layer.tar","{l2}/layer.tar"]}}]"#
+        );
+        file(&mut b, "manifest.json", manifest.as_bytes());
+        file(
+            &mut b,
+            "repositories",
+            format!(r#"{{"app":{{"1":"{l2}"}}}}"#).as_bytes(),
+        );
+        finish(b)
+    }
+
+    /// Engine >= 25: OCI blobs, index.json and manifest.json side by side.
+    fn docker25(index_name: &str) -> Vec<u8> {
+        let (layer, cfg, man) = (hex(10), hex(11), hex(12));
+        let mut b = tar::Builder::new(Vec::new());
+        dir(&mut b, "blobs/");
+        dir(&mut b, "blobs/sha256/");
+        file(&mut b, &format!("blobs/sha256/{layer}"), &pattern(2, 5000));
+        file(&mut b, &format!("blobs/sha256/{cfg}"), &config_json());
+        file(
+            &mut b,
+            &format!("blobs/sha256/{man}"),
+            &oci_manifest(&cfg, &[&layer]),
+        );
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{man}"), "size": 1,
+            "annotations": {"io.containerd.image.name": index_name, "org.opencontainers.image.ref.name": "2"},
+        }]});
+        file(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
+        let manifest = format!(
+            r#"[{{"Config":"blobs/sha256/{cfg}","RepoTags":["web:2"],"Layers":["blobs/sha256/{layer}"]}}]"#
+        );
+        file(&mut b, "manifest.json", manifest.as_bytes());
+        file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        file(&mut b, "repositories", b"{}");
+        finish(b)
+    }
+
+    /// skopeo/containerd style: index.json only, with a multi-platform nested index.
+    fn oci_only() -> Vec<u8> {
+        let layer = hex(20);
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        file(&mut b, &format!("blobs/sha256/{layer}"), &pattern(3, 700));
+        for (cfg, man) in [(21, 22), (23, 24), (26, 25), (31, 30)] {
+            file(
+                &mut b,
+                &format!("blobs/sha256/{}", hex(cfg)),
+                &config_json(),
+            );
+            file(
+                &mut b,
+                &format!("blobs/sha256/{}", hex(man)),
+                &oci_manifest(&hex(cfg), &[&layer]),
+            );
+        }
+        let nested = serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"digest": format!("sha256:{}", hex(24)), "platform": {"architecture": "other-arch", "os": "linux"}},
+            {"digest": format!("sha256:{}", hex(22)), "platform": {"architecture": host_architecture(), "os": "linux"}},
+            {"digest": format!("sha256:{}", hex(25)), "platform": {"architecture": "unknown", "os": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+        ]});
+        file(
+            &mut b,
+            &format!("blobs/sha256/{}", hex(27)),
+            &serde_json::to_vec(&nested).unwrap(),
+        );
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"digest": format!("sha256:{}", hex(27)), "annotations": {"org.opencontainers.image.ref.name": "ghcr.io/acme/tool:v3"}},
+            {"digest": format!("sha256:{}", hex(22)), "annotations": {"org.opencontainers.image.ref.name": "latest"}},
+            {"digest": format!("sha256:{}", hex(30)), "annotations": {"io.containerd.image.name": "docker.io/library/solo:1"}},
+        ]});
+        file(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
+        finish(b)
+    }
+
+    fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
+        match compression {
+            Compression::None => data.to_vec(),
+            Compression::Gzip => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Bzip2 => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Xz => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Zstd => zstd::stream::encode_all(data, 1).unwrap(),
+        }
+    }
+
+    type Entry = (String, u8, Option<String>, Vec<u8>);
+
+    /// The entries of a complete tar, sorted by path (metadata moves to the end when forwarded).
+    fn entries(tar_bytes: &[u8]) -> Vec<Entry> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        let mut out: Vec<Entry> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                let path = entry.path().unwrap().to_string_lossy().into_owned();
+                let kind = entry.header().entry_type().as_byte();
+                let link = entry
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned());
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).unwrap();
+                (path, kind, link, data)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn run_with(
+        input: &[u8],
+        limits: &Limits,
+        check: impl FnOnce(&Contents) -> Result<()>,
+    ) -> (Result<Contents>, Vec<u8>) {
+        let mut sink = Vec::new();
+        let result = forward(input, &mut sink, limits, check);
+        (result, sink)
+    }
+
+    fn run(input: &[u8]) -> (Result<Contents>, Vec<u8>) {
+        run_with(input, &Limits::default(), |_| Ok(()))
+    }
+
+    fn error(input: &[u8]) -> String {
+        let (result, sink) = run(input);
+        assert_nothing_committed(&sink);
+        format!("{:#}", result.expect_err("forward should fail"))
+    }
+
+    /// The loader must not have seen any metadata entry or the end-of-archive marker.
+    fn assert_nothing_committed(sink: &[u8]) {
+        for name in METADATA_NAMES {
+            let mut needle = name.as_bytes().to_vec();
+            needle.push(0);
+            assert!(
+                !sink.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{name} reached the sink"
+            );
+        }
+        assert!(
+            sink.len() < END_OF_ARCHIVE.len()
+                || sink[sink.len() - END_OF_ARCHIVE.len()..]
+                    .iter()
+                    .any(|&b| b != 0),
+            "the end-of-archive marker reached the sink"
+        );
+    }
+
+    fn image(id: u32, tags: &[&str]) -> ArchivedImage {
+        ArchivedImage {
+            id: format!("sha256:{}", hex(id)),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn reference(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn legacy_layout_in_every_compression() {
+        let original = legacy();
+        for compression in ALL {
+            let (result, sink) = run(&compress(&original, compression));
+            let contents = result.unwrap();
+            assert_eq!(contents.compression, compression);
+            assert_eq!(contents.format, Format::DockerSave);
+            assert_eq!(contents.images, vec![image(2, &["app:1", "app:latest"])]);
+            assert_eq!(entries(&sink), entries(&original), "{compression}");
+            assert!(sink.ends_with(&END_OF_ARCHIVE));
+        }
+    }
+
+    #[test]
+    fn docker25_layout_in_every_compression() {
+        let original = docker25("docker.io/library/web:2");
+        for compression in ALL {
+            let (result, sink) = run(&compress(&original, compression));
+            let contents = result.unwrap();
+            assert_eq!(contents.format, Format::DockerSave);
+            assert_eq!(contents.images, vec![image(11, &["web:2"])]);
+            assert_eq!(entries(&sink), entries(&original), "{compression}");
+        }
+    }
+
+    #[test]
+    fn manifest_json_is_authoritative_over_index_json() {
+        let (result, _) = run(&docker25("docker.io/library/other:9"));
+        let contents = result.unwrap();
+        assert_eq!(contents.all_tags(), vec!["web:2"]);
+        assert!(contents.find(&reference("other:9")).is_none());
+    }
+
+    #[test]
+    fn oci_only_layout_resolves_config_digests() {
+        let original = oci_only();
+        for compression in ALL {
+            let (result, sink) = run(&compress(&original, compression));
+            let contents = result.unwrap();
+            assert_eq!(contents.format, Format::OciLayout);
+            assert_eq!(
+                contents.images,
+                vec![
+                    image(21, &["ghcr.io/acme/tool:v3"]),
+                    image(31, &["docker.io/library/solo:1"]),
+                ]
+            );
+            assert_eq!(entries(&sink), entries(&original), "{compression}");
+        }
+    }
+
+    #[test]
+    fn find_normalises_names() {
+        let (result, _) = run(&legacy());
+        let contents = result.unwrap();
+        let wanted = contents
+            .find(&reference("docker.io/library/app:1"))
+            .unwrap();
+        assert_eq!(wanted.id, format!("sha256:{}", hex(2)));
+        assert!(contents.find(&reference("app")).is_some());
+        assert!(contents
+            .find(&reference("index.docker.io/library/app:latest"))
+            .is_some());
+        assert!(contents.find(&reference("app:2")).is_none());
+        assert!(contents.find(&reference("other/app:1")).is_none());
+        assert_eq!(contents.all_tags(), vec!["app:1", "app:latest"]);
+
+        let (result, _) = run(&oci_only());
+        let contents = result.unwrap();
+        assert!(contents.find(&reference("solo:1")).is_some());
+        assert!(contents.find(&reference("ghcr.io/acme/tool:v3")).is_some());
+        // A bare ref.name tag names no repository.
+        assert!(contents.find(&reference("latest")).is_none());
+
+        let odd = Contents {
+            images: vec![image(5, &["Not A Reference", "ok:1"])],
+            compression: Compression::None,
+            format: Format::DockerSave,
+        };
+        assert!(odd.find(&reference("ok:1")).is_some());
+    }
+
+    #[test]
+    fn check_sees_contents_and_rejection_commits_nothing() {
+        for compression in ALL {
+            for original in [legacy(), docker25("web:2"), oci_only()] {
+                let input = compress(&original, compression);
+                let mut seen = None;
+                let (result, sink) = run_with(&input, &Limits::default(), |contents| {
+                    seen = Some(contents.clone());
+                    bail!("archive does not hold the image")
+                });
+                assert_eq!(
+                    result.unwrap_err().to_string(),
+                    "archive does not hold the image"
+                );
+                assert!(!seen.unwrap().images.is_empty());
+                assert_nothing_committed(&sink);
+                assert!(!sink.is_empty(), "layers are forwarded before the check");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_plain_archives_fail_at_every_offset() {
+        let original = legacy();
+        let end_marker_start = original.len() - END_OF_ARCHIVE.len();
+        let mut cuts: Vec<usize> = (0..end_marker_start + BLOCK).step_by(97).collect();
+        cuts.extend((0..end_marker_start + BLOCK).step_by(BLOCK));
+        cuts.push(end_marker_start + BLOCK - 1);
+        for cut in cuts {
+            let (result, sink) = run(&original[..cut]);
+            assert!(result.is_err(), "cut at {cut} should fail");
+            assert_nothing_committed(&sink);
+            let message = format!("{:#}", result.unwrap_err());
+            assert!(
+                message.starts_with("archive is truncated after")
+                    || message.starts_with("empty input")
+                    || message.starts_with("input is not a tar archive"),
+                "cut at {cut}: {message}"
+            );
+        }
+        assert_eq!(
+            error(&original[..end_marker_start]),
+            format!(
+                "archive is truncated after {end_marker_start} bytes (no end-of-archive marker)"
+            )
+        );
+        assert_eq!(
+            error(&original[..5000]),
+            "archive is truncated after 5000 bytes"
+        );
+    }
+
+    #[test]
+    fn end_marker_may_be_short_or_padded() {
+        let original = legacy();
+        let end = original.len();
+        for cut in [end - BLOCK, end - 100] {
+            run(&original[..cut]).0.unwrap();
+        }
+        let mut padded = original.clone();
+        padded.extend_from_slice(&[0; 10 * 1024 + 7]);
+        let (result, sink) = run(&padded);
+        result.unwrap();
+        assert_eq!(sink.len() % BLOCK, 0);
+        assert_eq!(entries(&sink), entries(&original));
+        // A lone zero block followed by a header is not an end marker.
+        let mut lone = original[..end - 2 * BLOCK].to_vec();
+        lone.extend_from_slice(&[0; BLOCK]);
+        lone.extend_from_slice(&legacy());
+        assert!(error(&lone).contains("a header follows a single zero block"));
+    }
+
+    #[test]
+    fn truncated_compressed_archives_fail() {
+        let original = legacy();
+        for compression in [
+            Compression::Gzip,
+            Compression::Bzip2,
+            Compression::Xz,
+            Compression::Zstd,
+        ] {
+            let input = compress(&original, compression);
+            for cut in [
+                10,
+                input.len() / 3,
+                input.len() / 2,
+                input.len() - 4,
+                input.len() - 1,
+            ] {
+                assert_eq!(
+                    error(&input[..cut]),
+                    format!("archive is truncated after {cut} bytes (the {compression} stream ends early)")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_and_empty_input() {
+        assert_eq!(
+            error(b""),
+            "empty input: expected a tar archive (docker image save output) on stdin"
+        );
+        let garbage_message = "input is not a tar archive (or a gzip/bzip2/xz/zstd-compressed one)";
+        assert_eq!(error(b"hello"), garbage_message);
+        assert_eq!(error(b"<html>not found</html>\n"), garbage_message);
+        assert_eq!(error(&pattern(9, 100_000)), garbage_message);
+        assert_eq!(
+            error(&compress(&pattern(9, 100_000), Compression::Gzip)),
+            "the gzip stream does not hold a tar archive"
+        );
+        assert_eq!(
+            error(&compress(b"", Compression::Zstd)),
+            "the zstd stream is empty: expected a tar archive"
+        );
+        let mut bad_gzip = compress(&legacy(), Compression::Gzip);
+        for byte in &mut bad_gzip[20..60] {
+            *byte ^= 0x55;
+        }
+        assert!(error(&bad_gzip).starts_with("corrupt gzip stream: "));
+        let mut bad_xz = compress(&legacy(), Compression::Xz);
+        let middle = bad_xz.len() / 2;
+        bad_xz[middle] ^= 0xff;
+        assert!(error(&bad_xz).starts_with("corrupt xz stream: "));
+    }
+
+    #[test]
+    fn corrupt_header_mid_archive() {
+        let mut original = legacy();
+        original[BLOCK + 10] ^= 0x20;
+        assert_eq!(
+            error(&original),
+            "corrupt tar archive: bad header checksum at offset 512"
+        );
+    }
+
+    /// A ustar header with a name the tar crate's builder would refuse.
+    fn raw_entry(name: &[u8], kind: tar::EntryType, data: &[u8]) -> Vec<u8> {
+        let mut h = header(kind, data.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len() + padding(data.len() as u64) as usize, 0);
+        out
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for name in [
+            &b"../evil"[..],
+            b"/etc/passwd",
+            b"a/../../b",
+            b"blobs/..",
+            b"./../x",
+        ] {
+            let mut input = raw_entry(b"ok.txt", tar::EntryType::Regular, b"fine");
+            input.extend(raw_entry(name, tar::EntryType::Regular, b"x"));
+            input.extend_from_slice(&END_OF_ARCHIVE);
+            let message = error(&input);
+            assert_eq!(
+                message,
+                format!(
+                    "archive entry has an unsafe path: {:?}",
+                    String::from_utf8_lossy(name)
+                )
+            );
+        }
+        let mut input = raw_entry(b"sparse", tar::EntryType::GNUSparse, b"x");
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert_eq!(
+            error(&input),
+            "archive entry sparse is a GNU sparse file, which docker image archives never hold"
+        );
+        // A dot-dot inside a name is harmless.
+        let mut input = raw_entry(b"a..b", tar::EntryType::Regular, b"x");
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert!(error(&input).starts_with("archive holds no manifest.json"));
+    }
+
+    #[test]
+    fn metadata_rules() {
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "layer.tar", b"data");
+        assert_eq!(
+            error(&finish(b)),
+            "archive holds no manifest.json or index.json: not a docker image archive"
+        );
+
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, &format!("{}.json", hex(1)), b"{}");
+        file(
+            &mut b,
+            "manifest.json",
+            format!(
+                r#"[{{"Config":"{}.json","RepoTags":null,"Layers":["x/layer.tar"]}}]"#,
+                hex(1)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            error(&finish(b)),
+            "manifest.json names x/layer.tar, which the archive does not contain"
+        );
+
+        let mut b = tar::Builder::new(Vec::new());
+        file(
+            &mut b,
+            "manifest.json",
+            format!(r#"[{{"Config":"{}.json","RepoTags":null}}]"#, hex(1)).as_bytes(),
+        );
+        assert_eq!(
+            error(&finish(b)),
+            format!(
+                "manifest.json names {}.json, which the archive does not contain",
+                hex(1)
+            )
+        );
+
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "manifest.json", br#"[{"Config":"config.json"}]"#);
+        assert!(error(&finish(b)).contains("which is not a sha256 digest"));
+
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "manifest.json", b"not json");
+        assert!(error(&finish(b)).starts_with("manifest.json is not a valid docker image manifest"));
+
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "manifest.json", b"[]");
+        file(&mut b, "manifest.json", b"[]");
+        assert_eq!(error(&finish(b)), "archive holds manifest.json twice");
+
+        let mut b = tar::Builder::new(Vec::new());
+        symlink(&mut b, "manifest.json", "elsewhere.json");
+        assert_eq!(
+            error(&finish(b)),
+            "archive entry manifest.json is not a regular file"
+        );
+
+        // OCI: an index naming a blob that is absent.
+        let mut b = tar::Builder::new(Vec::new());
+        let index = format!(r#"{{"manifests":[{{"digest":"sha256:{}"}}]}}"#, hex(7));
+        file(&mut b, "index.json", index.as_bytes());
+        assert_eq!(
+            error(&finish(b)),
+            format!(
+                "index.json names blobs/sha256/{}, which the archive does not contain",
+                hex(7)
+            )
+        );
+    }
+
+    #[test]
+    fn null_repo_tags_and_dot_slash_names() {
+        let cfg = hex(4);
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, &format!("./{cfg}.json"), b"{}");
+        file(&mut b, "./l/layer.tar", b"layer");
+        let manifest =
+            format!(r#"[{{"Config":"{cfg}.json","RepoTags":null,"Layers":["l/layer.tar"]}}]"#);
+        file(&mut b, "./manifest.json", manifest.as_bytes());
+        let (result, sink) = run(&finish(b));
+        let contents = result.unwrap();
+        assert_eq!(contents.images, vec![image(4, &[])]);
+        assert!(contents.all_tags().is_empty());
+        assert!(sink.ends_with(&END_OF_ARCHIVE));
+    }
+
+    #[test]
+    fn oversize_metadata_is_refused() {
+        let limits = Limits {
+            max_metadata_entry: 100,
+            ..Limits::default()
+        };
+        let (result, sink) = run_with(&legacy(), &limits, |_| Ok(()));
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "manifest.json is larger than the 100 bytes limit (DOKKU_IMAGE_MAX_METADATA_BYTES)"
+        );
+        assert_nothing_committed(&sink);
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, "index.json", &vec![b' '; (16 * MIB + 1) as usize]);
+        assert_eq!(
+            error(&finish(b)),
+            "index.json is larger than the 16 MiB limit (DOKKU_IMAGE_MAX_METADATA_BYTES)"
+        );
+    }
+
+    #[test]
+    fn total_size_limit() {
+        let limits = Limits {
+            max_total_bytes: 4096,
+            ..Limits::default()
+        };
+        for compression in ALL {
+            let input = compress(&legacy(), compression);
+            let (result, sink) = run_with(&input, &limits, |_| Ok(()));
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                "archive exceeds the size limit of 4096 bytes (DOKKU_IMAGE_MAX_ARCHIVE_BYTES)"
+            );
+            assert_nothing_committed(&sink);
+        }
+        // The limit counts decompressed bytes, trailing padding included.
+        let mut padded = legacy();
+        let exact = Limits {
+            max_total_bytes: padded.len() as u64,
+            ..Limits::default()
+        };
+        run_with(&padded, &exact, |_| Ok(())).0.unwrap();
+        padded.extend_from_slice(&[0; BLOCK]);
+        assert!(run_with(&padded, &exact, |_| Ok(())).0.is_err());
+    }
+
+    #[test]
+    fn long_names_pax_and_gnu() {
+        let cfg = hex(8);
+        let long_dir = "d".repeat(150);
+        let gnu_path = format!("{long_dir}/gnu/layer.tar");
+        let pax_path = format!("{long_dir}/pax/layer.tar");
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, &format!("{cfg}.json"), b"{}");
+        // append_data falls back to a GNU 'L' entry for names over 100 bytes.
+        file(&mut b, &gnu_path, &pattern(4, 1500));
+        let data = pattern(5, 2100);
+        b.append_pax_extensions([
+            ("path", pax_path.as_bytes()),
+            ("size", data.len().to_string().as_bytes()),
+            ("mtime", b"1700000000.5".as_slice()),
+        ])
+        .unwrap();
+        // The header's own size is wrong on purpose: the PAX size wins.
+        let mut h = header(tar::EntryType::Regular, 0);
+        h.set_path("placeholder").unwrap();
+        h.set_cksum();
+        let mut raw = finish(b);
+        raw.truncate(raw.len() - END_OF_ARCHIVE.len());
+        raw.extend_from_slice(h.as_bytes());
+        raw.extend_from_slice(&data);
+        raw.resize(raw.len() + padding(data.len() as u64) as usize, 0);
+        let mut b = tar::Builder::new(raw);
+        b.append_pax_extensions([("comment", b"global".as_slice())])
+            .unwrap();
+        let manifest = format!(
+            r#"[{{"Config":"{cfg}.json","RepoTags":["long:1"],"Layers":["{gnu_path}","{pax_path}"]}}]"#
+        );
+        file(&mut b, "manifest.json", manifest.as_bytes());
+        let original = finish(b);
+        let (result, sink) = run(&original);
+        assert_eq!(result.unwrap().images, vec![image(8, &["long:1"])]);
+        let mut expected = original[..original.len() - END_OF_ARCHIVE.len()].to_vec();
+        expected.extend_from_slice(&END_OF_ARCHIVE);
+        assert_eq!(sink, expected, "forwarded byte for byte");
+    }
+
+    #[test]
+    fn sink_errors_are_reported() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let error = forward(&legacy()[..], Broken, &Limits::default(), |_| Ok(())).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "forwarding the archive to docker image load failed: broken pipe"
+        );
+    }
+
+    #[test]
+    fn limits_from_variables() {
+        let none = |_: &str| None;
+        assert_eq!(Limits::from_lookup(none).unwrap(), Limits::default());
+        assert_eq!(Limits::default().max_metadata_entry, 16 * MIB);
+        assert_eq!(Limits::default().max_total_bytes, 256 * GIB);
+        let set = |name: &str| match name {
+            METADATA_ENV => Some(OsString::from("1024")),
+            ARCHIVE_ENV => Some(OsString::from("")),
+            _ => None,
+        };
+        assert_eq!(
+            Limits::from_lookup(set).unwrap(),
+            Limits {
+                max_metadata_entry: 1024,
+                max_total_bytes: 256 * GIB
+            }
+        );
+        for bad in ["0", "-1", "16M", " 5", "1e9", "99999999999999999999999"] {
+            let lookup = |name: &str| (name == ARCHIVE_ENV).then(|| OsString::from(bad));
+            assert_eq!(
+                Limits::from_lookup(lookup).unwrap_err().to_string(),
+                format!("DOKKU_IMAGE_MAX_ARCHIVE_BYTES must be a positive whole number of bytes, not {bad:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn compression_detection_and_names() {
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(Compression::detect(b"BZh91AY"), Compression::Bzip2);
+        assert_eq!(
+            Compression::detect(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
+            Compression::Xz
+        );
+        assert_eq!(
+            Compression::detect(&[0xfd, 0x37, 0x7a, 0x58, 0x5a]),
+            Compression::None
+        );
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::detect(b"ustar"), Compression::None);
+        let names: Vec<String> = ALL.iter().map(|c| c.to_string()).collect();
+        assert_eq!(names, ["plain tar", "gzip", "bzip2", "xz", "zstd"]);
+    }
+
+    #[test]
+    fn concatenated_compressed_streams() {
+        let original = legacy();
+        let (first, second) = original.split_at(original.len() / 2);
+        for compression in [
+            Compression::Gzip,
+            Compression::Bzip2,
+            Compression::Xz,
+            Compression::Zstd,
+        ] {
+            let mut input = compress(first, compression);
+            input.extend(compress(second, compression));
+            let (result, sink) = run(&input);
+            result.unwrap_or_else(|e| panic!("{compression}: {e:#}"));
+            assert_eq!(entries(&sink), entries(&original));
+        }
+    }
+
+    /// Yields `len` bytes of a pattern without holding them.
+    struct Generated {
+        remaining: u64,
+        position: u64,
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (buf.len() as u64).min(self.remaining) as usize;
+            for byte in &mut buf[..n] {
+                *byte = (self.position % 251) as u8 | 1;
+                self.position += 1;
+            }
+            self.remaining -= n as u64;
+            Ok(n)
+        }
+    }
+
+    /// Checks the stream it receives without keeping it.
+    struct CheckingSink {
+        written: u64,
+        largest_write: usize,
+        layer_sum: u64,
+    }
+
+    impl Write for CheckingSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            for (i, &byte) in buf.iter().enumerate() {
+                let at = self.written + i as u64;
+                if (BLOCK as u64..BLOCK as u64 + 64 * MIB).contains(&at) {
+                    self.layer_sum += u64::from(byte);
+                }
+            }
+            self.written += buf.len() as u64;
+            self.largest_write = self.largest_write.max(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streams_a_large_layer_in_constant_memory() {
+        let layer_len = 64 * MIB;
+        let layer = hex(40);
+        let cfg = hex(41);
+        let mut h = header(tar::EntryType::Regular, layer_len);
+        h.set_path(format!("blobs/sha256/{layer}")).unwrap();
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, &format!("blobs/sha256/{cfg}"), &config_json());
+        let manifest = format!(
+            r#"[{{"Config":"blobs/sha256/{cfg}","RepoTags":["big:1"],"Layers":["blobs/sha256/{layer}"]}}]"#
+        );
+        file(&mut b, "manifest.json", manifest.as_bytes());
+        let tail = finish(b);
+        let input = Cursor::new(h.as_bytes().to_vec())
+            .chain(Generated {
+                remaining: layer_len,
+                position: 0,
+            })
+            .chain(Cursor::new(tail.clone()));
+        let mut sink = CheckingSink {
+            written: 0,
+            largest_write: 0,
+            layer_sum: 0,
+        };
+        let contents = forward(input, &mut sink, &Limits::default(), |_| Ok(())).unwrap();
+        assert_eq!(contents.images, vec![image(41, &["big:1"])]);
+        assert_eq!(sink.written, BLOCK as u64 + layer_len + tail.len() as u64);
+        assert!(sink.largest_write <= COPY_BUFFER, "{}", sink.largest_write);
+        let mut expected = Generated {
+            remaining: layer_len,
+            position: 0,
+        };
+        let mut expected_sum = 0u64;
+        let mut buffer = vec![0; COPY_BUFFER];
+        loop {
+            let n = expected.read(&mut buffer).unwrap();
+            if n == 0 {
+                break;
+            }
+            expected_sum += buffer[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+        }
+        assert_eq!(sink.layer_sum, expected_sum);
+    }
+}

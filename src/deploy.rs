@@ -29,8 +29,8 @@ pub struct DeployRequest {
     pub image: String,
     /// Its full image ID, `sha256:…`.
     pub image_id: String,
-    /// The files to commit besides the generated Dockerfile lines.
-    pub context: BuildContext,
+    /// What to commit.
+    pub content: Content,
     pub author: Author,
     /// Deploy even when nothing changed.
     pub force: bool,
@@ -38,6 +38,15 @@ pub struct DeployRequest {
     pub command: &'static str,
     /// The commit subject.
     pub subject: String,
+}
+
+/// The tree a deploy commits.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Build-dir files (maybe none); the Dockerfile lines for the image are appended.
+    Context(BuildContext),
+    /// An existing tree, as is (a rollback reuses an earlier deploy's tree).
+    Tree(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +118,15 @@ impl<'h> AppSession<'h> {
             }
         })?;
 
-        let context = request
-            .context
-            .clone()
-            .with_image(&request.image, &request.image_id)?;
-        let tree = self.repo.write_tree(&context)?;
+        let tree = match &request.content {
+            Content::Context(context) => {
+                let context = context
+                    .clone()
+                    .with_image(&request.image, &request.image_id)?;
+                self.repo.write_tree(&context)?
+            }
+            Content::Tree(tree) => tree.clone(),
+        };
         let head = self.repo.branch_head(&self.branch)?;
         let head_tree = match &head {
             Some(head) => Some(self.repo.commit_info(head)?.tree),

@@ -361,9 +361,10 @@ mod tests {
 
     #[test]
     fn commit_record_parses_all_fields() {
-        let info =
-            parse_commit_record("c1\0t1\0Jane\0j@x\0\x32026-01-01T00:00:00+00:00\0Subject\n\nBody\n")
-                .unwrap();
+        let info = parse_commit_record(
+            "c1\0t1\0Jane\0j@x\0\x32026-01-01T00:00:00+00:00\0Subject\n\nBody\n",
+        )
+        .unwrap();
         assert_eq!(info.id, "c1");
         assert_eq!(info.tree, "t1");
         assert_eq!(info.author_name, "Jane");

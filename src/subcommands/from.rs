@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::args::{self, Spec};
 use crate::context::BuildContext;
-use crate::deploy::{AppSession, DeployRequest};
+use crate::deploy::{AppSession, Content, DeployRequest};
 use crate::docker::Docker;
 use crate::host::{self, Host};
 use crate::reference::Reference;
@@ -14,6 +14,9 @@ use crate::repo::Author;
 
 pub const USAGE: &str =
     "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+
+pub const GIT_USAGE: &str =
+    "git:from-image [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
 const SPEC: Spec = Spec {
     usage: USAGE,
@@ -73,9 +76,16 @@ pub fn validate(argv: Vec<OsString>, command: &str, spec: &Spec) -> anyhow::Resu
     })
 }
 
-pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
+/// `image:from`, or `git:from-image` on hosts whose core git plugin lacks it (same behaviour;
+/// COMMAND is what the user typed, recorded in the commit).
+pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
     let host = Host::from_env();
-    let request = validate(argv, "image:from", &SPEC)?;
+    let usage = if command == "image:from" {
+        USAGE
+    } else {
+        GIT_USAGE
+    };
+    let request = validate(argv, command, &Spec { usage, ..SPEC })?;
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);
 
@@ -96,10 +106,10 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         subject: format!("Deploy {}", request.image),
         image: request.image,
         image_id,
-        context: request.context,
+        content: Content::Context(request.context),
         author: request.author,
         force: request.force,
-        command: "image:from",
+        command,
     })?;
     Ok(())
 }

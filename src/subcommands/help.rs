@@ -6,6 +6,22 @@ const COMMANDS: &[(&str, &str)] = &[
         "image:from [--build-dir DIR] [--pull] [--force] <app> <image> [<user-name> [<user-email>]]",
         "Deploy an app from a Docker image reference, pulling it when it is not on the host",
     ),
+    (
+        "image:history <app> [--format json]",
+        "List the app's deploys, newest first: commit, date, author, image, image ID, live",
+    ),
+    (
+        "image:rollback <app> [<commit>] [<user-name> [<user-email>]]",
+        "Redeploy the image of an earlier image deploy (default: the one before the live one)",
+    ),
+    (
+        "image:report [<app>] [<flag>]",
+        "Display the image deploy report of one app or all apps",
+    ),
+    (
+        "image:load [--build-dir DIR] [--force] <app> <image> [<user-name> [<user-email>]]",
+        "Deploy an app from an image archive on stdin (docker image save output, plain or gzip/bzip2/xz/zstd)",
+    ),
     ("image:help", "Show this help"),
 ];
 

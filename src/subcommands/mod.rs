@@ -2,3 +2,7 @@
 
 pub mod from;
 pub mod help;
+pub mod history;
+pub mod load;
+pub mod report;
+pub mod rollback;

@@ -1,0 +1,66 @@
+//! The Dokku lifecycle triggers the plugin implements for its own state. That state is small on
+//! purpose: the app repo is the record, and the plugin keeps only a lock file per app under
+//! `$DOKKU_LIB_ROOT/data/image/APP`, plus the pending ref of a deploy in flight.
+
+use std::io;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::deploy::AppSession;
+use crate::host::{self, Host};
+use crate::repo::{AppRepo, PENDING_REF};
+
+/// The plugin's name, as `uninstall NAME` names the plugin being removed.
+const PLUGIN_NAME: &str = "image";
+
+fn remove_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn arg(args: &[String], index: usize) -> &str {
+    args.get(index).map(String::as_str).unwrap_or_default()
+}
+
+/// `uninstall NAME`: fired for whichever plugin is being uninstalled; only `image` is ours.
+pub fn uninstall(args: Vec<String>) -> anyhow::Result<()> {
+    if arg(&args, 0) != PLUGIN_NAME {
+        return Ok(());
+    }
+    let host = Host::from_env();
+    remove_dir(&host.lib_root.join("data").join(PLUGIN_NAME))
+}
+
+/// `post-delete APP [IMAGE_TAG]`: the app is gone, so is its lock file.
+pub fn post_delete(args: Vec<String>) -> anyhow::Result<()> {
+    let app = arg(&args, 0);
+    // Never build a path from a name Dokku would not accept (`..`, empty, slashes).
+    if !host::is_valid_app_name(app) {
+        return Ok(());
+    }
+    remove_dir(&Host::from_env().plugin_data(app))
+}
+
+/// `post-app-rename-setup OLD NEW` and `post-app-clone-setup OLD NEW`: Dokku copied
+/// `$DOKKU_ROOT/OLD` wholesale, pending ref included. That ref belongs to a deploy of OLD, never
+/// of NEW, so NEW drops it and gets its `source-image` back in line with its branch (the repair
+/// every `image:*` command does, run now rather than on NEW's first deploy).
+pub fn copy_setup(args: Vec<String>) -> anyhow::Result<()> {
+    let new = arg(&args, 1);
+    if !host::is_valid_app_name(new) {
+        return Ok(());
+    }
+    let host = Host::from_env();
+    let Some(repo) = AppRepo::open(&host, new) else {
+        return Ok(());
+    };
+    if repo.resolve(PENDING_REF)?.is_some() {
+        AppSession::open(&host, new)?;
+    }
+    Ok(())
+}

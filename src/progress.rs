@@ -1,0 +1,156 @@
+//! Progress of a long upload on stderr: bytes received and the rate. On a terminal one line
+//! updates in place; otherwise (over SSH) one line every few seconds once the stream has run
+//! that long, so logs stay readable; nothing under `DOKKU_QUIET_OUTPUT`.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::host;
+
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+const TERMINAL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A reader that counts what passes through it and reports now and then.
+#[derive(Debug)]
+pub struct Progress<R> {
+    inner: R,
+    bytes: u64,
+    started: Instant,
+    last_report: Instant,
+    mode: Mode,
+    reported: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Silent,
+    Terminal,
+    Log,
+}
+
+impl<R: Read> Progress<R> {
+    pub fn new(inner: R) -> Progress<R> {
+        let mode = if host::quiet() {
+            Mode::Silent
+        } else if io::stderr().is_terminal() {
+            Mode::Terminal
+        } else {
+            Mode::Log
+        };
+        let now = Instant::now();
+        Progress {
+            inner,
+            bytes: 0,
+            started: now,
+            last_report: now,
+            mode,
+            reported: false,
+        }
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Ends the updating line on a terminal, with the final figures.
+    pub fn finish(&mut self) {
+        if self.mode == Mode::Terminal && self.reported {
+            self.report();
+            eprintln!();
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let due = match self.mode {
+            Mode::Silent => false,
+            Mode::Terminal => now.duration_since(self.last_report) >= TERMINAL_INTERVAL,
+            Mode::Log => now.duration_since(self.last_report) >= LOG_INTERVAL,
+        };
+        if due {
+            self.last_report = now;
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        self.reported = true;
+        let line = status_line(self.bytes, self.started.elapsed());
+        let mut stderr = io::stderr().lock();
+        let _ = match self.mode {
+            Mode::Terminal => write!(stderr, "\r\x1b[K-----> {line}"),
+            _ => writeln!(stderr, "-----> {line}"),
+        };
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buf)?;
+        self.bytes += count as u64;
+        self.tick();
+        Ok(count)
+    }
+}
+
+/// "Received 1.5 GiB in 12s (128.0 MiB/s)".
+pub fn status_line(bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        bytes as f64 / seconds
+    } else {
+        0.0
+    };
+    format!(
+        "Received {} in {}s ({}/s)",
+        human_bytes(bytes as f64),
+        elapsed.as_secs(),
+        human_bytes(rate)
+    )
+}
+
+/// Binary units with one decimal: "512 B", "1.5 KiB", "3.2 GiB".
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024.0 {
+        return format!("{bytes:.0} B");
+    }
+    let mut value = bytes / 1024.0;
+    let mut unit = UNITS[0];
+    for next in &UNITS[1..] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0.0), "0 B");
+        assert_eq!(human_bytes(1023.0), "1023 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
+    }
+
+    #[test]
+    fn status_line_has_bytes_time_and_rate() {
+        let line = status_line(200 * 1024 * 1024, Duration::from_secs(2));
+        assert_eq!(line, "Received 200.0 MiB in 2s (100.0 MiB/s)");
+    }
+
+    #[test]
+    fn counts_every_byte() {
+        let mut progress = Progress::new(&b"hello world"[..]);
+        let mut out = Vec::new();
+        progress.read_to_end(&mut out).unwrap();
+        assert_eq!(progress.bytes_read(), 11);
+        assert_eq!(out, b"hello world");
+    }
+}

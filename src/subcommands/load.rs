@@ -1,0 +1,157 @@
+//! `image:load`: deploy an app from an image archive streamed on stdin. The archive is checked
+//! while it streams into `docker image load`, and the load is aborted, importing nothing, when
+//! the archive does not hold IMAGE.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal};
+
+use anyhow::Context;
+
+use crate::archive::{self, Contents, Limits};
+use crate::args::Spec;
+use crate::deploy::{AppSession, Content, DeployRequest};
+use crate::docker::Docker;
+use crate::host::{self, Host};
+use crate::process::ProcessError;
+use crate::progress::Progress;
+use crate::record::short_id;
+use crate::reference::Reference;
+use crate::subcommands::from;
+use crate::trigger;
+
+pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+
+const SPEC: Spec = Spec {
+    usage: USAGE,
+    build_dir: true,
+    pull: false,
+    force: true,
+    format: false,
+    fields: false,
+    takes_app: true,
+    max_positionals: 3,
+};
+
+pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
+    if io::stdin().is_terminal() {
+        anyhow::bail!("Expecting tar archive containing docker image on STDIN");
+    }
+    let host = Host::from_env();
+    let request = from::validate(argv, "image:load", &SPEC)?;
+    if request.reference.has_digest() {
+        return Err(host::usage_error(
+            format!(
+                "image:load takes a tag reference (NAME[:TAG]), not {}: loaded images have no digest",
+                request.image
+            ),
+            USAGE,
+        ));
+    }
+    let limits = Limits::from_env()?;
+    let session = AppSession::open(&host, &request.app)?;
+    let docker = Docker::for_app(&host, &request.app);
+
+    let image_id = load(&docker, &request.reference, &limits)?;
+    trigger::fire(
+        "post-image-load",
+        &[request.app.as_str(), &request.image, &image_id],
+    )
+    .context("the post-image-load trigger failed")?;
+
+    session.deploy(DeployRequest {
+        subject: format!("Deploy {} (loaded from an archive)", request.image),
+        image: request.image,
+        image_id,
+        content: Content::Context(request.context),
+        author: request.author,
+        force: request.force,
+        command: "image:load",
+    })?;
+    Ok(())
+}
+
+/// Streams stdin into `docker image load`, and returns the ID of IMAGE once the engine holds
+/// exactly the image the archive named.
+pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<String> {
+    host::info(format!("Loading {image} from the archive on stdin"));
+    let command = docker.load_command();
+    let (reader, mut writer) = io::pipe().context("cannot create a pipe to docker image load")?;
+    let handle = command
+        .expression()
+        .stdin_file(reader)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .with_context(|| format!("cannot start `{}`", command.display()))?;
+
+    let mut input = Progress::new(io::stdin().lock());
+    let mut wanted_id = None;
+    let forwarded = archive::forward(&mut input, &mut writer, limits, |contents: &Contents| {
+        let found = contents
+            .find(image)
+            .with_context(|| not_in_archive(image, contents))?;
+        wanted_id = Some(found.id.clone());
+        Ok(())
+    });
+    input.finish();
+    drop(writer);
+
+    if let Err(err) = forwarded {
+        // The engine imports only after the end of the archive, which it never got: killing
+        // the load leaves the engine as it was.
+        let _ = handle.kill();
+        let _ = handle.wait();
+        if is_broken_pipe(&err) {
+            anyhow::bail!("docker image load stopped reading the archive");
+        }
+        return Err(err);
+    }
+    let output = handle.wait().context("docker image load did not finish")?;
+    command
+        .check(output)
+        .map_err(|err| match err.downcast::<ProcessError>() {
+            Ok(process) => anyhow::anyhow!(
+                "docker image load rejected the archive: {}",
+                process.stderr.trim()
+            ),
+            Err(other) => other,
+        })?;
+
+    let wanted_id = wanted_id.context("the archive check did not run")?;
+    let loaded_id = docker
+        .image_id(&image.to_string())?
+        .with_context(|| format!("{image} is not on the host after loading the archive"))?;
+    anyhow::ensure!(
+        loaded_id == wanted_id,
+        "after the load {image} is {}, not {} as the archive says",
+        short_id(&loaded_id),
+        short_id(&wanted_id)
+    );
+    host::info(format!(
+        "Loaded {image} ({}), {} read",
+        short_id(&loaded_id),
+        crate::progress::human_bytes(input.bytes_read() as f64)
+    ));
+    Ok(loaded_id)
+}
+
+fn not_in_archive(image: &Reference, contents: &Contents) -> String {
+    let tags = contents.all_tags();
+    if tags.is_empty() {
+        format!("the archive does not hold {image}: it has no tagged images; nothing was loaded")
+    } else {
+        format!(
+            "the archive does not hold {image}; it holds {}; nothing was loaded",
+            tags.join(", ")
+        )
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

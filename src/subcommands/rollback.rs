@@ -1,0 +1,264 @@
+//! `image:rollback`: redeploy the image of an earlier image deploy, with that deploy's whole
+//! tree, as a new commit (history only grows), through the normal deploy pipeline.
+
+use std::ffi::OsString;
+
+use crate::args::{self, Spec};
+use crate::deploy::{AppSession, Content, DeployRequest};
+use crate::docker::Docker;
+use crate::host::{self, Host};
+use crate::record::{short_id, DeployRecord};
+use crate::reference::Reference;
+use crate::repo::Author;
+use crate::subcommands::history::{self, Deploy};
+
+pub const USAGE: &str = "image:rollback APP [COMMIT] [USER_NAME [USER_EMAIL]]";
+
+const SPEC: Spec = Spec {
+    usage: USAGE,
+    build_dir: false,
+    pull: false,
+    force: false,
+    format: false,
+    fields: false,
+    takes_app: true,
+    max_positionals: 3,
+};
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// The image deploy to go back to: the one COMMIT names, or the first image deploy older than
+/// the live commit (commits not made by the plugin are skipped).
+fn pick_target<'d>(
+    deploys: &'d [Deploy],
+    wanted: Option<(&str, &str)>,
+    app: &str,
+    branch: &str,
+) -> anyhow::Result<(&'d Deploy, &'d DeployRecord)> {
+    let live = deploys.first().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{app} has no deploys on its deploy branch {branch}; nothing to roll back to"
+        )
+    })?;
+    match wanted {
+        Some((revision, commit)) => {
+            let deploy = deploys.iter().find(|d| d.commit.id == commit).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{revision} (commit {}) is not on the first-parent history of {app}'s deploy branch {branch}",
+                    short(commit)
+                )
+            })?;
+            let record = deploy.record.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "commit {} of {app} is not an image deploy (it was not made by image:*); roll back to an image deploy (see image:history {app})",
+                    short(commit)
+                )
+            })?;
+            Ok((deploy, record))
+        }
+        None => deploys[1..]
+            .iter()
+            .find_map(|d| d.record.as_ref().map(|record| (d, record)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{app} has no image deploy before its live commit {}; nothing to roll back to",
+                    short(&live.commit.id)
+                )
+            }),
+    }
+}
+
+/// What the reference named before the rollback re-pointed it, to put back if the deploy fails.
+#[derive(Debug)]
+struct Repointed {
+    previous: String,
+}
+
+/// Makes the recorded reference name the recorded image ID again, or fails with nothing changed.
+/// Returns the ID the reference named before when it had to be re-pointed.
+fn restore_image(
+    docker: &Docker,
+    record: &DeployRecord,
+    commit: &str,
+) -> anyhow::Result<Option<Repointed>> {
+    let image = record.image.as_str();
+    let wanted = record.image_id.as_str();
+    let current = docker.image_id(image)?;
+    if current.as_deref() == Some(wanted) {
+        return Ok(None);
+    }
+    // A digest reference cannot be re-pointed by a tag: only a pull can bring it back.
+    let digest = Reference::parse(image)?.has_digest();
+    if !digest && docker.image_id(wanted)?.is_some() {
+        host::info(format!(
+            "Pointing {image} at {} again (it names {} now)",
+            short_id(wanted),
+            current.as_deref().map_or("nothing", short_id)
+        ));
+        docker.tag(wanted, image)?;
+        return Ok(current.map(|previous| Repointed { previous }));
+    }
+
+    let gone = format!(
+        "image sha256:{} of deploy {} is no longer on the host",
+        short_id(wanted),
+        short(commit)
+    );
+    host::info(format!("Pulling {image}: {gone}"));
+    docker.pull(image).map_err(|err| {
+        anyhow::anyhow!("{gone} and cannot be pulled ({err:#}); cannot roll back")
+    })?;
+    let pulled = docker.image_id(image)?;
+    if pulled.as_deref() == Some(wanted) {
+        return Ok(None);
+    }
+    // The pull moved the tag: point it back so that a refused rollback changes nothing.
+    if let Some(previous) = &current {
+        docker.tag(previous, image)?;
+    }
+    Err(anyhow::anyhow!(
+        "{gone} and {image} now names sha256:{}; cannot roll back",
+        pulled.as_deref().map_or("(nothing)", short_id)
+    ))
+}
+
+pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
+    let parsed = args::parse(
+        argv,
+        "image:rollback",
+        &SPEC,
+        std::env::var("DOKKU_APP_NAME").ok(),
+    )?;
+    let app = parsed
+        .app
+        .filter(|app| !app.is_empty())
+        .ok_or_else(|| host::usage_error("APP is required", USAGE))?;
+    let mut positionals = parsed.positionals.into_iter();
+    // An empty COMMIT means the default, so that an author can be given without one.
+    let revision = positionals.next().filter(|r| !r.is_empty());
+    let author = Author::new(positionals.next().as_deref(), positionals.next().as_deref())?;
+    host::ensure_app(&app)?;
+
+    let host = Host::from_env();
+    let session = AppSession::open(&host, &app)?;
+    let wanted = match &revision {
+        Some(revision) => {
+            let commit = session.repo.resolve(revision)?.ok_or_else(|| {
+                anyhow::anyhow!("{revision} names no commit in the repo of {app}")
+            })?;
+            Some((revision.as_str(), commit))
+        }
+        None => None,
+    };
+    let deploys = history::deploys(&session.repo, &session.branch)?;
+    let (target, record) = pick_target(
+        &deploys,
+        wanted.as_ref().map(|(r, c)| (*r, c.as_str())),
+        &app,
+        &session.branch,
+    )?;
+    let commit = target.commit.id.as_str();
+    if target.commit.tree == deploys[0].commit.tree {
+        // Checked before the image is touched, so that a no-op changes nothing on the host.
+        host::info(format!(
+            "No changes detected, skipping deploy: {app} already runs the tree of deploy {}",
+            short(commit)
+        ));
+        return Ok(());
+    }
+    host::info(format!(
+        "Rolling {app} back to {} ({}) of deploy {}",
+        record.image,
+        short_id(&record.image_id),
+        short(commit)
+    ));
+
+    let docker = Docker::for_app(&host, &app);
+    let repointed = restore_image(&docker, record, commit)?;
+    let result = session.deploy(DeployRequest {
+        image: record.image.clone(),
+        image_id: record.image_id.clone(),
+        content: Content::Tree(target.commit.tree.clone()),
+        author,
+        force: false,
+        command: "image:rollback",
+        subject: format!("Roll back to {} (deploy {})", record.image, short(commit)),
+    });
+    if let (Err(_), Some(repointed)) = (&result, &repointed) {
+        // The deploy changed nothing else: leave the reference as it was too.
+        if let Err(err) = docker.tag(&repointed.previous, &record.image) {
+            host::warn(format!(
+                "cannot point {} back at {}: {err:#}",
+                record.image,
+                short_id(&repointed.previous)
+            ));
+        }
+    }
+    result.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::CommitInfo;
+
+    fn deploy(id: &str, image: Option<&str>) -> Deploy {
+        let record = image.map(|image| DeployRecord {
+            image: image.to_string(),
+            image_id: format!("sha256:{}", "cd".repeat(32)),
+            command: "image:from".to_string(),
+        });
+        Deploy {
+            commit: CommitInfo {
+                id: id.to_string(),
+                tree: format!("tree-{id}"),
+                author_name: "Dokku".to_string(),
+                author_email: "automated@dokku.sh".to_string(),
+                date: "2026-01-01T00:00:00+00:00".to_string(),
+                message: String::new(),
+            },
+            record,
+        }
+    }
+
+    #[test]
+    fn default_target_skips_pushes() {
+        let deploys = [
+            deploy("c4", Some("app:v3")),
+            deploy("c3", None),
+            deploy("c2", Some("app:v2")),
+            deploy("c1", Some("app:v1")),
+        ];
+        let (target, record) = pick_target(&deploys, None, "app", "master").unwrap();
+        assert_eq!(target.commit.id, "c2");
+        assert_eq!(record.image, "app:v2");
+        // With a push live, the latest image deploy is the one before it.
+        let (target, _) = pick_target(&deploys[1..], None, "app", "master").unwrap();
+        assert_eq!(target.commit.id, "c2");
+    }
+
+    #[test]
+    fn named_targets_must_be_image_deploys_on_the_branch() {
+        let deploys = [
+            deploy("c3", Some("app:v2")),
+            deploy("c2", None),
+            deploy("c1", Some("app:v1")),
+        ];
+        let (target, _) = pick_target(&deploys, Some(("master~2", "c1")), "app", "master").unwrap();
+        assert_eq!(target.commit.id, "c1");
+        let err = pick_target(&deploys, Some(("c2", "c2")), "app", "master").unwrap_err();
+        assert!(err.to_string().contains("not an image deploy"), "{err}");
+        let err = pick_target(&deploys, Some(("x", "c9")), "app", "master").unwrap_err();
+        assert!(err.to_string().contains("first-parent history"), "{err}");
+    }
+
+    #[test]
+    fn nothing_to_roll_back_to() {
+        let err = pick_target(&[], None, "app", "master").unwrap_err();
+        assert!(err.to_string().contains("no deploys"), "{err}");
+        let err = pick_target(&[deploy("c1", Some("a:1"))], None, "app", "master").unwrap_err();
+        assert!(err.to_string().contains("no image deploy before"), "{err}");
+    }
+}

@@ -1,0 +1,598 @@
+#!/usr/bin/env bats
+# image:history, image:rollback, image:report, the lifecycle triggers, installation with
+# plugin:install, and the git:from-image fallback, on a sandbox Dokku host.
+
+load test_helper
+
+setup() {
+  sandbox_setup
+  APP="$(unique_name app)"
+  dokku apps:create "$APP" >/dev/null
+}
+
+teardown() {
+  sandbox_teardown
+}
+
+# deploy APP IMAGE [ARGS…]: image:from, which must succeed; prints the new branch head.
+deploy() {
+  local app="$1"
+  run dokku image:from "$@"
+  assert_success
+  app_branch_rev "$app"
+}
+
+repo_git() {
+  git --git-dir="$DOKKU_ROOT/$APP" "$@"
+}
+
+commit_count() {
+  repo_git rev-list --count "refs/heads/$(app_deploy_branch "$APP")"
+}
+
+image_id() {
+  docker image inspect -f '{{.Id}}' "$1"
+}
+
+# assert_unchanged HEAD SOURCE_IMAGE: the branch, source-image and pending ref are as before.
+assert_unchanged() {
+  [ "$(app_branch_rev "$APP")" = "$1" ]
+  [ "$(app_property git "$APP" source-image)" = "$2" ]
+  run repo_git rev-parse --verify --quiet refs/image/pending
+  assert_failure
+}
+
+# A commit of the deploy branch not made by the plugin, as a `git push` makes it.
+push_commit() {
+  local repo="$DOKKU_ROOT/$APP" branch blob tree parent commit
+  branch="$(app_deploy_branch "$APP")"
+  blob="$(echo "FROM $1" | git --git-dir="$repo" hash-object -w --stdin)"
+  tree="$(printf '100644 blob %s\tDockerfile\n' "$blob" | git --git-dir="$repo" mktree)"
+  parent="$(git --git-dir="$repo" rev-parse "refs/heads/$branch")"
+  commit="$(GIT_AUTHOR_NAME=Pusher GIT_AUTHOR_EMAIL=pusher@example.com \
+    GIT_COMMITTER_NAME=Pusher GIT_COMMITTER_EMAIL=pusher@example.com \
+    git --git-dir="$repo" commit-tree "$tree" -p "$parent" -m "Fix the homepage")"
+  git --git-dir="$repo" update-ref "refs/heads/$branch" "$commit" "$parent"
+  echo "$commit"
+}
+
+# ---------------------------------------------------------------------------------------
+# image:history
+
+@test "history of an app without deploys: an info line, or [] as json" {
+  run dokku image:history "$APP"
+  assert_success
+  assert_output "-----> $APP has no deploys yet on its deploy branch master"
+  run dokku image:history "$APP" --format json
+  assert_success
+  assert_output "[]"
+  run dokku image:history no-such-app
+  assert_failure 20
+  assert_output " !     App no-such-app does not exist"
+  run dokku image:history "$APP" --format yaml
+  assert_failure 1
+  assert_output --partial "usage: dokku image:history"
+}
+
+@test "history lists image deploys and a git push newest first, with the live one marked" {
+  local tag1 tag2 id1 id2 c1 c2 c3 short1 short3
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  id1="$(build_busybox_image "$tag1")"
+  id2="$(build_busybox_image "$tag2")"
+  c1="$(deploy "$APP" "$tag1")"
+  c2="$(deploy "$APP" "$tag2" "Jane Doe" "jane@example.com")"
+  c3="$(push_commit "$tag2")"
+  short1="${id1#sha256:}"
+  short3="${c3:0:12}"
+
+  run dokku image:history "$APP"
+  assert_success
+  assert_line --index 0 "=====> $APP deploys, newest first"
+  assert_line --index 1 --regexp '^COMMIT +DATE +AUTHOR +IMAGE +IMAGE ID +LIVE$'
+  assert_line --index 2 --regexp "^$short3  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(Z|[+-][0-9:]{5}) +Pusher <pusher@example.com> +\(git push\) +- +\*$"
+  assert_line --index 3 --regexp "^${c2:0:12}  .* +Jane Doe <jane@example.com> +$tag2 +${id2:7:12}$"
+  assert_line --index 4 --regexp "^${c1:0:12}  .* +Dokku <automated@dokku.sh> +$tag1 +${short1:0:12}$"
+  [ "${#lines[@]}" -eq 5 ]
+
+  run dokku --app "$APP" image:history --format=json
+  assert_success
+  [ "$(jq length <<<"$output")" = 3 ]
+  [ "$(jq -r '.[0].commit' <<<"$output")" = "$c3" ]
+  [ "$(jq -r '.[0].live' <<<"$output")" = true ]
+  [ "$(jq -r '.[0].image_deploy' <<<"$output")" = false ]
+  [ "$(jq -r '.[0].image' <<<"$output")" = null ]
+  [ "$(jq -r '.[0].image_id' <<<"$output")" = null ]
+  [ "$(jq -r '.[0].author_name' <<<"$output")" = Pusher ]
+  [ "$(jq -r '.[1].commit' <<<"$output")" = "$c2" ]
+  [ "$(jq -r '.[1].image' <<<"$output")" = "$tag2" ]
+  [ "$(jq -r '.[1].image_id' <<<"$output")" = "$id2" ]
+  [ "$(jq -r '.[1].command' <<<"$output")" = "image:from" ]
+  [ "$(jq -r '.[1].author_email' <<<"$output")" = "jane@example.com" ]
+  [ "$(jq -r '.[1].live' <<<"$output")" = false ]
+  [ "$(jq -r '.[1].date' <<<"$output")" = "$(repo_git show -s --format=%cI "$c2")" ]
+  [ "$(jq -r '.[2].commit' <<<"$output")" = "$c1" ]
+  [ "$(jq -r '.[2].image_id' <<<"$output")" = "$id1" ]
+  [ "$(jq -r '.[2].image_deploy' <<<"$output")" = true ]
+}
+
+# ---------------------------------------------------------------------------------------
+# image:rollback
+
+@test "rollback redeploys the previous image with its whole tree, as a new commit" {
+  local tag1 tag2 id1 c1 c2 head build
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  id1="$(build_busybox_image "$tag1" --content one)"
+  build_busybox_image "$tag2" --content two >/dev/null
+  build="$BATS_TEST_TMPDIR/build"
+  mkdir -p "$build"
+  echo extra >"$build/extra.txt"
+  c1="$(deploy "$APP" --build-dir "$build" "$tag1")"
+  c2="$(deploy "$APP" "$tag2")"
+  run repo_git cat-file -e "$c2:extra.txt"
+  assert_failure
+  run app_http_get "$APP"
+  assert_output two
+
+  run dokku image:rollback "$APP"
+  assert_success
+  assert_line "-----> Rolling $APP back to $tag1 (${id1:7:12}) of deploy ${c1:0:12}"
+  head="$(app_branch_rev "$APP")"
+  [ "$head" != "$c1" ]
+  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
+  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c1^{tree}")" ]
+  [ "$(repo_git show "$head:extra.txt")" = extra ]
+  [ "$(repo_git show -s --format=%s "$head")" = "Roll back to $tag1 (deploy ${c1:0:12})" ]
+  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Dokku <automated@dokku.sh>" ]
+  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: image:rollback"
+  repo_git show -s --format=%B "$head" | grep -qx "Image-Id: $id1"
+  [ "$(commit_count)" = 3 ]
+  [ "$(app_property git "$APP" source-image)" = "$tag1" ]
+  [ "$(app_property apps "$APP" deploy-source-metadata)" = "$tag1" ]
+  [ "$(repo_git symbolic-ref HEAD)" = refs/heads/master ]
+  run app_http_get "$APP"
+  assert_output one
+  run sandbox_triggers receive-app
+  assert_line --index 2 "receive-app $APP $head"
+
+  # Rolling back again goes to the deploy before the live one: tag2.
+  run dokku image:rollback "$APP" "" "Jane" "jane@example.com"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c2^{tree}")" ]
+  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Jane <jane@example.com>" ]
+  run app_http_get "$APP"
+  assert_output two
+}
+
+@test "rollback to a named commit; pushes, foreign commits and the live tree are refused or no-ops" {
+  local tag1 tag2 c1 c2 push other head
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  build_busybox_image "$tag1" --content one >/dev/null
+  build_busybox_image "$tag2" --content two >/dev/null
+  c1="$(deploy "$APP" "$tag1")"
+  c2="$(deploy "$APP" "$tag2")"
+  push="$(push_commit "$tag2")"
+  other="$(app_commit "$APP" --no-update "Dockerfile=FROM $tag1")"
+
+  # The default skips the live push: the latest image deploy before it.
+  run dokku image:rollback "$APP" "${push:0:7}"
+  assert_failure 1
+  assert_output " !     commit ${push:0:12} of $APP is not an image deploy (it was not made by image:*); roll back to an image deploy (see image:history $APP)"
+  run dokku image:rollback "$APP" "$other"
+  assert_failure 1
+  assert_output " !     $other (commit ${other:0:12}) is not on the first-parent history of $APP's deploy branch master"
+  run dokku image:rollback "$APP" no-such-rev
+  assert_failure 1
+  assert_output " !     no-such-rev names no commit in the repo of $APP"
+  run dokku image:rollback "$APP" a b c d
+  assert_failure 1
+  assert_output --partial "usage: dokku image:rollback"
+  run dokku image:rollback no-such-app
+  assert_failure 20
+  assert_unchanged "$push" "$tag2"
+  [ "$(commit_count)" = 3 ]
+
+  run dokku image:rollback "$APP" master~2
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  [ "$(repo_git rev-parse "$head^")" = "$push" ]
+  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c1^{tree}")" ]
+  run app_http_get "$APP"
+  assert_output one
+
+  # The live tree again: nothing to do, nothing fired.
+  run dokku image:rollback "$APP" "$c1"
+  assert_success
+  assert_output "-----> No changes detected, skipping deploy: $APP already runs the tree of deploy ${c1:0:12}"
+  assert_unchanged "$head" "$tag1"
+  [ "$(sandbox_triggers receive-app | wc -l)" = 3 ]
+  : "$c2"
+}
+
+@test "rollback with a push live goes to the latest image deploy; with one deploy there is nothing" {
+  local tag1 tag2 c1 c2 push head
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  build_busybox_image "$tag1" --content one >/dev/null
+  build_busybox_image "$tag2" --content two >/dev/null
+  c1="$(deploy "$APP" "$tag1")"
+  run dokku image:rollback "$APP"
+  assert_failure 1
+  assert_output " !     $APP has no image deploy before its live commit ${c1:0:12}; nothing to roll back to"
+  assert_unchanged "$c1" "$tag1"
+
+  c2="$(deploy "$APP" "$tag2")"
+  push="$(push_commit "$tag1")"
+  run dokku image:rollback "$APP"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  [ "$(repo_git rev-parse "$head^")" = "$push" ]
+  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c2^{tree}")" ]
+  run app_http_get "$APP"
+  assert_output two
+}
+
+@test "rollback after a failed deploy, and a failed rollback changes nothing, tag included" {
+  local tag1 tag2 tag3 id1 id1b keep c2 head
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  tag3="$(unique_name img):v3"
+  id1="$(build_busybox_image "$tag1" --content one)"
+  build_busybox_image "$tag2" --content two >/dev/null
+  build_busybox_image "$tag3" --content three >/dev/null
+  deploy "$APP" "$tag1" >/dev/null
+  c2="$(deploy "$APP" "$tag2")"
+
+  sandbox_fail_receive_app "$APP" on
+  run dokku image:from "$APP" "$tag3"
+  assert_failure 1
+  assert_unchanged "$c2" "$tag2"
+
+  # tag1 now names another image; the recorded one survives under another tag.
+  keep="$(unique_name keep):v1"
+  docker tag "$tag1" "$keep"
+  id1b="$(build_busybox_image "$tag1" --content one-b)"
+  run dokku image:rollback "$APP"
+  assert_failure 1
+  assert_output --partial "receive-app exited with status 1"
+  assert_unchanged "$c2" "$tag2"
+  [ "$(image_id "$tag1")" = "$id1b" ]
+  [ "$(commit_count)" = 2 ]
+  run app_http_get "$APP"
+  assert_output two
+
+  sandbox_fail_receive_app "$APP" off
+  run dokku image:rollback "$APP"
+  assert_success
+  assert_line "-----> Pointing $tag1 at ${id1:7:12} again (it names ${id1b:7:12} now)"
+  [ "$(image_id "$tag1")" = "$id1" ]
+  head="$(app_branch_rev "$APP")"
+  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
+  [ "$(app_property git "$APP" source-image)" = "$tag1" ]
+  run app_http_get "$APP"
+  assert_output one
+}
+
+@test "rollback to an image removed from the host pulls it back from its registry" {
+  local ref tag2 id1 c2 head
+  registry_start
+  ref="$REGISTRY_HOST/$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  id1="$(build_busybox_image "$ref" --content one)"
+  docker push -q "$ref" >/dev/null
+  build_busybox_image "$tag2" --content two >/dev/null
+  deploy "$APP" "$ref" >/dev/null
+  c2="$(deploy "$APP" "$tag2")"
+  docker image rm "$ref" >/dev/null
+  run docker image inspect "$id1"
+  assert_failure
+
+  run dokku image:rollback "$APP"
+  assert_success
+  assert_line "-----> Pulling $ref: image sha256:${id1:7:12} of deploy $(repo_git rev-parse --short=12 "$c2^") is no longer on the host"
+  [ "$(image_id "$ref")" = "$id1" ]
+  head="$(app_branch_rev "$APP")"
+  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
+  run app_http_get "$APP"
+  assert_output one
+}
+
+@test "rollback to a removed image fails with nothing changed when the registry has other content or none" {
+  local ref gone tag2 id1 id1b c1 c2
+  registry_start
+  ref="$REGISTRY_HOST/$(unique_name img):v1"
+  gone="$REGISTRY_HOST/$(unique_name never-pushed):v1"
+  tag2="$(unique_name img):v2"
+  id1="$(build_busybox_image "$ref" --content one)"
+  build_busybox_image "$gone" --content gone >/dev/null
+  build_busybox_image "$tag2" --content two >/dev/null
+  c1="$(deploy "$APP" "$ref")"
+  deploy "$APP" "$tag2" >/dev/null
+  c2="$(deploy "$APP" "$gone")"
+  deploy "$APP" "$tag2" >/dev/null
+  local head
+  head="$(app_branch_rev "$APP")"
+
+  # Not pullable at all: the registry never had it.
+  docker image rm "$gone" >/dev/null
+  run dokku image:rollback "$APP" "$c2"
+  assert_failure 1
+  assert_line --partial " !     image sha256:"
+  assert_output --partial "of deploy ${c2:0:12} is no longer on the host and cannot be pulled (cannot pull image $gone:"
+  assert_output --partial "; cannot roll back"
+  assert_unchanged "$head" "$tag2"
+  [ "$(commit_count)" = 4 ]
+
+  # Pullable, but the reference now names another image.
+  id1b="$(build_busybox_image "$ref" --content one-b)"
+  docker push -q "$ref" >/dev/null
+  docker image rm "$ref" >/dev/null
+  run docker image inspect "$id1"
+  assert_failure
+  run dokku image:rollback "$APP" "$c1"
+  assert_failure 1
+  assert_line " !     image sha256:${id1:7:12} of deploy ${c1:0:12} is no longer on the host and $ref now names sha256:${id1b:7:12}; cannot roll back"
+  assert_unchanged "$head" "$tag2"
+  [ "$(commit_count)" = 4 ]
+  [ "$(sandbox_triggers pre-image-deploy | wc -l)" = 4 ]
+  run app_http_get "$APP"
+  assert_output two
+}
+
+# ---------------------------------------------------------------------------------------
+# image:report and the report trigger
+
+@test "report: Dokku's block for one app, each field alone, every app, and the report trigger" {
+  local tag1 tag2 id2 c2 date other
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  build_busybox_image "$tag1" >/dev/null
+  id2="$(build_busybox_image "$tag2")"
+  deploy "$APP" "$tag1" >/dev/null
+  c2="$(deploy "$APP" "$tag2")"
+  date="$(repo_git show -s --format=%cI "$c2")"
+
+  run dokku image:report "$APP"
+  assert_success
+  assert_equal "$output" "$(
+    printf '=====> %s image information\n' "$APP"
+    printf '       %-30s %-25s\n' "Image source image:" "$tag2" "Image source id:" "$id2" \
+      "Image deployed at:" "$date" "Image deploy commit:" "$c2" "Image deploys:" 2
+  )"
+  local block="$output"
+  run dokku plugin:trigger report "$APP"
+  assert_success
+  assert_equal "$output" "$block"
+
+  run dokku image:report "$APP" --image-source-image
+  assert_output "$tag2"
+  run dokku image:report "$APP" --image-source-id
+  assert_output "$id2"
+  run dokku image:report "$APP" --image-deployed-at
+  assert_output "$date"
+  run dokku image:report "$APP" --image-deploy-commit
+  assert_output "$c2"
+  run dokku --app "$APP" image:report --image-deploys
+  assert_output 2
+  run dokku image:report "$APP" --image-nope
+  assert_failure 1
+  assert_output " !     Invalid flag passed, valid flags: --image-deploy-commit, --image-deployed-at, --image-deploys, --image-source-id, --image-source-image"
+  run dokku image:report no-such-app
+  assert_failure 20
+
+  # A push at the head: its date and commit; the source image is the property's.
+  other="$(unique_name app)"
+  dokku apps:create "$other" >/dev/null
+  run dokku image:report --image-deploys
+  assert_success
+  assert_equal "$output" "$(printf '%s\n' 2 0 | if [[ "$APP" < "$other" ]]; then cat; else tac; fi)"
+  run dokku image:report
+  assert_success
+  assert_line "=====> $APP image information"
+  assert_line "=====> $other image information"
+  assert_line "       $(printf '%-30s %-25s' "Image deploys:" 0)"
+
+  local push
+  push="$(push_commit "$tag1")"
+  run dokku image:report "$APP" --image-deploy-commit
+  assert_output "$push"
+  run dokku image:report "$APP" --image-source-id
+  assert_output ""
+  run dokku image:report "$APP" --image-source-image
+  assert_output "$tag2"
+  run dokku image:report "$APP" --image-deploys
+  assert_output 2
+}
+
+# ---------------------------------------------------------------------------------------
+# Lifecycle triggers
+
+@test "post-delete removes the app's state; uninstall removes the plugin's, only for image" {
+  local tag
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" >/dev/null
+  deploy "$APP" "$tag" >/dev/null
+  [ -d "$DOKKU_LIB_ROOT/data/image/$APP" ]
+
+  run dokku --force apps:destroy "$APP"
+  assert_success
+  [ ! -e "$DOKKU_LIB_ROOT/data/image/$APP" ]
+  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+  run dokku plugin:trigger post-delete ..
+  assert_success
+  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+
+  run dokku plugin:trigger uninstall some-other-plugin
+  assert_success
+  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+  run dokku plugin:uninstall image
+  assert_success
+  assert_output "-----> Plugin image uninstalled"
+  [ ! -e "$DOKKU_LIB_ROOT/data/image" ]
+  [ ! -e "$PLUGIN_AVAILABLE_PATH/image" ] && [ ! -e "$PLUGIN_ENABLED_PATH/image" ]
+}
+
+@test "post-app-clone-setup and post-app-rename-setup drop a pending ref copied from the old app" {
+  local tag1 tag2 c1 pending clone renamed
+  tag1="$(unique_name img):v1"
+  tag2="$(unique_name img):v2"
+  build_busybox_image "$tag1" >/dev/null
+  build_busybox_image "$tag2" >/dev/null
+  c1="$(deploy "$APP" "$tag1")"
+  # A deploy of tag2 in flight: its commit waits under the pending ref, source-image is set.
+  pending="$(app_commit "$APP" --no-update "Dockerfile=FROM $tag2")"
+  repo_git update-ref refs/image/pending "$pending"
+  set_app_property git "$APP" source-image "$tag2"
+
+  for trigger in post-app-clone-setup post-app-rename-setup; do
+    renamed="$(unique_name copy)"
+    # What Dokku does before firing the trigger: copy the app folder and the properties.
+    cp -a "$DOKKU_ROOT/$APP" "$DOKKU_ROOT/$renamed"
+    mkdir -p "$DOKKU_LIB_ROOT/data/apps/$renamed"
+    set_app_property git "$renamed" source-image "$tag2"
+    run dokku plugin:trigger "$trigger" "$APP" "$renamed"
+    assert_success
+    run git --git-dir="$DOKKU_ROOT/$renamed" rev-parse --verify --quiet refs/image/pending
+    assert_failure
+    [ "$(app_branch_rev "$renamed")" = "$c1" ]
+    [ "$(app_property git "$renamed" source-image)" = "$tag1" ]
+  done
+  # The old app's own deploy is none of the triggers' business.
+  [ "$(repo_git rev-parse refs/image/pending)" = "$pending" ]
+
+  # Without a pending ref the triggers change nothing and say nothing.
+  clone="$(unique_name clone)"
+  repo_git update-ref -d refs/image/pending
+  cp -a "$DOKKU_ROOT/$APP" "$DOKKU_ROOT/$clone"
+  set_app_property git "$clone" source-image "$tag2"
+  run dokku plugin:trigger post-app-clone-setup "$APP" "$clone"
+  assert_success
+  assert_output ""
+  [ "$(app_property git "$clone" source-image)" = "$tag2" ]
+}
+
+# ---------------------------------------------------------------------------------------
+# Installation
+
+# A host whose image plugin is a stub, removed so that plugin:install can put the real one.
+bare_host() {
+  local stub="$BATS_TEST_TMPDIR/stub"
+  sandbox_teardown
+  mkdir -p "$stub/image"
+  printf '[plugin]\ndescription = "stub"\nversion = "0.0.0"\n[plugin.config]\n' >"$stub/image/plugin.toml"
+  tar -czf "$BATS_TEST_TMPDIR/stub.tar.gz" -C "$stub" image
+  sandbox_setup "$BATS_TEST_TMPDIR/stub.tar.gz"
+  dokku plugin:uninstall image >/dev/null
+}
+
+# assert_installed: enabled like Dokku does, commands in `dokku help`, one `commands` file.
+assert_installed() {
+  local dir="$PLUGIN_AVAILABLE_PATH/image"
+  [ "$(readlink "$PLUGIN_ENABLED_PATH/image")" = "$PLUGIN_PATH/available/image" ]
+  [ -x "$dir/bin/image-commands" ]
+  [ "$(find -L "$dir" -name commands)" = "$dir/commands" ]
+  run dokku help
+  assert_success
+  local command
+  for command in from history rollback report help; do
+    assert_line --regexp "^    image:$command( [^,]*)?, [A-Z].*$"
+  done
+  run dokku image:help
+  assert_success
+  assert_line --index 0 "Usage: dokku image[:COMMAND]"
+}
+
+@test "plugin:install of the release tarball; the install trigger is idempotent" {
+  local sums
+  bare_host
+  run dokku plugin:install "file://$PLUGIN_TARBALL" --name image
+  assert_success
+  assert_line "-----> Plugin image enabled"
+  assert_installed
+  sums="$(cd "$PLUGIN_AVAILABLE_PATH/image" && find -L . -type f -exec sha256sum {} + | sort)"
+
+  run dokku plugin:install
+  assert_success
+  run dokku plugin:trigger install
+  assert_success
+  refute_output --partial "Building"
+  [ "$(cd "$PLUGIN_AVAILABLE_PATH/image" && find -L . -type f -exec sha256sum {} + | sort)" = "$sums" ]
+  assert_installed
+
+  dokku apps:create "$APP" >/dev/null
+  run dokku image:report "$APP" --image-deploys
+  assert_success
+  assert_output 0
+}
+
+@test "plugin:install from a git repo builds the binaries with cargo" {
+  local src="$BATS_TEST_TMPDIR/src" file
+  bare_host
+  # The plugin's working tree (what the next commit will hold), as a git repo of its own.
+  mkdir -p "$src"
+  while IFS= read -r -d '' file; do
+    [[ -e "$REPO_ROOT/$file" || -L "$REPO_ROOT/$file" ]] || continue
+    mkdir -p "$src/$(dirname "$file")"
+    cp -a "$REPO_ROOT/$file" "$src/$file"
+  done < <(git -C "$REPO_ROOT" ls-files -z --cached --others --exclude-standard)
+  git -C "$src" init -q
+  git -C "$src" add -A
+  git -C "$src" -c user.name=Test -c user.email=test@example.com commit -qm "plugin under test"
+  [ ! -e "$src/bin" ]
+
+  # The wrapper sets HOME to the dokku user's; cargo and rustup stay root's, as with sudo.
+  CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+    run dokku plugin:install "file://$src" --name image
+  assert_success
+  assert_line "-----> Building the image plugin (cargo build --release)"
+  assert_installed
+  run dokku plugin:trigger install
+  assert_success
+  refute_output --partial "Building"
+
+  local tag
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" --content built >/dev/null
+  dokku apps:create "$APP" >/dev/null
+  run dokku image:from "$APP" "$tag"
+  assert_success
+  run app_http_get "$APP"
+  assert_output built
+}
+
+# ---------------------------------------------------------------------------------------
+# git:from-image on hosts whose core git plugin lacks it
+
+@test "git:from-image is answered by the plugin only when core git has no such subcommand" {
+  local tag head
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" --content core-less >/dev/null
+  [ ! -e "$PLUGIN_ENABLED_PATH/git/subcommands/from-image" ]
+  run dokku git:from-image "$APP" "$tag" "Jane" "jane@example.com"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: git:from-image"
+  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Jane <jane@example.com>" ]
+  [ "$(app_property git "$APP" source-image)" = "$tag" ]
+  run app_http_get "$APP"
+  assert_output core-less
+  run dokku git:from-image
+  assert_failure 1
+  assert_output --partial "usage: dokku git:from-image"
+  run dokku git:no-such-thing "$APP"
+  assert_failure 1
+  assert_output --partial "is not a dokku command"
+
+  mkdir -p "$PLUGIN_ENABLED_PATH/git/subcommands"
+  printf '#!/usr/bin/env bash\necho "core from-image $*"\n' >"$PLUGIN_ENABLED_PATH/git/subcommands/from-image"
+  chmod 0755 "$PLUGIN_ENABLED_PATH/git/subcommands/from-image"
+  run dokku git:from-image "$APP" "$tag"
+  assert_success
+  assert_output "core from-image git:from-image $APP $tag"
+  run "$PLUGIN_AVAILABLE_PATH/image/commands" git:from-image "$APP" "$tag"
+  assert_failure 10
+  [ "$(app_branch_rev "$APP")" = "$head" ]
+}

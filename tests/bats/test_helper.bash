@@ -1,0 +1,399 @@
+# shellcheck shell=bash
+# Shared helper of every bats suite (`load test_helper`): the sandbox Dokku host
+# (tests/sandbox/), test images, a local registry, and readers of the host's state.
+#
+# Scope: helpers called from setup_file/teardown_file work at file scope
+# ($BATS_FILE_TMPDIR), helpers called from a test, setup or teardown at test scope
+# ($BATS_TEST_TMPDIR). cleanup_images and registry_stop only undo what was made in
+# their own scope (an image still in use at test scope is retried at file scope).
+
+bats_load_library bats-support
+bats_load_library bats-assert
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SANDBOX_TOOLS="$REPO_ROOT/tests/sandbox"
+BUSYBOX_BIN="${BUSYBOX_BIN:-/bin/busybox}"
+export REPO_ROOT SANDBOX_TOOLS
+
+# The newest dist/image-*.tar.gz (made by `make package`), or nothing.
+newest_plugin_tarball() {
+  local candidate newest=""
+  for candidate in "$REPO_ROOT"/dist/image-*.tar.gz; do
+    [[ -f "$candidate" ]] || continue
+    if [[ -z "$newest" || "$candidate" -nt "$newest" ]]; then
+      newest="$candidate"
+    fi
+  done
+  echo "$newest"
+}
+
+PLUGIN_TARBALL="${IMAGE_PLUGIN_TARBALL:-$(newest_plugin_tarball)}"
+export PLUGIN_TARBALL
+
+# Fails the current test (or setup_file) when there is no plugin tarball.
+require_plugin_tarball() {
+  if [[ -z "$PLUGIN_TARBALL" || ! -f "$PLUGIN_TARBALL" ]]; then
+    fail "no plugin tarball (${IMAGE_PLUGIN_TARBALL:-$REPO_ROOT/dist/image-*.tar.gz}): run make package first"
+    return 1
+  fi
+}
+
+_helper_scope_dir() {
+  echo "${BATS_TEST_TMPDIR:-${BATS_FILE_TMPDIR:?not running under bats}}"
+}
+
+# unique_name PREFIX: a fresh lowercase name, valid as an app name and an image name.
+unique_name() {
+  local prefix="${1:-t}"
+  prefix="${prefix,,}"
+  printf '%s-%s\n' "$prefix" "$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')"
+}
+
+# ---------------------------------------------------------------------------------------
+# The sandbox host
+
+# sandbox_setup [TARBALL]: creates a host (default tarball: $PLUGIN_TARBALL) in the
+# current scope's temp dir and exports its env (SANDBOX_DIR, SANDBOX_ID, DOKKU_ROOT,
+# DOKKU_LIB_ROOT, PLUGIN_*, PATH with $SANDBOX_DIR/bin first), so `dokku` and `plugn`
+# run the sandbox's.
+sandbox_setup() {
+  local tarball="${1:-}" dir
+  if [[ -z "$tarball" ]]; then
+    require_plugin_tarball || return 1
+    tarball="$PLUGIN_TARBALL"
+  fi
+  dir="$(mktemp -d "$(_helper_scope_dir)/sandbox.XXXXXX")"
+  "$SANDBOX_TOOLS/create-host" "$dir" "$tarball" || {
+    fail "create-host $dir $tarball failed"
+    return 1
+  }
+  # shellcheck source=/dev/null
+  source "$dir/env"
+}
+
+# sandbox_ssh "COMMAND STRING": runs the sandbox dokku as sshd would for
+# `ssh dokku@host COMMAND STRING` (SSH_ORIGINAL_COMMAND), stdin passed through.
+sandbox_ssh() {
+  env SSH_ORIGINAL_COMMAND="$*" NAME=admin dokku
+}
+
+# sandbox_teardown: destroys the host of sandbox_setup, then cleanup_images and
+# registry_stop of the current scope.
+sandbox_teardown() {
+  if [[ -n "${SANDBOX_DIR:-}" ]]; then
+    "$SANDBOX_TOOLS/destroy-host" "$SANDBOX_DIR" || true
+  fi
+  cleanup_images
+  registry_stop
+}
+
+# sandbox_triggers [NAME]: the `plugn trigger` calls so far, one line each
+# (NAME then %q-quoted args), optionally only those of trigger NAME.
+sandbox_triggers() {
+  local log="$DOKKU_LIB_ROOT/data/sandbox/triggers.log"
+  [[ -f "$log" ]] || return 0
+  if [[ -n "${1:-}" ]]; then
+    grep -E "^$1( |\$)" "$log" || true
+  else
+    cat "$log"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
+# State of the host
+
+# app_property PLUGIN APP KEY: prints $DOKKU_LIB_ROOT/config/PLUGIN/APP/KEY; 1 if unset.
+app_property() {
+  local file="$DOKKU_LIB_ROOT/config/$1/$2/$3"
+  [[ -f "$file" ]] || return 1
+  cat "$file"
+}
+
+# set_app_property PLUGIN APP KEY VALUE: writes a property as Dokku does (0600, dirs 0755).
+set_app_property() {
+  local dir="$DOKKU_LIB_ROOT/config/$1/$2"
+  mkdir -p "$dir"
+  chmod 0755 "$DOKKU_LIB_ROOT/config/$1" "$dir"
+  printf '%s' "$4" >"$dir/$3"
+  chmod 0600 "$dir/$3"
+}
+
+# app_deploy_branch APP: git property deploy-branch, else the global one, else master.
+app_deploy_branch() {
+  local branch
+  branch="$(app_property git "$1" deploy-branch 2>/dev/null || true)"
+  [[ -n "$branch" ]] || branch="$(app_property git --global deploy-branch 2>/dev/null || true)"
+  echo "${branch:-master}"
+}
+
+# app_branch_rev APP [BRANCH]: the commit at refs/heads/BRANCH (default: the deploy
+# branch) of the app's bare repo; status 1 when there is none.
+app_branch_rev() {
+  local app="$1" branch="${2:-}"
+  [[ -n "$branch" ]] || branch="$(app_deploy_branch "$app")"
+  git --git-dir="$DOKKU_ROOT/$app" rev-parse --verify --quiet "refs/heads/$branch^{commit}"
+}
+
+# app_commit APP [--branch B] [--no-update] FILE=CONTENT…: commits, with git plumbing
+# only, a tree of top-level files (each CONTENT gets a trailing newline) on top of the
+# branch (default: the deploy branch), moves the branch (a loose ref) unless
+# --no-update, and prints the commit.
+app_commit() {
+  local app="$1" branch="" update=true repo entry path blob parent commit tree listing=""
+  local parent_args=()
+  shift 1
+  local entries=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --branch)
+        branch="$2"
+        shift 2
+        ;;
+      --no-update)
+        update=false
+        shift 1
+        ;;
+      *)
+        entries+=("$1")
+        shift 1
+        ;;
+    esac
+  done
+  repo="$DOKKU_ROOT/$app"
+  [[ -n "$branch" ]] || branch="$(app_deploy_branch "$app")"
+  for entry in "${entries[@]}"; do
+    path="${entry%%=*}"
+    blob="$(printf '%s\n' "${entry#*=}" | git --git-dir="$repo" hash-object -w --stdin)" || return 1
+    listing+="100644 blob $blob"$'\t'"$path"$'\n'
+  done
+  tree="$(printf '%s' "$listing" | git --git-dir="$repo" mktree)" || return 1
+  if parent="$(git --git-dir="$repo" rev-parse --verify --quiet "refs/heads/$branch^{commit}")"; then
+    parent_args=(-p "$parent")
+  fi
+  commit="$(GIT_AUTHOR_NAME="Sandbox Test" GIT_AUTHOR_EMAIL="sandbox@test.invalid" \
+    GIT_COMMITTER_NAME="Sandbox Test" GIT_COMMITTER_EMAIL="sandbox@test.invalid" \
+    git --git-dir="$repo" commit-tree "$tree" "${parent_args[@]}" -m "sandbox test commit")" || return 1
+  if "$update"; then
+    git --git-dir="$repo" update-ref "refs/heads/$branch" "$commit" || return 1
+  fi
+  echo "$commit"
+}
+
+# app_port APP: the host port (on 127.0.0.1) of the app's web container, from the last
+# successful receive-app.
+app_port() {
+  app_property sandbox "$1" web-port
+}
+
+# app_http_get APP [PATH]: GET http://127.0.0.1:PORT/PATH, retrying for about 10 s;
+# prints the body.
+app_http_get() {
+  local app="$1" path="${2:-}" port attempt
+  for ((attempt = 0; attempt < 50; attempt++)); do
+    if port="$(app_port "$app")" && curl -fsS --max-time 1 "http://127.0.0.1:$port/$path" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "app_http_get: no answer from $app (port ${port:-unknown})" >&2
+  return 1
+}
+
+# sandbox_fail_receive_app APP [on|off]: make the receive-app double fail (exit 1,
+# after taking the deploy lock) or work again.
+sandbox_fail_receive_app() {
+  if [[ "${2:-on}" == "off" ]]; then
+    rm -f "$DOKKU_LIB_ROOT/config/sandbox/$1/fail-receive-app"
+  else
+    set_app_property sandbox "$1" fail-receive-app ""
+  fi
+}
+
+# sandbox_receive_app_delay APP SECONDS: receive-app sleeps that long holding the lock
+# (empty or 0: no delay).
+sandbox_receive_app_delay() {
+  set_app_property sandbox "$1" receive-app-delay "${2:-}"
+}
+
+# ---------------------------------------------------------------------------------------
+# Test images
+
+_record_image() {
+  echo "$1" >>"$(_helper_scope_dir)/.sandbox-images"
+}
+
+# track_image REF…: cleanup_images of this scope will remove these images (all tags).
+track_image() {
+  local ref id
+  for ref in "$@"; do
+    id="$(docker image inspect -f '{{.Id}}' "$ref")" || return 1
+    _record_image "$id"
+  done
+}
+
+# cleanup_images: removes the images recorded in this scope (build_*_image, track_image)
+# with all their tags. One still needed (a parent, at test scope) is retried at file scope.
+cleanup_images() {
+  local list id
+  list="$(_helper_scope_dir)/.sandbox-images"
+  [[ -f "$list" ]] || return 0
+  while read -r id; do
+    [[ -n "$id" ]] || continue
+    docker image inspect "$id" >/dev/null 2>&1 || continue
+    if ! docker image rm -f "$id" >/dev/null 2>&1; then
+      if [[ -n "${BATS_TEST_TMPDIR:-}" && -n "${BATS_FILE_TMPDIR:-}" ]]; then
+        echo "$id" >>"$BATS_FILE_TMPDIR/.sandbox-images"
+      fi
+    fi
+  done < <(sort -u "$list")
+  rm -f "$list"
+}
+
+# build_busybox_image TAG [--content TEXT] [--port N] [--no-http] [DOCKERFILE_LINE…]
+# Builds FROM scratch an image holding only /bin/busybox (Debian's busybox-static, plus
+# /bin/sh -> busybox so RUN lines work) and /www/index.html = TEXT (default: TAG).
+# By default it serves that page: EXPOSE N and CMD busybox httpd -f -p N -h /www (N: 5000);
+# --no-http leaves out EXPOSE and CMD. Extra lines are appended to the Dockerfile. A last
+# unique LABEL makes every build a distinct image ID. Prints the image ID; records it for
+# cleanup_images.
+build_busybox_image() {
+  local tag="$1" content port=5000 http=true extra=() context id
+  shift 1
+  content="$tag"
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --content)
+        content="$2"
+        shift 2
+        ;;
+      --port)
+        port="$2"
+        shift 2
+        ;;
+      --no-http)
+        http=false
+        shift 1
+        ;;
+      *)
+        extra+=("$1")
+        shift 1
+        ;;
+    esac
+  done
+  context="$(mktemp -d "$(_helper_scope_dir)/image-context.XXXXXX")"
+  mkdir -p "$context/rootfs/bin" "$context/rootfs/www"
+  cp "$BUSYBOX_BIN" "$context/rootfs/bin/busybox"
+  ln -s busybox "$context/rootfs/bin/sh"
+  printf '%s\n' "$content" >"$context/rootfs/www/index.html"
+  {
+    echo "FROM scratch"
+    echo "COPY rootfs/ /"
+    if "$http"; then
+      echo "EXPOSE $port"
+      echo "CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"$port\", \"-h\", \"/www\"]"
+    fi
+    [[ ${#extra[@]} -eq 0 ]] || printf '%s\n' "${extra[@]}"
+    echo "LABEL com.dokku.sandbox.test-image=\"$(unique_name build)\""
+  } >"$context/Dockerfile"
+  if ! id="$(docker image build -q -t "$tag" "$context" 2>"$context.log")"; then
+    cat "$context.log" >&2
+    rm -rf "$context" "$context.log"
+    return 1
+  fi
+  rm -rf "$context" "$context.log"
+  _record_image "$id"
+  echo "$id"
+}
+
+# build_onbuild_image TAG [build_busybox_image options…]: a busybox image with
+# `ONBUILD COPY app.txt /app.txt`, so a build FROM it without app.txt in its context fails.
+build_onbuild_image() {
+  build_busybox_image "$@" "ONBUILD COPY app.txt /app.txt"
+}
+
+# ---------------------------------------------------------------------------------------
+# A local registry (Debian's docker-registry), plain http on 127.0.0.1
+
+# registry_start [--auth USER PASS]: starts a registry with its own config and storage on a
+# free port, waits until it answers, exports REGISTRY_HOST=127.0.0.1:PORT (and
+# SANDBOX_REGISTRY_PID). Docker allows plain http to 127.0.0.0/8 registries.
+registry_start() {
+  local user="" password="" dir port attempt try pid code started=false
+  if [[ "${1:-}" == "--auth" ]]; then
+    user="${2:-}" password="${3:-}"
+    if [[ -z "$user" || -z "$password" ]]; then
+      fail "usage: registry_start [--auth USER PASS]"
+      return 1
+    fi
+  fi
+  dir="$(mktemp -d "$(_helper_scope_dir)/registry.XXXXXX")"
+  mkdir -p "$dir/data"
+  [[ -z "$user" ]] || htpasswd -Bbn "$user" "$password" >"$dir/htpasswd"
+  for ((attempt = 0; attempt < 10; attempt++)); do
+    port=$((20000 + RANDOM % 30000))
+    # something already answers there: try another port
+    code=0
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" || code=$?
+    [[ "$code" -eq 7 ]] || continue
+    {
+      echo "version: 0.1"
+      echo "log:"
+      echo "  level: error"
+      echo "  accesslog:"
+      echo "    disabled: true"
+      echo "storage:"
+      echo "  filesystem:"
+      echo "    rootdirectory: $dir/data"
+      echo "  delete:"
+      echo "    enabled: true"
+      echo "http:"
+      echo "  addr: 127.0.0.1:$port"
+      echo "  secret: $(unique_name secret)"
+      if [[ -n "$user" ]]; then
+        echo "auth:"
+        echo "  htpasswd:"
+        echo "    realm: sandbox-registry"
+        echo "    path: $dir/htpasswd"
+      fi
+    } >"$dir/config.yml"
+    env -u REGISTRY_HOST docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 3>&- &
+    pid=$!
+    for ((try = 0; try < 100; try++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/v2/" || true)"
+      if [[ "$code" == "200" || "$code" == "401" ]]; then
+        sleep 0.1
+        kill -0 "$pid" 2>/dev/null && started=true
+        break
+      fi
+      sleep 0.1
+    done
+    if "$started"; then
+      echo "$pid" >>"$(_helper_scope_dir)/.sandbox-registries"
+      export REGISTRY_HOST="127.0.0.1:$port" SANDBOX_REGISTRY_PID="$pid" SANDBOX_REGISTRY_DIR="$dir"
+      return 0
+    fi
+    kill "$pid" 2>/dev/null || true
+  done
+  cat "$dir/registry.log" >&2 || true
+  fail "registry_start: the registry did not start"
+  return 1
+}
+
+# registry_stop: stops the registries started in this scope.
+registry_stop() {
+  local list pid try
+  list="$(_helper_scope_dir)/.sandbox-registries"
+  [[ -f "$list" ]] || return 0
+  while read -r pid; do
+    [[ -n "$pid" ]] || continue
+    kill "$pid" 2>/dev/null || continue
+    # reap it when it is our child (a zombie still answers kill -0)
+    wait "$pid" 2>/dev/null || true
+    for ((try = 0; try < 50; try++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  done <"$list"
+  rm -f "$list"
+}
