@@ -2,12 +2,7 @@
 # Debian machine (they install what they need through scripts/setup-host).
 SHELL := /bin/bash
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-PLUGIN_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' plugin.toml | head -n1)
-BINARIES := $(basename $(notdir $(wildcard src/bin/*.rs)))
 TARBALL := dist/image-$(VERSION).tar.gz
-# Everything the installed plugin folder holds besides bin/.
-PLUGIN_FILES := plugin.toml commands install update subcommands README.md LICENSE \
-	$(filter-out install update,$(shell find . -maxdepth 1 -type l -printf '%f\n'))
 BATS ?= bats
 BATS_FLAGS ?= --print-output-on-failure
 
@@ -18,16 +13,10 @@ setup:
 
 build:
 	cargo build --release --locked
-	mkdir -p bin
-	for binary in $(BINARIES); do cp -f target/release/$$binary bin/; done
+	scripts/install-binaries target
 
 package: build
-	@[[ "$(VERSION)" == "$(PLUGIN_VERSION)" ]] || { echo "Cargo.toml version $(VERSION) differs from plugin.toml $(PLUGIN_VERSION)" >&2; exit 1; }
-	rm -rf dist/stage && mkdir -p dist/stage/image
-	cp -a $(PLUGIN_FILES) bin dist/stage/image/
-	tar -C dist/stage -czf $(TARBALL) image
-	rm -rf dist/stage
-	@echo "$(TARBALL)"
+	scripts/package $(VERSION)
 
 unit:
 	cargo test --locked
