@@ -21,6 +21,9 @@ use crate::trigger;
 
 pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
+pub const GIT_USAGE: &str =
+    "git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+
 const SPEC: Spec = Spec {
     usage: USAGE,
     build_dir: true,
@@ -32,19 +35,26 @@ const SPEC: Spec = Spec {
     max_positionals: 3,
 };
 
-pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
+/// `image:load`, or `git:load-image` on hosts whose core git plugin lacks it (same behaviour;
+/// COMMAND is what the user typed, recorded in the commit).
+pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
     if io::stdin().is_terminal() {
         anyhow::bail!("Expecting tar archive containing docker image on STDIN");
     }
     let host = Host::from_env();
-    let request = from::validate(argv, "image:load", &SPEC)?;
+    let usage = if command == "image:load" {
+        USAGE
+    } else {
+        GIT_USAGE
+    };
+    let request = from::validate(argv, command, &Spec { usage, ..SPEC })?;
     if request.reference.has_digest() {
         return Err(host::usage_error(
             format!(
-                "image:load takes a tag reference (NAME[:TAG]), not {}: loaded images have no digest",
+                "{command} takes a tag reference (NAME[:TAG]), not {}: loaded images have no digest",
                 request.image
             ),
-            USAGE,
+            usage,
         ));
     }
     let limits = Limits::from_env()?;
@@ -65,7 +75,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         content: Content::Context(request.context),
         author: request.author,
         force: request.force,
-        command: "image:load",
+        command,
     })?;
     Ok(())
 }
@@ -95,18 +105,22 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         Ok(())
     });
     input.finish();
-    drop(writer);
 
     if let Err(err) = forwarded {
         // The engine imports only after the end of the archive, which it never got: killing
-        // the load leaves the engine as it was.
+        // the load before its stdin closes leaves the engine as it was.
         let _ = handle.kill();
-        let _ = handle.wait();
+        drop(writer);
+        let docker_stderr = handle
+            .wait()
+            .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_string())
+            .unwrap_or_default();
         if is_broken_pipe(&err) {
-            anyhow::bail!("docker image load stopped reading the archive");
+            anyhow::bail!("docker image load stopped reading the archive: {docker_stderr}");
         }
         return Err(err);
     }
+    drop(writer);
     let output = handle.wait().context("docker image load did not finish")?;
     command
         .check(output)
