@@ -35,7 +35,8 @@ demo: setup
 	$(MAKE) package
 	scripts/demo $(abspath $(TARBALL))
 
-bench: package
+bench: setup package
+	bench/deploy-history $(abspath $(TARBALL))
 	bench/load-archive $(abspath $(TARBALL))
 
 clean:
