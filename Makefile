@@ -6,7 +6,7 @@ TARBALL := dist/image-$(VERSION).tar.gz
 BATS ?= bats
 BATS_FLAGS ?= --print-output-on-failure
 
-.PHONY: setup build package test unit lint bats demo bench clean
+.PHONY: setup build package test unit lint bats demo bench soak clean
 
 setup:
 	scripts/setup-host
@@ -38,6 +38,11 @@ demo: setup
 bench: setup package
 	bench/deploy-history $(abspath $(TARBALL))
 	bench/load-archive $(abspath $(TARBALL))
+
+# 200 sequential deploys on a sandbox host (SOAK_DEPLOYS to change): fails if deploys slow
+# down or anything but the app repo grows.
+soak: package
+	tests/soak/run $(abspath $(TARBALL))
 
 clean:
 	rm -rf target bin dist .build

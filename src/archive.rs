@@ -393,9 +393,7 @@ struct Walker<'a, W> {
 
 impl<W: Write> Walker<'_, W> {
     fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.sink
-            .write_all(data)
-            .map_err(|e| anyhow!("forwarding the archive to docker image load failed: {e}"))
+        self.sink.write_all(data).map_err(sink_error)
     }
 
     fn walk(&mut self) -> Result<()> {
@@ -441,7 +439,12 @@ impl<W: Write> Walker<'_, W> {
                 None => header.path_bytes().into_owned(),
             };
             let size = ext.size.take().unwrap_or(size);
-            // Go's archive/tar (what docker uses) ignores the size of header-only types.
+            // Go's archive/tar (what docker uses) refuses sizes beyond int64; below that, size
+            // plus padding cannot overflow.
+            if size > i64::MAX as u64 {
+                bail!("corrupt tar archive: bad entry size at offset {offset}: {size} bytes");
+            }
+            // Go's archive/tar ignores the size of header-only types.
             let data_len = if header_only(entry_type) { 0 } else { size };
             let name = entry_name(&path)?;
             if entry_type == tar::EntryType::GNUSparse {
@@ -756,10 +759,14 @@ impl<W: Write> Walker<'_, W> {
             self.write(&entry.raw)?;
         }
         self.write(&END_OF_ARCHIVE)?;
-        self.sink
-            .flush()
-            .map_err(|e| anyhow!("forwarding the archive to docker image load failed: {e}"))
+        self.sink.flush().map_err(sink_error)
     }
+}
+
+/// A failed write to the loader. The io::Error stays in the chain, so the caller can tell a
+/// loader that stopped reading (broken pipe) from other failures.
+fn sink_error(error: io::Error) -> anyhow::Error {
+    anyhow::Error::new(error).context("forwarding the archive to docker image load failed")
 }
 
 fn add_image(images: &mut Vec<ArchivedImage>, id: String, tags: Vec<String>) {
@@ -1693,9 +1700,13 @@ mod tests {
         }
         let error = forward(&legacy()[..], Broken, &Limits::default(), |_| Ok(())).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            format!("{error:#}"),
             "forwarding the archive to docker image load failed: broken pipe"
         );
+        // The io::Error is kept, so image:load can tell a loader that stopped reading.
+        assert!(error.chain().any(|cause| cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)));
     }
 
     #[test]

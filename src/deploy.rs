@@ -9,10 +9,10 @@ use crate::context::BuildContext;
 use crate::host::{self, Host};
 use crate::lock::DeployLock;
 use crate::record::{short_id, DeployRecord};
-use crate::repo::{AppRepo, Author, PENDING_REF};
+use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::trigger;
 
-/// An app held for a deploy: its lock, its repo (created when missing) and its deploy branch.
+/// An app held for a deploy: its lock, its repo (created at the first commit) and its deploy branch.
 #[derive(Debug)]
 pub struct AppSession<'h> {
     pub host: &'h Host,
@@ -56,11 +56,13 @@ pub enum Outcome {
 }
 
 impl<'h> AppSession<'h> {
-    /// Takes the app's deploy lock, opens or creates its repo and repairs what a killed deploy
+    /// Takes the app's deploy lock and repairs what a killed deploy
     /// left behind.
     pub fn open(host: &'h Host, app: &str) -> anyhow::Result<AppSession<'h>> {
         let lock = DeployLock::acquire(host, app)?;
-        let repo = AppRepo::open_or_init(host, app)?;
+        // Under the lock, scratch folders in the app's data dir belong to killed deploys.
+        repo::remove_stale_scratch(&host.plugin_data(app))?;
+        let repo = AppRepo::at(host, app);
         let session = AppSession {
             host,
             app: app.to_string(),
@@ -118,12 +120,14 @@ impl<'h> AppSession<'h> {
             }
         })?;
 
+        self.repo.init_if_missing(self.host, app)?;
         let tree = match &request.content {
             Content::Context(context) => {
                 let context = context
                     .clone()
                     .with_image(&request.image, &request.image_id)?;
-                self.repo.write_tree(&context)?
+                self.repo
+                    .write_tree(&context, &self.host.plugin_data(app))?
             }
             Content::Tree(tree) => tree.clone(),
         };

@@ -29,11 +29,17 @@ impl fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// Fails with Dokku's missing-app message and status.
+/// Fails with Dokku's missing-app message and status. A name with control characters is
+/// quoted and escaped, so the message stays one line.
 pub fn missing_app(app: &str) -> anyhow::Error {
+    let message = if app.chars().any(char::is_control) {
+        format!("App {app:?} does not exist")
+    } else {
+        format!("App {app} does not exist")
+    };
     Exit {
         code: EXIT_MISSING_APP,
-        message: format!("App {app} does not exist"),
+        message,
     }
     .into()
 }
@@ -97,7 +103,7 @@ impl Host {
         self.dokku_root.join(app)
     }
 
-    /// This plugin's own per-app state (its deploy lock).
+    /// This plugin's own per-app state: its deploy lock, and a deploy's scratch files.
     pub fn plugin_data(&self, app: &str) -> PathBuf {
         self.lib_root.join("data").join("image").join(app)
     }
@@ -284,6 +290,15 @@ mod tests {
         ] {
             assert!(!is_valid_app_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn missing_app_message_is_one_line() {
+        assert_eq!(missing_app("a b").to_string(), "App a b does not exist");
+        assert_eq!(
+            missing_app("a\nb").to_string(),
+            "App \"a\\nb\" does not exist"
+        );
     }
 
     #[test]

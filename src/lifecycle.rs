@@ -1,6 +1,7 @@
 //! The Dokku lifecycle triggers the plugin implements for its own state. That state is small on
 //! purpose: the app repo is the record, and the plugin keeps only a lock file per app under
-//! `$DOKKU_LIB_ROOT/data/image/APP`, plus the pending ref of a deploy in flight.
+//! `$DOKKU_LIB_ROOT/data/image/APP` (with the scratch folder of a deploy in flight, or of a
+//! killed one until the next deploy), plus the pending ref of a deploy in flight.
 
 use std::io;
 use std::path::Path;

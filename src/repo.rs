@@ -16,6 +16,9 @@ use crate::process::Cmd;
 /// Where an image deploy waits between its commit and a successful `receive-app`.
 pub const PENDING_REF: &str = "refs/image/pending";
 
+/// The name prefix of [`AppRepo::write_tree`]'s scratch folders.
+const SCRATCH_PREFIX: &str = "image-tree-";
+
 /// The author and committer of a deploy commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
@@ -72,21 +75,30 @@ pub struct AppRepo {
 }
 
 impl AppRepo {
-    /// Opens the app's repo, creating and initialising it like core does when the app folder
-    /// holds none (core's test is the `refs` folder).
-    pub fn open_or_init(host: &Host, app: &str) -> anyhow::Result<AppRepo> {
-        let repo = AppRepo {
+    /// The app's repo, whether or not it exists yet: reads of a missing repo find nothing, and
+    /// [`AppRepo::init_if_missing`] creates it when a deploy is about to commit.
+    pub fn at(host: &Host, app: &str) -> AppRepo {
+        AppRepo {
             path: host.app_repo(app),
-        };
-        if !repo.path.join("refs").is_dir() {
+        }
+    }
+
+    /// Core's test for an app repo is its `refs` folder.
+    pub fn exists(&self) -> bool {
+        self.path.join("refs").is_dir()
+    }
+
+    /// Creates and initialises the repo like core does when the app folder holds none.
+    pub fn init_if_missing(&self, host: &Host, app: &str) -> anyhow::Result<()> {
+        if !self.exists() {
             Cmd::new("git")
                 .args(["init", "-q", "--bare"])
-                .arg(&repo.path)
+                .arg(&self.path)
                 .read()?;
-            repo.write_pre_receive_hook(host, app)?;
-            host.chown_to_system_user(&repo.path);
+            self.write_pre_receive_hook(host, app)?;
+            host.chown_to_system_user(&self.path);
         }
-        Ok(repo)
+        Ok(())
     }
 
     /// Opens an existing repo, or None when the app has none yet.
@@ -120,6 +132,9 @@ impl AppRepo {
 
     /// The commit a ref or revision names, or None when it does not exist.
     pub fn resolve(&self, revision: &str) -> anyhow::Result<Option<String>> {
+        if !self.exists() {
+            return Ok(None);
+        }
         let cmd = self
             .git()
             .args(["rev-parse", "-q", "--verify", "--end-of-options"])
@@ -188,11 +203,23 @@ impl AppRepo {
     }
 
     /// Writes the context's files as git objects and returns the tree, without touching any ref.
-    pub fn write_tree(&self, context: &BuildContext) -> anyhow::Result<String> {
+    /// Its scratch files go to a fresh folder in `scratch_parent` (the app's plugin data dir, so
+    /// that a deploy killed here leaves nothing in the system temp dir, and the next deploy
+    /// removes what it left: see [`remove_stale_scratch`]).
+    pub fn write_tree(
+        &self,
+        context: &BuildContext,
+        scratch_parent: &Path,
+    ) -> anyhow::Result<String> {
         let scratch = tempfile::Builder::new()
-            .prefix("image-tree-")
-            .tempdir()
-            .context("cannot create a temp dir")?;
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(scratch_parent)
+            .with_context(|| {
+                format!(
+                    "cannot create a scratch folder in {}",
+                    scratch_parent.display()
+                )
+            })?;
         // Symlink targets and the generated Dockerfile become files so one hash-object
         // process hashes everything.
         let mut paths = Vec::with_capacity(context.entries.len());
@@ -201,12 +228,12 @@ impl AppRepo {
                 EntryKind::File { source, .. } => paths.push(source.clone()),
                 EntryKind::Symlink { target } => {
                     let path = scratch.path().join(format!("link-{index}"));
-                    fs::write(&path, target.as_os_str().as_bytes())?;
+                    write_scratch(&path, target.as_os_str().as_bytes())?;
                     paths.push(path);
                 }
                 EntryKind::Generated { content } => {
                     let path = scratch.path().join(format!("generated-{index}"));
-                    fs::write(&path, content)?;
+                    write_scratch(&path, content)?;
                     paths.push(path);
                 }
             }
@@ -322,6 +349,32 @@ impl AppRepo {
     }
 }
 
+fn write_scratch(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    fs::write(path, content).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Removes the scratch folders of [`AppRepo::write_tree`] left in `dir` by deploys that were
+/// killed. Call it only while holding the app's deploy lock, so none of them is in use.
+pub fn remove_stale_scratch(dir: &Path) -> anyhow::Result<()> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for item in listing {
+        let item = item.with_context(|| format!("cannot read {}", dir.display()))?;
+        if item
+            .file_name()
+            .as_bytes()
+            .starts_with(SCRATCH_PREFIX.as_bytes())
+        {
+            fs::remove_dir_all(item.path())
+                .with_context(|| format!("cannot remove {}", item.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn parse_commit_record(text: &str) -> anyhow::Result<CommitInfo> {
     let mut fields = text.splitn(6, '\0');
     let mut next = |what: &str| {
@@ -357,6 +410,60 @@ mod tests {
         );
         assert!(Author::new(Some("a\nb"), None).is_err());
         assert!(Author::new(None, Some("<x>")).is_err());
+    }
+
+    #[test]
+    fn write_tree_scratch_lives_in_the_given_folder_and_stale_ones_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = AppRepo {
+            path: dir.path().join("repo"),
+        };
+        Cmd::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(repo.path())
+            .read()
+            .unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("deploy.lock"), "").unwrap();
+        let context = BuildContext {
+            entries: vec![crate::context::Entry {
+                path: "link".into(),
+                kind: EntryKind::Symlink {
+                    target: "/outside".into(),
+                },
+            }],
+        }
+        .with_image("app:1", "sha256:1")
+        .unwrap();
+        let tree = repo.write_tree(&context, &data).unwrap();
+        let listing = repo.git().args(["ls-tree", &tree]).read().unwrap();
+        assert!(listing.contains("120000 blob"), "{listing}");
+        let left: Vec<_> = fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["deploy.lock"]);
+
+        // What a killed deploy leaves behind goes; nothing else does.
+        fs::create_dir_all(data.join("image-tree-Ab12Cd")).unwrap();
+        fs::write(data.join("image-tree-Ab12Cd/generated-0"), "FROM x").unwrap();
+        remove_stale_scratch(&data).unwrap();
+        let left: Vec<_> = fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["deploy.lock"]);
+        remove_stale_scratch(&dir.path().join("missing")).unwrap();
+
+        // A full disk is an error that says what could not be written.
+        let err = repo
+            .write_tree(&context, &dir.path().join("missing"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot create a scratch folder"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ fn main() {
         Some("git:from-image") if !core_has("from-image") => {
             host::exit_on_error(subcommands::from::run(argv, "git:from-image"))
         }
+        Some("git:load-image") if !core_has("load-image") => {
+            host::exit_on_error(subcommands::load::run(argv, "git:load-image"))
+        }
         _ => std::process::exit(host::EXIT_NOT_IMPLEMENTED),
     }
 }

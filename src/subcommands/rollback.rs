@@ -70,19 +70,14 @@ fn pick_target<'d>(
     }
 }
 
-/// What the reference named before the rollback re-pointed it, to put back if the deploy fails.
-#[derive(Debug)]
-struct Repointed {
-    previous: String,
-}
-
 /// Makes the recorded reference name the recorded image ID again, or fails with nothing changed.
-/// Returns the ID the reference named before when it had to be re-pointed.
+/// Returns the ID the reference named before when it re-pointed it, to put back if the deploy
+/// fails.
 fn restore_image(
     docker: &Docker,
     record: &DeployRecord,
     commit: &str,
-) -> anyhow::Result<Option<Repointed>> {
+) -> anyhow::Result<Option<String>> {
     let image = record.image.as_str();
     let wanted = record.image_id.as_str();
     let current = docker.image_id(image)?;
@@ -98,7 +93,7 @@ fn restore_image(
             current.as_deref().map_or("nothing", short_id)
         ));
         docker.tag(wanted, image)?;
-        return Ok(current.map(|previous| Repointed { previous }));
+        return Ok(current);
     }
 
     let gone = format!(
@@ -112,7 +107,7 @@ fn restore_image(
     })?;
     let pulled = docker.image_id(image)?;
     if pulled.as_deref() == Some(wanted) {
-        return Ok(None);
+        return Ok(current);
     }
     // The pull moved the tag: point it back so that a refused rollback changes nothing.
     if let Some(previous) = &current {
@@ -176,7 +171,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
     ));
 
     let docker = Docker::for_app(&host, &app);
-    let repointed = restore_image(&docker, record, commit)?;
+    let previous = restore_image(&docker, record, commit)?;
     let result = session.deploy(DeployRequest {
         image: record.image.clone(),
         image_id: record.image_id.clone(),
@@ -186,13 +181,13 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         command: "image:rollback",
         subject: format!("Roll back to {} (deploy {})", record.image, short(commit)),
     });
-    if let (Err(_), Some(repointed)) = (&result, &repointed) {
+    if let (Err(_), Some(previous)) = (&result, &previous) {
         // The deploy changed nothing else: leave the reference as it was too.
-        if let Err(err) = docker.tag(&repointed.previous, &record.image) {
+        if let Err(err) = docker.tag(previous, &record.image) {
             host::warn(format!(
                 "cannot point {} back at {}: {err:#}",
                 record.image,
-                short_id(&repointed.previous)
+                short_id(previous)
             ));
         }
     }

@@ -177,7 +177,6 @@ push_commit() {
   push="$(push_commit "$tag2")"
   other="$(app_commit "$APP" --no-update "Dockerfile=FROM $tag1")"
 
-  # The default skips the live push: the latest image deploy before it.
   run dokku image:rollback "$APP" "${push:0:7}"
   assert_failure 1
   assert_output " !     commit ${push:0:12} of $APP is not an image deploy (it was not made by image:*); roll back to an image deploy (see image:history $APP)"
@@ -277,14 +276,14 @@ push_commit() {
 }
 
 @test "rollback to an image removed from the host pulls it back from its registry" {
-  local ref tag2 id1 c2 head
+  local ref tag2 id1 c1 c2 head
   registry_start
   ref="$REGISTRY_HOST/$(unique_name img):v1"
   tag2="$(unique_name img):v2"
   id1="$(build_busybox_image "$ref" --content one)"
   docker push -q "$ref" >/dev/null
   build_busybox_image "$tag2" --content two >/dev/null
-  deploy "$APP" "$ref" >/dev/null
+  c1="$(deploy "$APP" "$ref")"
   c2="$(deploy "$APP" "$tag2")"
   docker image rm "$ref" >/dev/null
   run docker image inspect "$id1"
@@ -292,7 +291,7 @@ push_commit() {
 
   run dokku image:rollback "$APP"
   assert_success
-  assert_line "-----> Pulling $ref: image sha256:${id1:7:12} of deploy $(repo_git rev-parse --short=12 "$c2^") is no longer on the host"
+  assert_line "-----> Pulling $ref: image sha256:${id1:7:12} of deploy ${c1:0:12} is no longer on the host"
   [ "$(image_id "$ref")" = "$id1" ]
   head="$(app_branch_rev "$APP")"
   [ "$(repo_git rev-parse "$head^")" = "$c2" ]
@@ -327,11 +326,12 @@ push_commit() {
   [ "$(commit_count)" = 4 ]
 
   # Pullable, but the reference now names another image.
-  id1b="$(build_busybox_image "$ref" --content one-b)"
-  docker push -q "$ref" >/dev/null
   docker image rm "$ref" >/dev/null
   run docker image inspect "$id1"
   assert_failure
+  id1b="$(build_busybox_image "$ref" --content one-b)"
+  docker push -q "$ref" >/dev/null
+  docker image rm "$ref" >/dev/null
   run dokku image:rollback "$APP" "$c1"
   assert_failure 1
   assert_line " !     image sha256:${id1:7:12} of deploy ${c1:0:12} is no longer on the host and $ref now names sha256:${id1b:7:12}; cannot roll back"
@@ -421,7 +421,8 @@ push_commit() {
   assert_success
   [ ! -e "$DOKKU_LIB_ROOT/data/image/$APP" ]
   [ -d "$DOKKU_LIB_ROOT/data/image" ]
-  run dokku plugin:trigger post-delete ..
+  # A name that is no app never becomes a path.
+  run "$PLUGIN_AVAILABLE_PATH/image/post-delete" ..
   assert_success
   [ -d "$DOKKU_LIB_ROOT/data/image" ]
 
@@ -544,8 +545,8 @@ assert_installed() {
   [ ! -e "$src/bin" ]
 
   # The wrapper sets HOME to the dokku user's; cargo and rustup stay root's, as with sudo.
-  CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-    run dokku plugin:install "file://$src" --name image
+  run env CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+    dokku plugin:install "file://$src" --name image
   assert_success
   assert_line "-----> Building the image plugin (cargo build --release)"
   assert_installed
@@ -594,5 +595,32 @@ assert_installed() {
   assert_output "core from-image git:from-image $APP $tag"
   run "$PLUGIN_AVAILABLE_PATH/image/commands" git:from-image "$APP" "$tag"
   assert_failure 10
+  [ "$(app_branch_rev "$APP")" = "$head" ]
+}
+
+@test "git:load-image is answered by the plugin only when core git has no such subcommand" {
+  local tag id head
+  tag="$(unique_name img):v1"
+  id="$(build_busybox_image "$tag" --content loaded)"
+  docker image save "$tag" >"$BATS_TEST_TMPDIR/image.tar"
+  run dokku git:load-image "$APP" "$tag" <"$BATS_TEST_TMPDIR/image.tar"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: git:load-image"
+  repo_git show -s --format=%B "$head" | grep -qx "Image-Id: $id"
+  run app_http_get "$APP"
+  assert_output loaded
+  run dokku git:load-image "$APP" "$tag@sha256:$(printf '0%.0s' {1..64})" </dev/null
+  assert_failure 1
+  assert_output --partial "usage: dokku git:load-image"
+
+  mkdir -p "$PLUGIN_ENABLED_PATH/git/subcommands"
+  printf '#!/usr/bin/env bash
+echo "core load-image $*"
+' >"$PLUGIN_ENABLED_PATH/git/subcommands/load-image"
+  chmod 0755 "$PLUGIN_ENABLED_PATH/git/subcommands/load-image"
+  run dokku git:load-image "$APP" "$tag" <"$BATS_TEST_TMPDIR/image.tar"
+  assert_success
+  assert_output "core load-image git:load-image $APP $tag"
   [ "$(app_branch_rev "$APP")" = "$head" ]
 }

@@ -1,0 +1,429 @@
+#!/usr/bin/env bats
+# Hostile input: invalid app names, image references built to reach a shell, build dirs
+# holding what a repo cannot or must not store, and archives built to escape, exhaust or lie.
+# Every refusal is one ` !     ` line on stderr, a non-zero exit, and no change on the host.
+#
+# One sandbox host for the file: an app deployed once (so its repo, properties and lock file
+# exist), and an image archive whose image is not on the engine.
+
+load test_helper
+
+setup_file() {
+  sandbox_setup
+  export APP IMG ARCHIVE ARCHIVE_TAG ARCHIVE_ID
+  APP="$(unique_name hostile)"
+  dokku apps:create "$APP" >/dev/null
+  IMG="$(unique_name img):v1"
+  build_busybox_image "$IMG" >/dev/null
+  dokku image:from "$APP" "$IMG" >/dev/null 2>&1 || {
+    fail "the first deploy of $APP failed"
+    return 1
+  }
+  ARCHIVE_TAG="$(unique_name archived):v1"
+  ARCHIVE_ID="$(build_busybox_image "$ARCHIVE_TAG")"
+  ARCHIVE="$BATS_FILE_TMPDIR/image.tar"
+  docker image save -o "$ARCHIVE" "$ARCHIVE_TAG"
+  docker image rm "$ARCHIVE_TAG" >/dev/null
+}
+
+teardown_file() {
+  sandbox_teardown
+}
+
+setup() {
+  use_test_tmpdir
+  MARKER="$BATS_TEST_TMPDIR/pwned"
+  BEFORE="$(snapshot)"
+}
+
+teardown() {
+  cleanup_images
+}
+
+# snapshot: host_state of the app (the archived image watched) and every file of the
+# sandbox host with its size, but the doubles' trigger log.
+snapshot() {
+  host_state "$APP" "$ARCHIVE_ID" "$IMG"
+  echo "files:"
+  find "$SANDBOX_DIR" -path "$DOKKU_LIB_ROOT/data/sandbox" -prune -o -printf '  %P %y %s\n' | LC_ALL=C sort
+}
+
+# assert_refused STATUS REGEX: after `run_split`, the command exited STATUS with
+# exactly one line on stderr, a ` !     ` line matching REGEX, and the host is unchanged.
+assert_refused() {
+  assert_failure "$1"
+  if [[ -z "$stderr" || "$stderr" == *$'\n'* ]]; then
+    fail "expected one line on stderr, got: $stderr"
+  fi
+  if [[ "$stderr" != " !     "* || ! "$stderr" =~ $2 ]]; then
+    fail "stderr does not match ' !     ' and /$2/: $stderr"
+  fi
+  assert_equal "$(snapshot)" "$BEFORE"
+  [ ! -e "$MARKER" ] || fail "a shell ran the input: $MARKER exists"
+}
+
+# load_archive FILE [ENV=VALUE…]: image:load of the archived image from FILE, with the
+# environment given (through `run_split`).
+load_archive() {
+  local file="$1"
+  shift 1
+  run_split env "$@" dokku image:load "$APP" "$ARCHIVE_TAG" <"$file"
+}
+
+# mutate KIND: writes $BATS_TEST_TMPDIR/KIND.tar, the archive made hostile (see the script).
+mutate() {
+  python3 - "$1" "$ARCHIVE" "$BATS_TEST_TMPDIR/$1.tar" <<'PY'
+import io, json, sys, tarfile
+
+kind, source, out = sys.argv[1:4]
+
+def add(t, name, data):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    t.addfile(info, io.BytesIO(data))
+
+with tarfile.open(source) as s, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as t:
+    if kind == "absolute":
+        add(t, "/tmp/image-hostile-absolute", b"x")
+    elif kind == "dotdot":
+        add(t, "blobs/../../image-hostile-dotdot", b"x")
+    for member in s.getmembers():
+        data = s.extractfile(member).read() if member.isfile() else None
+        name = member.name
+        if name == "manifest.json":
+            manifest = json.loads(data)
+            if kind == "huge-manifest":
+                data = json.dumps(manifest).encode() + b" " * 4096
+            elif kind == "absent-layer":
+                manifest[0]["Layers"] = ["0" * 64 + "/layer.tar"]
+                data = json.dumps(manifest).encode()
+            elif kind == "absent-config":
+                manifest[0]["Config"] = "f" * 64 + ".json"
+                data = json.dumps(manifest).encode()
+            member.size = len(data)
+        t.addfile(member, io.BytesIO(data) if data is not None else None)
+        if name == "manifest.json" and kind == "two-manifests":
+            other = json.loads(data)
+            other[0]["RepoTags"] = ["somebody/else:latest"]
+            add(t, "./manifest.json", json.dumps(other).encode())
+PY
+}
+
+# ---------------------------------------------------------------------------------------
+# App names
+
+@test "invalid app names are refused by every deploying command, before anything happens" {
+  local name command
+  for name in "a/b" "../$APP" ".." "a b" "My$APP" "$APP/" $'a\nb' "-$APP"; do
+    for command in image:from image:rollback; do
+      if [[ "$command" == image:rollback ]]; then
+        run_split dokku "$command" "$name"
+      else
+        run_split dokku "$command" "$name" "$IMG"
+      fi
+      if [[ "$name" == -* ]]; then
+        assert_refused 1 "unknown flag"
+      else
+        assert_refused 20 "^ !     App .* does not exist$"
+      fi
+    done
+    run_split dokku image:load "$name" "$IMG" <"$ARCHIVE"
+    if [[ "$name" == -* ]]; then
+      assert_refused 1 "unknown flag"
+    else
+      assert_refused 20 "^ !     App .* does not exist$"
+    fi
+    run_split dokku --app "$name" image:from "$IMG"
+    [[ "$name" == -* ]] || assert_refused 20 "^ !     App .* does not exist$"
+  done
+  run_split dokku image:from $'a\nb' "$IMG"
+  assert_equal "$stderr" ' !     App "a\nb" does not exist'
+  run_split dokku image:from "" "$IMG"
+  assert_refused 1 "APP is required"
+  run_split dokku image:load "" "$IMG" <"$ARCHIVE"
+  assert_refused 1 "APP is required"
+}
+
+# ---------------------------------------------------------------------------------------
+# Image references
+
+@test "image references with shell metacharacters are refused and never reach a shell" {
+  local ref
+  for ref in "\$(touch $MARKER)" "x\$(touch\${IFS}$MARKER)" "x;touch\${IFS}$MARKER" \
+    "\`touch $MARKER\`" "x\`touch\${IFS}$MARKER\`" "x|touch" "x&&touch" "x>$MARKER" \
+    "x'y" 'x"y' "x\\y" "img:1#x" "img*"; do
+    run_split dokku image:from "$APP" "$ref"
+    assert_refused 1 "invalid image reference"
+  done
+  # Over SSH the command string is split honouring quotes, never expanded.
+  run_split sandbox_ssh "image:from $APP \$(touch\${IFS}$MARKER)"
+  assert_refused 1 "invalid image reference"
+  run_split sandbox_ssh "image:from $APP 'x;touch $MARKER'"
+  assert_refused 1 "invalid image reference"
+}
+
+@test "image references with newlines or control characters are refused on one line" {
+  local ref
+  for ref in $'img:v1\nother' $'img:v1\r' $'\nimg' $'img\tx' $'img\x1b[31m'; do
+    run_split dokku image:from "$APP" "$ref"
+    assert_refused 1 "invalid image reference"
+    run_split dokku image:load "$APP" "$ref" <"$ARCHIVE"
+    assert_refused 1 "invalid image reference"
+  done
+}
+
+@test "over-long and malformed image references are refused" {
+  local long
+  long="$(printf 'a%.0s' {1..300})"
+  run_split dokku image:from "$APP" "$long"
+  assert_refused 1 "longer than 255"
+  run_split dokku image:from "$APP" "img:$long"
+  assert_refused 1 "longer than 128"
+  run_split dokku image:from "$APP" "$(printf 'a/%.0s' {1..150})b"
+  assert_refused 1 "invalid image reference"
+  run_split dokku image:from "$APP" "img@sha256:$long"
+  assert_refused 1 "invalid image reference"
+  for long in "img@sha256:zz" "IMG:1" "img:" ":tag" "img::1" "img:-x" "/img" "img/"; do
+    run_split dokku image:from "$APP" "$long"
+    assert_refused 1 "invalid image reference"
+  done
+}
+
+@test "USER_NAME and USER_EMAIL with control characters are refused; metacharacters are data" {
+  run_split dokku image:from "$APP" "$IMG" $'Jane\nDoe'
+  assert_refused 1 "invalid USER_NAME"
+  run_split dokku image:from "$APP" "$IMG" Jane $'j@x\n'
+  assert_refused 1 "invalid USER_EMAIL"
+  run_split dokku image:from "$APP" "$IMG" "Jane <evil@x>"
+  assert_refused 1 "invalid USER_NAME"
+  # Redeploying the live image is a no-op whatever the author: nothing reaches a shell.
+  run_split dokku image:from "$APP" "$IMG" "\$(touch $MARKER)" "\`touch $MARKER\`"
+  assert_success
+  assert_output "-----> No changes detected, skipping deploy"
+  [ ! -e "$MARKER" ]
+}
+
+# ---------------------------------------------------------------------------------------
+# --build-dir
+
+@test "a --build-dir that is a file, missing, or holds a newline is refused" {
+  printf 'x\n' >"$BATS_TEST_TMPDIR/file"
+  run_split dokku image:from --build-dir "$BATS_TEST_TMPDIR/file" "$APP" "$IMG"
+  assert_refused 1 "is not a directory"
+  run_split dokku image:from --build-dir "$BATS_TEST_TMPDIR/missing" "$APP" "$IMG"
+  assert_refused 1 "No such file or directory"
+  run_split dokku image:from --build-dir= "$APP" "$IMG"
+  assert_failure 1
+  [ "$(snapshot)" = "$BEFORE" ]
+  mkdir -p "$BATS_TEST_TMPDIR/new"$'\n'"line"
+  run_split dokku image:from --build-dir "$BATS_TEST_TMPDIR/new"$'\n'"line" "$APP" "$IMG"
+  assert_refused 1 "holds a newline"
+  run_split dokku image:load --build-dir "$BATS_TEST_TMPDIR/missing" "$APP" "$ARCHIVE_TAG" <"$ARCHIVE"
+  assert_refused 1 "No such file or directory"
+}
+
+@test "a --build-dir holding a FIFO, a socket or a device is refused" {
+  local dir="$BATS_TEST_TMPDIR/build"
+  mkdir -p "$dir/sub"
+  printf 'FROM scratch\n' >"$dir/Dockerfile"
+  mkfifo "$dir/sub/fifo"
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "fifo is not a regular file, folder or symlink"
+  rm "$dir/sub/fifo"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$dir/sub/socket"
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "socket is not a regular file, folder or symlink"
+  rm "$dir/sub/socket"
+  if mknod "$dir/null" c 1 3 2>/dev/null; then
+    run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+    assert_refused 1 "null is not a regular file, folder or symlink"
+    rm "$dir/null"
+  fi
+}
+
+@test "a --build-dir with a file name that is not UTF-8 or holds a newline is refused" {
+  local dir="$BATS_TEST_TMPDIR/build"
+  mkdir -p "$dir"
+  printf 'x\n' >"$dir/"$'bad\xff'
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "is not UTF-8"
+  rm "$dir/"$'bad\xff'
+  printf 'x\n' >"$dir/"$'two\nlines'
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "holds a newline"
+}
+
+@test "an unreadable --build-dir or file in it is refused" {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    # root bypasses file permissions, so nothing is unreadable to it; the FIFO, socket
+    # and device cases above are what root cannot read as a file.
+    skip "running as root: permission bits do not stop root from reading"
+  fi
+  local dir="$BATS_TEST_TMPDIR/build"
+  mkdir -p "$dir/locked"
+  printf 'x\n' >"$dir/secret"
+  chmod 000 "$dir/secret"
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "cannot read"
+  chmod 644 "$dir/secret"
+  chmod 000 "$dir/locked"
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "cannot read"
+  chmod 000 "$dir"
+  run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_refused 1 "cannot be read"
+  chmod 755 "$dir" "$dir/locked"
+}
+
+@test "symlinks in --build-dir pointing outside are stored as symlinks, never followed" {
+  local dir="$BATS_TEST_TMPDIR/build" outside="$BATS_TEST_TMPDIR/outside" secret head
+  secret="$(unique_name secret-content)"
+  mkdir -p "$dir/sub" "$outside/folder"
+  printf '%s\n' "$secret" >"$outside/secret.txt"
+  printf '%s\n' "$secret" >"$outside/folder/inside.txt"
+  ln -s "$outside/secret.txt" "$dir/absolute-link"
+  ln -s "../../outside/secret.txt" "$dir/sub/relative-link"
+  ln -s "$outside/folder" "$dir/folder-link"
+  ln -s "$outside/missing" "$dir/dangling-link"
+  ln -s "loop" "$dir/loop"
+  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --full-tree "$head"
+  assert_success
+  assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"absolute-link$"
+  assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"sub/relative-link$"
+  assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"folder-link$"
+  assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"dangling-link$"
+  assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"loop$"
+  refute_output --partial "inside.txt"
+  [ "$(git --git-dir="$DOKKU_ROOT/$APP" cat-file blob "$head:absolute-link")" = "$outside/secret.txt" ]
+  [ "$(git --git-dir="$DOKKU_ROOT/$APP" cat-file blob "$head:sub/relative-link")" = "../../outside/secret.txt" ]
+  # The outside files' content is in no object of the repo.
+  run bash -c "git --git-dir='$DOKKU_ROOT/$APP' cat-file --batch-all-objects --batch | grep -c -a -F '$secret'"
+  assert_output 0
+  [ -z "$(find "$TMPDIR" -mindepth 1)" ]
+}
+
+@test "a .git folder in --build-dir is not deployed, at the top or below" {
+  local dir="$BATS_TEST_TMPDIR/build" head
+  mkdir -p "$dir/.git/objects" "$dir/vendor/lib/.git" "$dir/src"
+  printf 'ref: refs/heads/master\n' >"$dir/.git/HEAD"
+  printf '[core]\n\thooksPath = /tmp\n' >"$dir/.git/config"
+  printf 'gitdir: ../elsewhere\n' >"$dir/vendor/lib/.git/HEAD"
+  printf 'code\n' >"$dir/src/main.txt"
+  printf 'keep\n' >"$dir/.gitignore"
+  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_success
+  head="$(app_branch_rev "$APP")"
+  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --name-only --full-tree "$head"
+  assert_success
+  assert_output "$(printf '%s\n' .gitignore Dockerfile src/main.txt)"
+  # A .git file (a worktree's gitdir link) is skipped the same way.
+  rm -rf "$dir/.git"
+  printf 'gitdir: /somewhere/else\n' >"$dir/.git"
+  printf 'more\n' >"$dir/src/more.txt"
+  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  assert_success
+  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --name-only --full-tree "$(app_branch_rev "$APP")"
+  assert_output "$(printf '%s\n' .gitignore Dockerfile src/main.txt src/more.txt)"
+}
+
+# ---------------------------------------------------------------------------------------
+# image:load archives
+
+@test "archive entries with absolute or .. paths are refused, nothing is loaded" {
+  mutate absolute
+  load_archive "$BATS_TEST_TMPDIR/absolute.tar"
+  assert_refused 1 'unsafe path: "/tmp/image-hostile-absolute"'
+  [ ! -e /tmp/image-hostile-absolute ]
+  mutate dotdot
+  load_archive "$BATS_TEST_TMPDIR/dotdot.tar"
+  assert_refused 1 'unsafe path: "blobs/../../image-hostile-dotdot"'
+  gzip -c "$BATS_TEST_TMPDIR/dotdot.tar" >"$BATS_TEST_TMPDIR/dotdot.tar.gz"
+  load_archive "$BATS_TEST_TMPDIR/dotdot.tar.gz"
+  assert_refused 1 "unsafe path"
+}
+
+@test "a manifest over DOKKU_IMAGE_MAX_METADATA_BYTES is refused, nothing is loaded" {
+  mutate huge-manifest
+  load_archive "$BATS_TEST_TMPDIR/huge-manifest.tar" DOKKU_IMAGE_MAX_METADATA_BYTES=1024
+  assert_refused 1 "manifest.json is larger than the 1 KiB limit \(DOKKU_IMAGE_MAX_METADATA_BYTES\)"
+  load_archive "$ARCHIVE" DOKKU_IMAGE_MAX_METADATA_BYTES=lots
+  assert_refused 1 "DOKKU_IMAGE_MAX_METADATA_BYTES must be a positive whole number"
+  load_archive "$ARCHIVE" DOKKU_IMAGE_MAX_ARCHIVE_BYTES=-1
+  assert_refused 1 "DOKKU_IMAGE_MAX_ARCHIVE_BYTES must be a positive whole number"
+}
+
+@test "a manifest naming absent files, or two manifests, is refused, nothing is loaded" {
+  mutate absent-layer
+  load_archive "$BATS_TEST_TMPDIR/absent-layer.tar"
+  assert_refused 1 "manifest.json names 0{64}/layer.tar, which the archive does not contain"
+  mutate absent-config
+  load_archive "$BATS_TEST_TMPDIR/absent-config.tar"
+  assert_refused 1 "manifest.json names f{64}.json, which the archive does not contain"
+  mutate two-manifests
+  load_archive "$BATS_TEST_TMPDIR/two-manifests.tar"
+  assert_refused 1 "archive holds manifest.json twice"
+}
+
+@test "a decompression bomb stops at DOKKU_IMAGE_MAX_ARCHIVE_BYTES, nothing is loaded" {
+  # 200 MiB of zeros as one tar entry, gzipped to about 200 KiB.
+  python3 - "$BATS_TEST_TMPDIR/bomb.tar.gz" <<'PY'
+import io, sys, tarfile
+
+class Zeros(io.RawIOBase):
+    def __init__(self, n):
+        self.n = n
+    def readable(self):
+        return True
+    def readinto(self, b):
+        k = min(len(b), self.n)
+        b[:k] = bytes(k)
+        self.n -= k
+        return k
+
+size = 200 << 20
+with tarfile.open(sys.argv[1], "w:gz", format=tarfile.GNU_FORMAT) as t:
+    info = tarfile.TarInfo("0" * 64 + "/layer.tar")
+    info.size = size
+    t.addfile(info, io.BufferedReader(Zeros(size)))
+PY
+  [ "$(stat -c %s "$BATS_TEST_TMPDIR/bomb.tar.gz")" -lt $((1 << 20)) ]
+  SECONDS=0
+  load_archive "$BATS_TEST_TMPDIR/bomb.tar.gz" DOKKU_IMAGE_MAX_ARCHIVE_BYTES=$((10 << 20))
+  assert_refused 1 "archive exceeds the size limit of 10485760 bytes \(DOKKU_IMAGE_MAX_ARCHIVE_BYTES\)"
+  [ "$SECONDS" -lt 10 ]
+}
+
+@test "stdin closed early, empty or garbage is refused, nothing is loaded" {
+  local size
+  size="$(stat -c %s "$ARCHIVE")"
+  head -c $((size / 2)) "$ARCHIVE" >"$BATS_TEST_TMPDIR/half.tar"
+  load_archive "$BATS_TEST_TMPDIR/half.tar"
+  assert_refused 1 "archive is truncated after $((size / 2)) bytes"
+  gzip -c "$ARCHIVE" | head -c 100000 >"$BATS_TEST_TMPDIR/half.tar.gz"
+  load_archive "$BATS_TEST_TMPDIR/half.tar.gz"
+  assert_refused 1 "truncated .*the gzip stream ends early"
+  # Everything but the end-of-archive blocks: the metadata arrived, the end did not.
+  head -c $((size - 1024)) "$ARCHIVE" >"$BATS_TEST_TMPDIR/no-end.tar"
+  load_archive "$BATS_TEST_TMPDIR/no-end.tar"
+  assert_refused 1 "truncated|end"
+  load_archive /dev/null
+  assert_refused 1 "empty input"
+  head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/garbage"
+  load_archive "$BATS_TEST_TMPDIR/garbage"
+  assert_refused 1 "not a tar archive"
+  # A writer that dies mid-stream.
+  run_split bash -c "{ head -c 700000 '$ARCHIVE'; kill -9 \$BASHPID; } | dokku image:load '$APP' '$ARCHIVE_TAG'"
+  assert_refused 1 "archive is truncated after 700000 bytes"
+}
+
+@test "the archive itself loads and deploys: the refusals above were about the input" {
+  run dokku image:load "$APP" "$ARCHIVE_TAG" <"$ARCHIVE"
+  assert_success
+  assert_output --partial "Deployed $ARCHIVE_TAG"
+  track_image "$ARCHIVE_TAG"
+  [ "$(docker image inspect -f '{{.Id}}' "$ARCHIVE_TAG")" = "$ARCHIVE_ID" ]
+  [ -z "$(find "$TMPDIR" -mindepth 1)" ]
+}

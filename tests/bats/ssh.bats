@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# The real SSH path: `docker image save IMG | ssh dokku@host image:load APP IMG …` through
+# Debian's OpenSSH server (tests/ssh/start-sshd) whose authorized_keys forces the sandbox's
+# dokku the way Dokku's sshcommand does, so the command string is split by the dispatcher
+# from SSH_ORIGINAL_COMMAND, honouring quotes.
+
+load test_helper
+
+setup_file() {
+  sandbox_setup
+  SSHD_DIR="$BATS_FILE_TMPDIR/sshd"
+  "$REPO_ROOT/tests/ssh/start-sshd" "$SSHD_DIR" "$SANDBOX_DIR/bin/dokku" || {
+    fail "start-sshd failed"
+    return 1
+  }
+  SSH_PORT="$(<"$SSHD_DIR/port")"
+  SSH_LOGIN="$(<"$SSHD_DIR/user")"
+  export SSHD_DIR SSH_PORT SSH_LOGIN
+}
+
+teardown_file() {
+  if [[ -n "${SSHD_DIR:-}" ]]; then
+    "$REPO_ROOT/tests/ssh/stop-sshd" "$SSHD_DIR" || true
+  fi
+  sandbox_teardown
+}
+
+setup() {
+  APP="$(unique_name app)"
+  dokku apps:create "$APP" >/dev/null
+}
+
+teardown() {
+  dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
+  cleanup_images
+}
+
+# ssh_dokku COMMAND_STRING: `ssh dokku@host COMMAND_STRING` to the test's sshd, stdin passed on.
+ssh_dokku() {
+  ssh -F /dev/null -T -i "$SSHD_DIR/client_key" -p "$SSH_PORT" \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
+    -o IdentitiesOnly=yes -o LogLevel=ERROR "$SSH_LOGIN@127.0.0.1" "$1"
+}
+
+# save_over_ssh IMAGE COMMAND_STRING: docker image save IMAGE | ssh dokku@host COMMAND_STRING
+save_over_ssh() {
+  docker image save "$1" | ssh_dokku "$2"
+}
+
+# run_split CMD…: `run`, with CMD's stderr apart in $stderr and $stderr_lines, and $output only
+# its stdout. (`run --separate-stderr` of bats 1.8 strips the leading blank of " !     ".)
+run_split() {
+  local file
+  file="$(mktemp "$BATS_TEST_TMPDIR/stderr.XXXXXX")"
+  run _stderr_to "$file" "$@"
+  stderr="$(cat "$file")"
+  mapfile -t stderr_lines <"$file"
+  rm -f "$file"
+}
+
+_stderr_to() {
+  local file="$1"
+  shift 1
+  "$@" 2>"$file"
+}
+
+repo_git() {
+  git --git-dir="$DOKKU_ROOT/$APP" "$@"
+}
+
+# app_triggers NAME: the calls of trigger NAME for the test's app (the host is the file's).
+app_triggers() {
+  sandbox_triggers "$1" | grep -F " $APP " || true
+}
+
+# sessions: how many sessions sshd has started so far.
+sessions() {
+  grep -c "^Starting session: forced-command (key-option) " "$SSHD_DIR/sshd.log" || true
+}
+
+# assert_head_deploys ID IMAGE AUTHOR: the branch head deploys IMAGE (ID), by AUTHOR as both
+# author and committer.
+assert_head_deploys() {
+  local head
+  head="$(app_branch_rev "$APP")" || fail "$APP has no deploy branch"
+  assert_equal "$(repo_git log -1 --format=%B "$head" | sed -n 's/^Image-Id: //p')" "$1"
+  assert_equal "$(repo_git log -1 --format=%B "$head" | sed -n 's/^Image-Source: //p')" "$2"
+  assert_equal "$(repo_git log -1 --format='%an <%ae>' "$head")" "$3"
+  assert_equal "$(repo_git log -1 --format='%cn <%ce>' "$head")" "$3"
+  assert_equal "$(app_property git "$APP" source-image)" "$2"
+  if repo_git rev-parse --verify --quiet refs/image/pending >/dev/null; then
+    fail "refs/image/pending is left after a successful deploy"
+  fi
+}
+
+@test "image:load over ssh deploys, and a quoted user name is one argument" {
+  local tag id before
+  tag="$(unique_name img):v1"
+  id="$(build_busybox_image "$tag" --content "loaded over ssh")"
+  before="$(sessions)"
+
+  run_split save_over_ssh "$tag" "image:load $APP $tag \"Jane Doe\" jane@example.com"
+  assert_success
+  assert_line --index 0 "-----> Loading $tag from the archive on stdin"
+  assert_line --regexp "^-----> Deployed $tag \(${id:7:12}\) to $APP as commit [0-9a-f]{12}$"
+  assert_equal "$stderr" ""
+  assert_equal "$(sessions)" "$((before + 1))"
+  assert_head_deploys "$id" "$tag" "Jane Doe <jane@example.com>"
+  assert_equal "$(app_triggers post-image-load)" "post-image-load $APP $tag $id"
+  assert_equal "$(app_http_get "$APP")" "loaded over ssh"
+}
+
+@test "image:from over ssh deploys; single quotes and an empty email are honoured" {
+  local tag id
+  tag="$(unique_name img):v1"
+  id="$(build_busybox_image "$tag" --content "from over ssh")"
+
+  run_split ssh_dokku "image:from $APP $tag 'Ann Lee' ''" </dev/null
+  assert_success
+  assert_line --regexp "^-----> Deployed $tag \(${id:7:12}\) to $APP as commit [0-9a-f]{12}$"
+  assert_head_deploys "$id" "$tag" "Ann Lee <automated@dokku.sh>"
+  assert_equal "$(app_http_get "$APP")" "from over ssh"
+
+  # the same image again: a no-op, exit 0, over ssh too
+  run_split ssh_dokku "image:from $APP $tag" </dev/null
+  assert_success
+  assert_line "-----> No changes detected, skipping deploy"
+  assert_equal "$(repo_git rev-list --count HEAD)" "1"
+}
+
+@test "a missing app over ssh: exit 20 and Dokku's message, for image:load and image:from" {
+  local tag
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" >/dev/null
+
+  run_split save_over_ssh "$tag" "image:load no-such-app $tag"
+  assert_failure 20
+  assert_equal "$stderr" " !     App no-such-app does not exist"
+  assert_equal "$output" ""
+
+  run_split ssh_dokku "image:from no-such-app $tag" </dev/null
+  assert_failure 20
+  assert_equal "$stderr" " !     App no-such-app does not exist"
+  [ ! -e "$DOKKU_ROOT/no-such-app" ]
+}
+
+@test "an archive without IMAGE over ssh: exit 1 with the tags it holds, nothing deployed" {
+  local tag other
+  tag="$(unique_name img):v1"
+  other="$(unique_name other):v1"
+  build_busybox_image "$tag" >/dev/null
+
+  run_split save_over_ssh "$tag" "image:load $APP $other"
+  assert_failure 1
+  assert_equal "$stderr" " !     the archive does not hold $other; it holds $tag; nothing was loaded"
+  run app_branch_rev "$APP"
+  assert_failure
+  assert_equal "$(repo_git for-each-ref)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
+}
+
+@test "a slow upload over ssh logs Received lines on stderr, once past 5 s" {
+  local tag id archive line
+  tag="$(unique_name img):v1"
+  id="$(build_busybox_image "$tag")"
+  archive="$BATS_TEST_TMPDIR/archive.tar"
+  docker image save "$tag" >"$archive"
+
+  # the archive in 8 chunks, one second apart
+  slow_upload() {
+    local size chunk index
+    size="$(stat -c %s "$archive")"
+    chunk=$(((size + 7) / 8))
+    for ((index = 0; index < 8; index++)); do
+      dd if="$archive" bs="$chunk" skip="$index" count=1 status=none
+      ((index == 7)) || sleep 1
+    done | ssh_dokku "image:load $APP $tag"
+  }
+  run_split slow_upload
+  assert_success
+  assert_head_deploys "$id" "$tag" "Dokku <automated@dokku.sh>"
+  [ "${#stderr_lines[@]}" -ge 1 ]
+  for line in "${stderr_lines[@]}"; do
+    assert_regex "$line" '^-----> Received [0-9.]+ (B|KiB|MiB) in [0-9]+s \([0-9.]+ (B|KiB|MiB)/s\)$'
+    [[ "$line" =~ in\ ([0-9]+)s ]]
+    [ "${BASH_REMATCH[1]}" -ge 5 ]
+  done
+}
