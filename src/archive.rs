@@ -1862,4 +1862,27 @@ mod tests {
         }
         assert_eq!(sink.layer_sum, expected_sum);
     }
+
+    // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): a PAX or base-256 size near
+    // u64::MAX overflowed `size + padding` (a panic in debug builds, a wrong length in release).
+    #[test]
+    fn regression_huge_entry_size_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("size", b"18446744073709551615".as_slice())])
+            .unwrap();
+        file(&mut b, "layer.tar", b"x");
+        assert_eq!(
+            error(&finish(b)),
+            "corrupt tar archive: bad entry size at offset 1024: 18446744073709551615 bytes"
+        );
+        let mut h = header(tar::EntryType::Regular, u64::MAX);
+        h.set_path("layer.tar").unwrap();
+        h.set_cksum();
+        let mut input = h.as_bytes().to_vec();
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert_eq!(
+            error(&input),
+            "corrupt tar archive: bad entry size at offset 0: 18446744073709551615 bytes"
+        );
+    }
 }

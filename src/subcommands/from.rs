@@ -90,17 +90,19 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
     let docker = Docker::for_app(&host, &request.app);
 
     // --force implies --pull: a forced deploy takes whatever the reference names now.
-    let present = docker.image_id(&request.image)?;
-    if request.pull || request.force || present.is_none() {
-        host::info(format!("Pulling {}", request.image));
-        docker.pull(&request.image)?;
-    }
-    let image_id = docker.image_id(&request.image)?.with_context(|| {
-        format!(
-            "image {} is not on the host after pulling it",
-            request.image
-        )
-    })?;
+    let image_id = match docker.image_id(&request.image)? {
+        Some(id) if !request.pull && !request.force => id,
+        _ => {
+            host::info(format!("Pulling {}", request.image));
+            docker.pull(&request.image)?;
+            docker.image_id(&request.image)?.with_context(|| {
+                format!(
+                    "image {} is not on the host after pulling it",
+                    request.image
+                )
+            })?
+        }
+    };
 
     session.deploy(DeployRequest {
         subject: format!("Deploy {}", request.image),

@@ -47,9 +47,9 @@ start_all() {
     (
       until [[ -e "$go" ]]; do sleep 0.01; done
       sleep "$(awk "BEGIN { print ($i - 1) * $stagger }")"
-      status=0
-      "${prefix[@]}" "$arg" </dev/null >"$BATS_TEST_TMPDIR/$name.$i.out" 2>"$BATS_TEST_TMPDIR/$name.$i.err" || status=$?
-      echo "$status" >"$BATS_TEST_TMPDIR/$name.$i.rc"
+      rc=0
+      "${prefix[@]}" "$arg" </dev/null >"$BATS_TEST_TMPDIR/$name.$i.out" 2>"$BATS_TEST_TMPDIR/$name.$i.err" || rc=$?
+      echo "$rc" >"$BATS_TEST_TMPDIR/$name.$i.rc"
     ) 3>&- &
     PIDS+=("$!")
   done
@@ -155,9 +155,9 @@ echo \"end \$3\" >>$(printf '%q' "$log")"
   PIDS=()
   for ((i = 0; i < 8; i++)); do
     (
-      status=0
-      dokku image:from "${apps[i]}" "${images[i]}" </dev/null >"$BATS_TEST_TMPDIR/app.$i.out" 2>&1 || status=$?
-      echo "$status" >"$BATS_TEST_TMPDIR/app.$i.rc"
+      rc=0
+      dokku image:from "${apps[i]}" "${images[i]}" </dev/null >"$BATS_TEST_TMPDIR/app.$i.out" 2>&1 || rc=$?
+      echo "$rc" >"$BATS_TEST_TMPDIR/app.$i.rc"
     ) 3>&- &
     PIDS+=("$!")
   done

@@ -45,9 +45,9 @@ start_bg() {
   local name="$1"
   shift 1
   (
-    status=0
-    "$@" <"${BG_STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" || status=$?
-    echo "$status" >"$BATS_TEST_TMPDIR/$name.rc"
+    rc=0
+    "$@" <"${BG_STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" || rc=$?
+    echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
   ) 3>&- &
   BG_PID=$!
 }

@@ -545,8 +545,9 @@ assert_installed() {
   [ ! -e "$src/bin" ]
 
   # The wrapper sets HOME to the dokku user's; cargo and rustup stay root's, as with sudo.
+  # The suite's own target dir holds the dependencies already built, so only the crate builds.
   run env CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-    dokku plugin:install "file://$src" --name image
+    CARGO_TARGET_DIR="$REPO_ROOT/target" dokku plugin:install "file://$src" --name image
   assert_success
   assert_line "-----> Building the image plugin (cargo build --release)"
   assert_installed

@@ -479,6 +479,7 @@ sandbox_plugin() {
 
 # run_split COMMAND…: like `run --separate-stderr`, but $stderr keeps the leading space of
 # ` !     ` (bats 1.8 strips it). Sets $status, $output (stdout) and $stderr.
+# shellcheck disable=SC2034 # status, output and stderr are read by the caller
 run_split() {
   local out="$BATS_TEST_TMPDIR/run_split.out" err="$BATS_TEST_TMPDIR/run_split.err"
   status=0

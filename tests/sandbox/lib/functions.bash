@@ -57,7 +57,8 @@ sandbox_property_delete() {
 
 sandbox_properties_destroy() {
   local plugin="$1" app="$2"
-  [[ -n "$app" ]] || return 0
+  # Only a valid app name (or --global) may become part of a path that is removed.
+  [[ "$app" == "--global" ]] || sandbox_valid_app_name "$app" || return 0
   rm -rf "${DOKKU_LIB_ROOT:?}/config/$plugin/$app"
 }
 
