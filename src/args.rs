@@ -34,6 +34,39 @@ pub struct Spec {
     pub max_positionals: usize,
 }
 
+impl Spec {
+    /// A command that takes no flags and no positionals but its app; set what it does take
+    /// with struct update syntax.
+    pub const fn new(usage: &'static str) -> Spec {
+        Spec {
+            usage,
+            build_dir: false,
+            pull: false,
+            force: false,
+            format: false,
+            fields: false,
+            takes_app: true,
+            max_positionals: 0,
+        }
+    }
+}
+
+/// Parses the arguments of a command that needs an app (from the argv, `--app` or
+/// `DOKKU_APP_NAME`), and returns the app apart.
+pub fn parse_for_app(
+    argv: Vec<OsString>,
+    command: &str,
+    spec: &Spec,
+) -> anyhow::Result<(String, Parsed)> {
+    let mut parsed = parse(argv, command, spec, std::env::var("DOKKU_APP_NAME").ok())?;
+    let app = parsed
+        .app
+        .take()
+        .filter(|app| !app.is_empty())
+        .ok_or_else(|| usage_error("APP is required", spec.usage))?;
+    Ok((app, parsed))
+}
+
 /// Parses `argv` (without the program name; a leading `image:cmd` is dropped).
 pub fn parse(
     argv: Vec<OsString>,
@@ -118,16 +151,7 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    const DEPLOY: Spec = Spec {
-        usage: "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]",
-        build_dir: true,
-        pull: true,
-        force: true,
-        format: false,
-        fields: false,
-        takes_app: true,
-        max_positionals: 3,
-    };
+    const DEPLOY: Spec = crate::subcommands::from::SPEC;
 
     fn run(args: &[&str], env_app: Option<&str>) -> anyhow::Result<Parsed> {
         parse(

@@ -18,15 +18,12 @@ pub const USAGE: &str =
 pub const GIT_USAGE: &str =
     "git:from-image [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
-const SPEC: Spec = Spec {
-    usage: USAGE,
+pub const SPEC: Spec = Spec {
     build_dir: true,
     pull: true,
     force: true,
-    format: false,
-    fields: false,
-    takes_app: true,
     max_positionals: 3,
+    ..Spec::new(USAGE)
 };
 
 /// What a deploy from a reference or an archive needs, validated before any side effect.
@@ -41,16 +38,25 @@ pub struct Validated {
     pub force: bool,
 }
 
+impl Validated {
+    /// The deploy of the validated image once its ID is known; `note` ends the commit subject.
+    pub fn into_deploy(self, image_id: String, command: &'static str, note: &str) -> DeployRequest {
+        DeployRequest {
+            subject: format!("Deploy {}{note}", self.image),
+            image: self.image,
+            image_id,
+            content: Content::Context(self.context),
+            author: self.author,
+            force: self.force,
+            command,
+        }
+    }
+}
+
 /// Parses and validates the arguments of `image:from`/`image:load` (same shape): app, image,
 /// author, build dir.
 pub fn validate(argv: Vec<OsString>, command: &str, spec: &Spec) -> anyhow::Result<Validated> {
-    let parsed = args::parse(argv, command, spec, std::env::var("DOKKU_APP_NAME").ok())?;
-    let app = parsed
-        .app
-        .ok_or_else(|| host::usage_error("APP is required", spec.usage))?;
-    if app.is_empty() {
-        return Err(host::usage_error("APP is required", spec.usage));
-    }
+    let (app, parsed) = args::parse_for_app(argv, command, spec)?;
     let mut positionals = parsed.positionals.into_iter();
     let image = positionals
         .next()
@@ -104,14 +110,6 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
         }
     };
 
-    session.deploy(DeployRequest {
-        subject: format!("Deploy {}", request.image),
-        image: request.image,
-        image_id,
-        content: Content::Context(request.context),
-        author: request.author,
-        force: request.force,
-        command,
-    })?;
+    session.deploy(request.into_deploy(image_id, command, ""))?;
     Ok(())
 }

@@ -12,15 +12,9 @@ use crate::repo::{AppRepo, CommitInfo};
 
 pub const USAGE: &str = "image:history APP [--format json]";
 
-const SPEC: Spec = Spec {
-    usage: USAGE,
-    build_dir: false,
-    pull: false,
-    force: false,
+pub const SPEC: Spec = Spec {
     format: true,
-    fields: false,
-    takes_app: true,
-    max_positionals: 0,
+    ..Spec::new(USAGE)
 };
 
 /// One commit of the deploy branch's first-parent history, with its deploy record when this
@@ -126,16 +120,7 @@ fn table(deploys: &[Deploy]) -> String {
 }
 
 pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let parsed = args::parse(
-        argv,
-        "image:history",
-        &SPEC,
-        std::env::var("DOKKU_APP_NAME").ok(),
-    )?;
-    let app = parsed
-        .app
-        .filter(|app| !app.is_empty())
-        .ok_or_else(|| host::usage_error("APP is required", USAGE))?;
+    let (app, parsed) = args::parse_for_app(argv, "image:history", &SPEC)?;
     let as_json = match parsed.format.as_deref() {
         None => false,
         Some("json") => true,

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::archive::{self, Contents, Limits};
 use crate::args::Spec;
-use crate::deploy::{AppSession, Content, DeployRequest};
+use crate::deploy::AppSession;
 use crate::docker::Docker;
 use crate::host::{self, Host};
 use crate::process::ProcessError;
@@ -24,15 +24,11 @@ pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_
 pub const GIT_USAGE: &str =
     "git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
-const SPEC: Spec = Spec {
-    usage: USAGE,
+pub const SPEC: Spec = Spec {
     build_dir: true,
-    pull: false,
     force: true,
-    format: false,
-    fields: false,
-    takes_app: true,
     max_positionals: 3,
+    ..Spec::new(USAGE)
 };
 
 /// `image:load`, or `git:load-image` on hosts whose core git plugin lacks it (same behaviour;
@@ -68,15 +64,7 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
     )
     .context("the post-image-load trigger failed")?;
 
-    session.deploy(DeployRequest {
-        subject: format!("Deploy {} (loaded from an archive)", request.image),
-        image: request.image,
-        image_id,
-        content: Content::Context(request.context),
-        author: request.author,
-        force: request.force,
-        command,
-    })?;
+    session.deploy(request.into_deploy(image_id, command, " (loaded from an archive)"))?;
     Ok(())
 }
 

@@ -8,15 +8,9 @@ use crate::subcommands::history;
 
 pub const USAGE: &str = "image:report [APP] [--image-FIELD]";
 
-const SPEC: Spec = Spec {
-    usage: USAGE,
-    build_dir: false,
-    pull: false,
-    force: false,
-    format: false,
+pub const SPEC: Spec = Spec {
     fields: true,
-    takes_app: true,
-    max_positionals: 0,
+    ..Spec::new(USAGE)
 };
 
 /// The report's flags and labels, in the order they are printed.

@@ -14,15 +14,9 @@ use crate::subcommands::history::{self, Deploy};
 
 pub const USAGE: &str = "image:rollback APP [COMMIT] [USER_NAME [USER_EMAIL]]";
 
-const SPEC: Spec = Spec {
-    usage: USAGE,
-    build_dir: false,
-    pull: false,
-    force: false,
-    format: false,
-    fields: false,
-    takes_app: true,
+pub const SPEC: Spec = Spec {
     max_positionals: 3,
+    ..Spec::new(USAGE)
 };
 
 fn short(commit: &str) -> &str {
@@ -120,16 +114,7 @@ fn restore_image(
 }
 
 pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let parsed = args::parse(
-        argv,
-        "image:rollback",
-        &SPEC,
-        std::env::var("DOKKU_APP_NAME").ok(),
-    )?;
-    let app = parsed
-        .app
-        .filter(|app| !app.is_empty())
-        .ok_or_else(|| host::usage_error("APP is required", USAGE))?;
+    let (app, parsed) = args::parse_for_app(argv, "image:rollback", &SPEC)?;
     let mut positionals = parsed.positionals.into_iter();
     // An empty COMMIT means the default, so that an author can be given without one.
     let revision = positionals.next().filter(|r| !r.is_empty());

@@ -32,23 +32,6 @@ image_id() {
   docker image inspect -f '{{.Id}}' "$1"
 }
 
-# run_split CMD…: `run`, with CMD's stderr apart in $stderr and $stderr_lines, and $output only
-# its stdout. (`run_split` of bats 1.8 strips the leading blank of " !     ".)
-run_split() {
-  local file
-  file="$(mktemp "$BATS_TEST_TMPDIR/stderr.XXXXXX")"
-  run _stderr_to "$file" "$@"
-  stderr="$(cat "$file")"
-  mapfile -t stderr_lines <"$file"
-  rm -f "$file"
-}
-
-_stderr_to() {
-  local file="$1"
-  shift 1
-  "$@" 2>"$file"
-}
-
 # engine_images: every image ID of the engine, sorted.
 engine_images() {
   docker image ls -aq --no-trunc | sort -u

@@ -47,23 +47,6 @@ save_over_ssh() {
   docker image save "$1" | ssh_dokku "$2"
 }
 
-# run_split CMD…: `run`, with CMD's stderr apart in $stderr and $stderr_lines, and $output only
-# its stdout. (`run --separate-stderr` of bats 1.8 strips the leading blank of " !     ".)
-run_split() {
-  local file
-  file="$(mktemp "$BATS_TEST_TMPDIR/stderr.XXXXXX")"
-  run _stderr_to "$file" "$@"
-  stderr="$(cat "$file")"
-  mapfile -t stderr_lines <"$file"
-  rm -f "$file"
-}
-
-_stderr_to() {
-  local file="$1"
-  shift 1
-  "$@" 2>"$file"
-}
-
 repo_git() {
   git --git-dir="$DOKKU_ROOT/$APP" "$@"
 }

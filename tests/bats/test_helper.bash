@@ -477,13 +477,20 @@ sandbox_plugin() {
   ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
 }
 
-# run_split COMMAND…: like `run --separate-stderr`, but $stderr keeps the leading space of
-# ` !     ` (bats 1.8 strips it). Sets $status, $output (stdout) and $stderr.
-# shellcheck disable=SC2034 # status, output and stderr are read by the caller
+# run_split CMD…: `run`, with CMD's stderr apart in $stderr and $stderr_lines, and $output only
+# its stdout. (`run --separate-stderr` of bats 1.8 strips the leading blank of " !     ".)
+# shellcheck disable=SC2034 # stderr and stderr_lines are read by the caller
 run_split() {
-  local out="$BATS_TEST_TMPDIR/run_split.out" err="$BATS_TEST_TMPDIR/run_split.err"
-  status=0
-  "$@" >"$out" 2>"$err" || status=$?
-  output="$(<"$out")"
-  stderr="$(<"$err")"
+  local file
+  file="$(mktemp "$BATS_TEST_TMPDIR/stderr.XXXXXX")"
+  run _stderr_to "$file" "$@"
+  stderr="$(cat "$file")"
+  mapfile -t stderr_lines <"$file"
+  rm -f "$file"
+}
+
+_stderr_to() {
+  local file="$1"
+  shift 1
+  "$@" 2>"$file"
 }
