@@ -669,7 +669,7 @@ impl<W: Write> Walker<'_, W> {
         if items.is_empty() {
             bail!("manifest.json lists no images");
         }
-        let mut images = Vec::new();
+        let mut images = ImageSet::default();
         for item in items {
             let id = config_id(&item.config).ok_or_else(|| {
                 anyhow!(
@@ -681,9 +681,9 @@ impl<W: Write> Walker<'_, W> {
             for layer in &item.layers {
                 self.require("manifest.json", layer)?;
             }
-            add_image(&mut images, id, item.repo_tags.unwrap_or_default());
+            images.add(id, item.repo_tags.unwrap_or_default());
         }
-        Ok(images)
+        Ok(images.into_vec())
     }
 
     fn learn_index(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -692,7 +692,7 @@ impl<W: Write> Walker<'_, W> {
         if index.manifests.is_empty() {
             bail!("index.json lists no images");
         }
-        let mut images = Vec::new();
+        let mut images = ImageSet::default();
         for descriptor in &index.manifests {
             let id = self.resolve(descriptor, 0)?;
             let annotations = &descriptor.annotations;
@@ -705,9 +705,9 @@ impl<W: Write> Walker<'_, W> {
                         .filter(|name| name.contains(':') || name.contains('/'))
                 })
                 .cloned();
-            add_image(&mut images, id, name.into_iter().collect());
+            images.add(id, name.into_iter().collect());
         }
-        Ok(images)
+        Ok(images.into_vec())
     }
 
     /// The config digest of the image a descriptor in `index.json` (or a nested index) names.
@@ -769,16 +769,35 @@ fn sink_error(error: io::Error) -> anyhow::Error {
     anyhow::Error::new(error).context("forwarding the archive to docker image load failed")
 }
 
-fn add_image(images: &mut Vec<ArchivedImage>, id: String, tags: Vec<String>) {
-    match images.iter_mut().find(|image| image.id == id) {
-        Some(image) => {
-            for tag in tags {
-                if !image.tags.contains(&tag) {
-                    image.tags.push(tag);
-                }
+/// The images an archive names, in archive order, one per ID, each tag listed once. Lookups are
+/// hashed: a manifest of many items or tags must not take quadratic time.
+#[derive(Default)]
+struct ImageSet {
+    images: Vec<ArchivedImage>,
+    /// Index in `images` and the tags already listed, by image ID.
+    by_id: HashMap<String, (usize, HashSet<String>)>,
+}
+
+impl ImageSet {
+    fn add(&mut self, id: String, tags: Vec<String>) {
+        let images = &mut self.images;
+        let (index, known) = self.by_id.entry(id).or_insert_with_key(|id| {
+            images.push(ArchivedImage {
+                id: id.clone(),
+                tags: Vec::new(),
+            });
+            (images.len() - 1, HashSet::new())
+        });
+        for tag in tags {
+            if !known.contains(&tag) {
+                known.insert(tag.clone());
+                images[*index].tags.push(tag);
             }
         }
-        None => images.push(ArchivedImage { id, tags }),
+    }
+
+    fn into_vec(self) -> Vec<ArchivedImage> {
+        self.images
     }
 }
 
@@ -1884,5 +1903,35 @@ mod tests {
             error(&input),
             "corrupt tar archive: bad entry size at offset 0: 18446744073709551615 bytes"
         );
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): RepoTags listing a tag twice gave
+    // it twice in `tags`, while tags merged from another item were deduplicated; and the
+    // deduplication was quadratic (a 16 MiB manifest of one-tag items took minutes).
+    #[test]
+    fn regression_tags_are_listed_once_in_linear_time() {
+        let cfg = hex(5);
+        let mut b = tar::Builder::new(Vec::new());
+        file(&mut b, &format!("{cfg}.json"), b"{}");
+        let mut items = vec![format!(
+            r#"{{"Config":"{cfg}.json","RepoTags":["a:1","a:1","b:2","a:1"]}}"#
+        )];
+        // Many items of the same image, with one new tag each.
+        items.extend(
+            (0..20_000).map(|i| format!(r#"{{"Config":"{cfg}.json","RepoTags":["c:{i}","b:2"]}}"#)),
+        );
+        file(
+            &mut b,
+            "manifest.json",
+            format!("[{}]", items.join(",")).as_bytes(),
+        );
+        let started = std::time::Instant::now();
+        let (result, _) = run(&finish(b));
+        let contents = result.unwrap();
+        assert_eq!(contents.images.len(), 1);
+        let tags = &contents.images[0].tags;
+        assert_eq!(tags[..4], ["a:1", "b:2", "c:0", "c:1"]);
+        assert_eq!(tags.len(), 2 + 20_000);
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 }

@@ -528,7 +528,17 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
         Ok(contents) => {
             assert!(accept, "forward succeeded although the check rejected");
             assert_eq!(checked.as_ref(), Some(contents), "the check saw other contents");
-            assert_eq!(view.state, State::Ended, "docker never saw the end of the archive");
+            // Go's reader may refuse what `forward` let through (a garbage mode field, a bad
+            // global PAX header): docker then fails and imports nothing, which is safe. Where it
+            // does read on, it must end exactly where `forward` ended.
+            match &view.state {
+                State::Ended => {}
+                State::Broken(why) => assert!(
+                    std::env::var_os("FUZZ_STRICT_DOCKER").is_none(),
+                    "forward succeeded but docker would fail: {why}"
+                ),
+                State::Reading => panic!("docker never saw the end of the archive"),
+            }
             assert_eq!(view.after_end, 0, "bytes after the end-of-archive marker");
             assert_eq!(
                 view.entry_after_metadata, None,
@@ -540,9 +550,11 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
             names.dedup();
             assert_eq!(names.len(), view.metadata.len(), "docker saw {:?}", view.metadata);
             assert!(
-                view.metadata
-                    .iter()
-                    .any(|m| m == "manifest.json" || m == "index.json"),
+                matches!(view.state, State::Broken(_))
+                    || view
+                        .metadata
+                        .iter()
+                        .any(|m| m == "manifest.json" || m == "index.json"),
                 "forward succeeded but docker saw no manifest: {:?}",
                 view.metadata
             );

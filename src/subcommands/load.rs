@@ -16,8 +16,11 @@ use crate::process::ProcessError;
 use crate::progress::Progress;
 use crate::record::short_id;
 use crate::reference::Reference;
+use crate::relay::Relay;
 use crate::subcommands::from;
 use crate::trigger;
+
+const PIPE_SIZE: usize = 1 << 20;
 
 pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
@@ -73,7 +76,9 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
 pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<String> {
     host::info(format!("Loading {image} from the archive on stdin"));
     let command = docker.load_command();
-    let (reader, mut writer) = io::pipe().context("cannot create a pipe to docker image load")?;
+    let (reader, writer) = io::pipe().context("cannot create a pipe to docker image load")?;
+    // A larger pipe wakes the two processes less often; the default size works too.
+    let _ = rustix::pipe::fcntl_setpipe_size(&writer, PIPE_SIZE);
     let handle = command
         .expression()
         .stdin_file(reader)
@@ -84,8 +89,9 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         .with_context(|| format!("cannot start `{}`", command.display()))?;
 
     let mut input = Progress::new(io::stdin().lock());
+    let mut relay = Relay::new(writer);
     let mut wanted_id = None;
-    let forwarded = archive::forward(&mut input, &mut writer, limits, |contents: &Contents| {
+    let forwarded = archive::forward(&mut input, &mut relay, limits, |contents: &Contents| {
         let found = contents
             .find(image)
             .with_context(|| not_in_archive(image, contents))?;
@@ -93,12 +99,17 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         Ok(())
     });
     input.finish();
+    // All of the archive reaches the pipe, or the first write error.
+    let forwarded = forwarded.and_then(|contents| {
+        relay.finish()?;
+        Ok(contents)
+    });
 
     if let Err(err) = forwarded {
         // The engine imports only after the end of the archive, which it never got: killing
         // the load before its stdin closes leaves the engine as it was.
         let _ = handle.kill();
-        drop(writer);
+        drop(relay);
         let docker_stderr = handle
             .wait()
             .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_string())
@@ -108,7 +119,6 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         }
         return Err(err);
     }
-    drop(writer);
     let output = handle.wait().context("docker image load did not finish")?;
     command
         .check(output)
