@@ -374,6 +374,9 @@ struct Extensions {
     raw: Vec<u8>,
     path: Option<Vec<u8>>,
     size: Option<u64>,
+    /// A PAX header, a GNU long name was seen.
+    pax: bool,
+    long_name: bool,
 }
 
 struct Walker<'a, W> {
@@ -502,6 +505,22 @@ impl<W: Write> Walker<'_, W> {
         if ext.raw.len() as u64 + size > 4 * MAX_EXTENSION_HEADER {
             bail!("corrupt tar archive: too many extension headers for one entry");
         }
+        // Docker's reader (Go's archive/tar) keeps only the last PAX header, prefers a GNU long
+        // name to a PAX path whatever their order, and drops both at a global header. Rather
+        // than mirror that, refuse the combinations, which docker save never writes: this
+        // reader and docker must agree on every entry's name and size.
+        let offset = self.input.pos - BLOCK as u64;
+        let conflict = match entry_type {
+            tar::EntryType::XHeader if ext.pax => Some("two PAX headers for one entry"),
+            tar::EntryType::GNULongName if ext.long_name => Some("two GNU long names for one entry"),
+            tar::EntryType::XGlobalHeader if ext.pax || ext.long_name => {
+                Some("a global PAX header after an entry's extension headers")
+            }
+            _ => None,
+        };
+        if let Some(conflict) = conflict {
+            bail!("corrupt tar archive: {conflict} at offset {offset}");
+        }
         let start = ext.raw.len();
         ext.raw.extend_from_slice(block);
         let data_start = ext.raw.len();
@@ -511,6 +530,7 @@ impl<W: Write> Walker<'_, W> {
         let data = &ext.raw[data_start..data_start + size as usize];
         match entry_type {
             tar::EntryType::XHeader => {
+                ext.pax = true;
                 for record in tar::PaxExtensions::new(data) {
                     let record = record.map_err(|_| {
                         anyhow!(
@@ -532,6 +552,7 @@ impl<W: Write> Walker<'_, W> {
                 }
             }
             tar::EntryType::GNULongName => {
+                ext.long_name = true;
                 let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
                 ext.path = Some(data[..end].to_vec());
             }

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::context::BuildContext;
 use crate::host::{self, Host};
-use crate::lock::DeployLock;
+use crate::lock::{DeployInProgress, DeployLock};
 use crate::record::{short_id, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::trigger;
@@ -72,6 +72,15 @@ impl<'h> AppSession<'h> {
         };
         session.repair()?;
         Ok(session)
+    }
+
+    /// For commands that only read the app's record: repair what a killed deploy left behind,
+    /// unless a deploy is running right now (its pending ref is not stale then).
+    pub fn repair_if_idle(host: &Host, app: &str) -> anyhow::Result<()> {
+        match AppSession::open(host, app) {
+            Err(err) if err.downcast_ref::<DeployInProgress>().is_none() => Err(err),
+            _ => Ok(()),
+        }
     }
 
     /// A pending ref means a deploy died between its commit and its end: drop the commit and

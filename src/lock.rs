@@ -8,6 +8,24 @@ use anyhow::Context;
 
 use crate::host::{self, Host};
 
+/// Another process holds the app's lock.
+#[derive(Debug)]
+pub struct DeployInProgress {
+    pub app: String,
+}
+
+impl std::fmt::Display for DeployInProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another image deploy of {} is in progress; nothing was changed, try again when it has finished",
+            self.app
+        )
+    }
+}
+
+impl std::error::Error for DeployInProgress {}
+
 /// Held while a deploy runs; released on drop.
 #[derive(Debug)]
 pub struct DeployLock {
@@ -28,9 +46,10 @@ impl DeployLock {
             .with_context(|| format!("cannot open the deploy lock {}", path.display()))?;
         match file.try_lock() {
             Ok(()) => Ok(DeployLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(anyhow::anyhow!(
-                "another image deploy of {app} is in progress; nothing was changed, try again when it has finished"
-            )),
+            Err(TryLockError::WouldBlock) => Err(DeployInProgress {
+                app: app.to_string(),
+            }
+            .into()),
             Err(TryLockError::Error(err)) => {
                 Err(err).with_context(|| format!("cannot lock {}", path.display()))
             }
@@ -54,6 +73,7 @@ mod tests {
         let first = DeployLock::acquire(&host, "app").unwrap();
         let err = DeployLock::acquire(&host, "app").unwrap_err();
         assert!(err.to_string().contains("in progress"), "{err}");
+        assert!(err.downcast_ref::<DeployInProgress>().is_some());
         assert!(DeployLock::acquire(&host, "other").is_ok());
         drop(first);
         assert!(DeployLock::acquire(&host, "app").is_ok());

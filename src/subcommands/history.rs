@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use serde::Serialize;
 
 use crate::args::{self, Spec};
+use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::record::{short_id, DeployRecord};
 use crate::repo::{AppRepo, CommitInfo};
@@ -133,6 +134,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
     };
     host::ensure_app(&app)?;
     let host = Host::from_env();
+    AppSession::repair_if_idle(&host, &app)?;
     let deploys = app_deploys(&host, &app)?;
     if as_json {
         println!("{}", json(&deploys)?);

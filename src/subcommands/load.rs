@@ -123,10 +123,7 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
     command
         .check(output)
         .map_err(|err| match err.downcast::<ProcessError>() {
-            Ok(process) => anyhow::anyhow!(
-                "docker image load rejected the archive: {}",
-                process.stderr.trim()
-            ),
+            Ok(process) => anyhow::anyhow!("docker image load failed: {}", process.stderr.trim()),
             Err(other) => other,
         })?;
 

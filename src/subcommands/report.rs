@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 
 use crate::args::{self, Spec};
+use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::subcommands::history;
 
@@ -50,6 +51,7 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
 /// One app's block (no flag) or one field's raw value.
 fn report_app(host: &Host, app: &str, field: Option<&str>) -> anyhow::Result<()> {
     host::ensure_app(app)?;
+    AppSession::repair_if_idle(host, app)?;
     let values = values(host, app)?;
     match field {
         None => {
