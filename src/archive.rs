@@ -512,7 +512,9 @@ impl<W: Write> Walker<'_, W> {
         let offset = self.input.pos - BLOCK as u64;
         let conflict = match entry_type {
             tar::EntryType::XHeader if ext.pax => Some("two PAX headers for one entry"),
-            tar::EntryType::GNULongName if ext.long_name => Some("two GNU long names for one entry"),
+            tar::EntryType::GNULongName if ext.long_name => {
+                Some("two GNU long names for one entry")
+            }
             tar::EntryType::XGlobalHeader if ext.pax || ext.long_name => {
                 Some("a global PAX header after an entry's extension headers")
             }
@@ -539,6 +541,9 @@ impl<W: Write> Walker<'_, W> {
                         )
                     })?;
                     match record.key_bytes() {
+                        b"path" if ext.long_name => bail!(
+                            "corrupt tar archive: a PAX path and a GNU long name for one entry at offset {offset}"
+                        ),
                         b"path" => ext.path = Some(record.value_bytes().to_vec()),
                         b"size" => {
                             let size = std::str::from_utf8(record.value_bytes())
@@ -552,6 +557,9 @@ impl<W: Write> Walker<'_, W> {
                 }
             }
             tar::EntryType::GNULongName => {
+                if ext.path.is_some() {
+                    bail!("corrupt tar archive: a PAX path and a GNU long name for one entry at offset {offset}");
+                }
                 ext.long_name = true;
                 let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
                 ext.path = Some(data[..end].to_vec());
@@ -1954,5 +1962,85 @@ mod tests {
         assert_eq!(tags[..4], ["a:1", "b:2", "c:0", "c:1"]);
         assert_eq!(tags.len(), 2 + 20_000);
         assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    }
+
+    /// PAX extended header data holding `records`.
+    fn pax_data(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, value) in records {
+            let body = key.len() + value.len() + 3;
+            let mut len = body + 1;
+            while len.to_string().len() + body != len {
+                len += 1;
+            }
+            out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+        }
+        out
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): with a GNU long name and a PAX path
+    // for one entry this reader took the last, docker (Go's archive/tar) the long name, so
+    // docker saw a metadata entry this reader forwarded as a layer. Go also keeps only the last
+    // of two PAX headers (a size in the first changed where this reader thought the entry
+    // ended) and drops both at a global header. These combinations are now refused.
+    #[test]
+    fn regression_conflicting_extension_headers_are_refused() {
+        let long_name = || {
+            raw_entry(
+                b"././@LongLink",
+                tar::EntryType::GNULongName,
+                b"manifest.json\0",
+            )
+        };
+        let pax = |records: &[(&str, &str)]| {
+            raw_entry(b"pax", tar::EntryType::XHeader, &pax_data(records))
+        };
+        let global = raw_entry(
+            b"pax",
+            tar::EntryType::XGlobalHeader,
+            &pax_data(&[("comment", "g")]),
+        );
+        let cases: [(Vec<Vec<u8>>, &str); 5] = [
+            (
+                vec![long_name(), pax(&[("path", "a/layer.tar")])],
+                "a PAX path and a GNU long name for one entry",
+            ),
+            (
+                vec![pax(&[("path", "a/layer.tar")]), long_name()],
+                "a PAX path and a GNU long name for one entry",
+            ),
+            (
+                vec![pax(&[("size", "1024")]), pax(&[("comment", "x")])],
+                "two PAX headers for one entry",
+            ),
+            (
+                vec![long_name(), long_name()],
+                "two GNU long names for one entry",
+            ),
+            (
+                vec![pax(&[("size", "1024")]), global.clone()],
+                "a global PAX header after an entry's extension headers",
+            ),
+        ];
+        for (headers, conflict) in cases {
+            let mut input = headers.concat();
+            input.extend(raw_entry(b"a/layer.tar", tar::EntryType::Regular, b""));
+            input.extend_from_slice(&END_OF_ARCHIVE);
+            assert_eq!(
+                error(&input),
+                format!("corrupt tar archive: {conflict} at offset 1024")
+            );
+        }
+        // One of each, and a global header before them, are fine.
+        let mut b = tar::Builder::new(global);
+        b.append_pax_extensions([("path", b"x/layer.tar".as_slice())])
+            .unwrap();
+        file(&mut b, "placeholder", b"data");
+        let mut input = finish(b);
+        input.truncate(input.len() - END_OF_ARCHIVE.len());
+        input.extend(long_name());
+        input.extend(raw_entry(b"manifest.json", tar::EntryType::Regular, b"[]"));
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert_eq!(error(&input), "manifest.json lists no images");
     }
 }

@@ -77,6 +77,133 @@ struct EntrySpec {
     pax_path: bool,
     /// Write this size in the header (or a PAX `size` record) instead of the real one.
     size_lie: Option<SizeLie>,
+    /// Extension headers (PAX local or global, GNU long names) written before this entry.
+    extensions: Vec<ExtensionSpec>,
+    /// Changes to the raw header block.
+    tweaks: Vec<Tweak>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum ExtensionSpec {
+    Pax {
+        global: bool,
+        records: Vec<(KeySpec, ValueSpec)>,
+    },
+    LongName(NameSpec),
+}
+
+#[derive(Arbitrary, Debug)]
+enum KeySpec {
+    Pool(u8),
+    Raw(String),
+}
+
+#[derive(Arbitrary, Debug)]
+enum ValueSpec {
+    Name(NameSpec),
+    Number(u32),
+    Raw(String),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Tweak {
+    /// The ustar prefix field.
+    Prefix(NameSpec),
+    Magic(u8),
+    Version([u8; 2]),
+    /// The `tar\0` trailer of star headers.
+    StarTrailer,
+    Byte(u16, u8),
+}
+
+const PAX_KEYS: [&str; 12] = [
+    "path",
+    "size",
+    "linkpath",
+    "mtime",
+    "comment",
+    "GNU.sparse.name",
+    "GNU.sparse.major",
+    "GNU.sparse.minor",
+    "GNU.sparse.map",
+    "GNU.sparse.size",
+    "GNU.sparse.realsize",
+    "uid",
+];
+
+/// One PAX record: `LEN key=value\n`, LEN counting the whole record.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let body = key.len() + value.len() + 3;
+    let mut len = body + 1;
+    while len.to_string().len() + body != len {
+        len += 1;
+    }
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn extension(out: &mut Vec<u8>, spec: &ExtensionSpec) {
+    let (kind, data) = match spec {
+        ExtensionSpec::Pax { global, records } => {
+            let mut data = Vec::new();
+            for (key, value) in records.iter().take(8) {
+                let key = match key {
+                    KeySpec::Pool(n) => PAX_KEYS[*n as usize % PAX_KEYS.len()].to_string(),
+                    KeySpec::Raw(raw) => raw.clone(),
+                };
+                let value = match value {
+                    ValueSpec::Name(n) => name(n),
+                    ValueSpec::Number(n) => n.to_string(),
+                    ValueSpec::Raw(raw) => raw.clone(),
+                };
+                pax_record(&mut data, &key, value.as_bytes());
+            }
+            let kind = if *global {
+                tar::EntryType::XGlobalHeader
+            } else {
+                tar::EntryType::XHeader
+            };
+            (kind, data)
+        }
+        ExtensionSpec::LongName(n) => {
+            let mut data = name(n).into_bytes();
+            data.push(0);
+            (tar::EntryType::GNULongName, data)
+        }
+    };
+    let h = raw_header("././@Extension", kind, data.len() as u64);
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&data);
+    pad(out);
+}
+
+fn tweak(h: &mut tar::Header, spec: &Tweak) {
+    let block = h.as_mut_bytes();
+    match spec {
+        Tweak::Prefix(n) => {
+            let prefix = name(n).into_bytes();
+            let len = prefix.len().min(155);
+            block[345..500].fill(0);
+            block[345..345 + len].copy_from_slice(&prefix[..len]);
+        }
+        Tweak::Magic(n) => {
+            let magic: &[u8; 6] = match n % 3 {
+                0 => b"ustar\0",
+                1 => b"ustar ",
+                _ => b"\0\0\0\0\0\0",
+            };
+            block[257..263].copy_from_slice(magic);
+        }
+        Tweak::Version(v) => block[263..265].copy_from_slice(v),
+        Tweak::StarTrailer => block[508..512].copy_from_slice(b"tar\0"),
+        Tweak::Byte(at, byte) => {
+            let at = *at as usize % 512;
+            if !(148..156).contains(&at) {
+                block[at] = *byte;
+            }
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -330,7 +457,10 @@ fn append(b: &mut tar::Builder<Vec<u8>>, spec: &EntrySpec) {
         KindSpec::Symlink(target) | KindSpec::HardLink(target) => Some(name(target)),
         _ => None,
     };
-    let lies = spec.size_lie.is_some();
+    for ext in spec.extensions.iter().take(4) {
+        extension(b.get_mut(), ext);
+    }
+    let lies = spec.size_lie.is_some() || !spec.tweaks.is_empty();
     if !lies && !spec.pax_path {
         let mut h = header(kind, body.len() as u64);
         let done = match &link {
@@ -347,8 +477,11 @@ fn append(b: &mut tar::Builder<Vec<u8>>, spec: &EntrySpec) {
     if let Some(target) = &link {
         let _ = h.set_link_name(target.chars().take(100).collect::<String>());
     }
+    for t in spec.tweaks.iter().take(4) {
+        tweak(&mut h, t);
+    }
     if let Some(n) = base256 {
-        let field = &mut h.as_gnu_mut().expect("a GNU header").size;
+        let field = &mut h.as_mut_bytes()[124..136];
         field[0] = 0x80;
         field[1..4].fill(0);
         field[4..].copy_from_slice(&n.to_be_bytes());

@@ -4,6 +4,11 @@
 
 load test_helper
 
+# Images a test could not remove (a parent of another test image) are retried here.
+teardown_file() {
+  cleanup_images
+}
+
 setup() {
   use_test_tmpdir
   sandbox_setup
