@@ -6,7 +6,7 @@ TARBALL := dist/image-$(VERSION).tar.gz
 BATS ?= bats
 BATS_FLAGS ?= --print-output-on-failure
 
-.PHONY: setup build package test unit lint bats demo bench soak clean
+.PHONY: setup build package test unit lint bats demo bench soak fuzz clean
 
 setup:
 	scripts/setup-host
@@ -43,6 +43,22 @@ bench: setup package
 # down or anything but the app repo grows.
 soak: package
 	tests/soak/run $(abspath $(TARBALL))
+
+# Each cargo-fuzz target of fuzz/ for FUZZ_SECONDS (needs `cargo install cargo-fuzz --locked`
+# and a nightly toolchain). Without a sanitizer: the crate forbids unsafe code, and ASan would
+# make the runs 40 times slower. Findings land in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo " !     make fuzz needs cargo-fuzz: cargo install cargo-fuzz --locked" >&2; exit 1; }
+	@set -o pipefail; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for target in archive archive_tar reference args; do \
+		echo "=====> fuzz $$target for $(FUZZ_SECONDS)s"; \
+		cargo +nightly fuzz run --sanitizer none $$target -- -max_total_time=$(FUZZ_SECONDS) \
+			-rss_limit_mb=512 -timeout=10 -print_final_stats=1 >"$$log" 2>&1 || { \
+			tail -n 40 "$$log"; echo " !     fuzz target $$target failed: see fuzz/artifacts/$$target/" >&2; exit 1; }; \
+		grep -E '^#[0-9]+[[:space:]]+DONE' "$$log" | tail -n 1; \
+		sed -n 's/^stat::number_of_executed_units: */       executions: /p' "$$log"; \
+	done
 
 clean:
 	rm -rf target bin dist .build

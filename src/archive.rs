@@ -377,6 +377,8 @@ struct Extensions {
     /// A PAX header, a GNU long name was seen.
     pax: bool,
     long_name: bool,
+    /// The PAX header has `GNU.sparse.*` records.
+    sparse: bool,
 }
 
 struct Walker<'a, W> {
@@ -437,11 +439,20 @@ impl<W: Write> Walker<'_, W> {
                 self.read_extension(&block, entry_type, size, &mut ext)?;
                 continue;
             }
-            let path = match ext.path.take() {
+            // What the extension headers said applies to this entry only.
+            let entry_ext = std::mem::take(&mut ext);
+            let path = match entry_ext.path {
                 Some(path) => path,
-                None => header.path_bytes().into_owned(),
+                None => header_path(&block),
             };
-            let size = ext.size.take().unwrap_or(size);
+            let size = entry_ext.size.unwrap_or(size);
+            // Go's archive/tar reads the old type `\0` as a directory when the name ends in a
+            // slash (so without data), as a file otherwise; the tar crate always as a file.
+            let entry_type = if block[156] == 0 && path.ends_with(b"/") {
+                tar::EntryType::Directory
+            } else {
+                entry_type
+            };
             // Go's archive/tar (what docker uses) refuses sizes beyond int64; below that, size
             // plus padding cannot overflow.
             if size > i64::MAX as u64 {
@@ -450,14 +461,14 @@ impl<W: Write> Walker<'_, W> {
             // Go's archive/tar ignores the size of header-only types.
             let data_len = if header_only(entry_type) { 0 } else { size };
             let name = entry_name(&path)?;
-            if entry_type == tar::EntryType::GNUSparse {
+            if entry_type == tar::EntryType::GNUSparse || entry_ext.sparse {
                 bail!("archive entry {name} is a GNU sparse file, which docker image archives never hold");
             }
             if self.seen.len() >= MAX_ENTRIES {
                 bail!("archive has more than {MAX_ENTRIES} entries: not a docker image archive");
             }
             self.seen.insert(self.hasher.hash_one(&name));
-            let prefix = std::mem::take(&mut ext.raw);
+            let prefix = entry_ext.raw;
             if METADATA_NAMES.contains(&name.as_str()) {
                 self.hold(name, prefix, &block, entry_type, data_len)?;
             } else {
@@ -545,6 +556,9 @@ impl<W: Write> Walker<'_, W> {
                             "corrupt tar archive: a PAX path and a GNU long name for one entry at offset {offset}"
                         ),
                         b"path" => ext.path = Some(record.value_bytes().to_vec()),
+                        // Docker reads these as a sparse file, which may rename the entry
+                        // (`GNU.sparse.name`).
+                        key if key.starts_with(b"GNU.sparse.") => ext.sparse = true,
                         b"size" => {
                             let size = std::str::from_utf8(record.value_bytes())
                                 .ok()
@@ -968,6 +982,30 @@ fn normalize(path: &str) -> String {
     } else {
         parts.join("/")
     }
+}
+
+/// An entry's path as docker (Go's archive/tar) reads it from the header: the name field, with
+/// the prefix field in front whenever the magic is `ustar\0`, whatever the version field says
+/// (the tar crate also wants version `00`); star headers, marked by a `tar\0` trailer, have a
+/// shorter prefix.
+fn header_path(block: &[u8; BLOCK]) -> Vec<u8> {
+    fn until_nul(field: &[u8]) -> &[u8] {
+        let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+        &field[..end]
+    }
+    let name = until_nul(&block[..100]);
+    if &block[257..263] != b"ustar\0" {
+        return name.to_vec();
+    }
+    let prefix = if &block[508..] == b"tar\0" {
+        until_nul(&block[345..476])
+    } else {
+        until_nul(&block[345..500])
+    };
+    if prefix.is_empty() {
+        return name.to_vec();
+    }
+    [prefix, b"/", name].concat()
 }
 
 /// The normalised name of an entry, refusing paths that would escape the extraction directory.
@@ -2042,5 +2080,103 @@ mod tests {
         input.extend(raw_entry(b"manifest.json", tar::EntryType::Regular, b"[]"));
         input.extend_from_slice(&END_OF_ARCHIVE);
         assert_eq!(error(&input), "manifest.json lists no images");
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): with the magic `ustar\0` but
+    // another version field, the tar crate ignores the prefix field and docker does not, so
+    // `manifest.json` + `.` passed as an ordinary entry named `.` and docker extracted a
+    // manifest.json that was never checked (and `blobs/sha256` + `index.json` was held back as
+    // metadata that docker saw as a blob).
+    #[test]
+    fn regression_prefix_field_is_read_as_docker_reads_it() {
+        let with_prefix = |prefix: &[u8], name: &[u8], version: &[u8; 2], star: bool| {
+            let mut h = header(tar::EntryType::Regular, 2);
+            let block = h.as_mut_bytes();
+            block[..name.len()].copy_from_slice(name);
+            block[257..263].copy_from_slice(b"ustar\0");
+            block[263..265].copy_from_slice(version);
+            block[345..345 + prefix.len()].copy_from_slice(prefix);
+            if star {
+                block[508..].copy_from_slice(b"tar\0");
+            }
+            h.set_cksum();
+            let block: [u8; BLOCK] = h.as_bytes()[..].try_into().unwrap();
+            (block, h)
+        };
+        for version in [b"00", b" \0", b"xx"] {
+            let (block, _) = with_prefix(b"blobs/sha256", b"index.json", version, false);
+            assert_eq!(header_path(&block), b"blobs/sha256/index.json");
+        }
+        // A star header's prefix is 131 bytes; what follows is its access time.
+        let long_prefix = [b'p'; 131];
+        let (block, _) = with_prefix(&long_prefix, b"x", b"00", true);
+        assert_eq!(header_path(&block), [&long_prefix[..], b"/x"].concat());
+        let (block, _) = with_prefix(&long_prefix, b"x", b"00", false);
+        assert_eq!(header_path(&block), [&long_prefix[..], b"/x"].concat());
+
+        let (_, smuggled) = with_prefix(b"manifest.json", b".", b" \0", false);
+        let mut input = legacy();
+        input.truncate(input.len() - END_OF_ARCHIVE.len());
+        input.extend_from_slice(smuggled.as_bytes());
+        input.extend_from_slice(b"[]");
+        input.resize(input.len() + BLOCK - 2, 0);
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert_eq!(error(&input), "archive holds manifest.json twice");
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): PAX records of a GNU sparse file
+    // (format 1.0) make docker name the entry after `GNU.sparse.name`, so a layer named
+    // `a/layer.tar` here reached docker as `manifest.json`. Sparse files are refused in PAX
+    // form too.
+    #[test]
+    fn regression_pax_sparse_files_are_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("GNU.sparse.major", b"1".as_slice()),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.realsize", b"2"),
+            ("GNU.sparse.name", b"manifest.json"),
+        ])
+        .unwrap();
+        let mut data = b"1\n0\n2\n".to_vec();
+        data.resize(BLOCK, 0);
+        data.extend_from_slice(b"[]");
+        file(&mut b, "a/layer.tar", &data);
+        let mut input = finish(b);
+        input.truncate(input.len() - END_OF_ARCHIVE.len());
+        input.extend(legacy());
+        assert_eq!(
+            error(&input),
+            "archive entry a/layer.tar is a GNU sparse file, which docker image archives never hold"
+        );
+    }
+
+    // Found while checking the fuzz target's model of docker's reader against Go's
+    // archive/tar: an entry of the old type `\0` whose name ends in `/` is a directory to
+    // docker, so its "data" was read as headers there, and a manifest.json hidden in it reached
+    // docker unchecked while this reader forwarded it as file data.
+    #[test]
+    fn regression_old_type_with_trailing_slash_is_a_directory() {
+        // A header of type `\0` (the tar crate writes `0` for a regular file).
+        let old_type = |name: &[u8], size: u64| {
+            let mut h = header(tar::EntryType::Regular, size);
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.as_mut_bytes()[156] = 0;
+            h.set_cksum();
+            h.as_bytes().to_vec()
+        };
+        let mut hidden = raw_entry(b"manifest.json", tar::EntryType::Regular, b"[]");
+        hidden.extend_from_slice(&[0; BLOCK]);
+        let mut input = old_type(b"x/", hidden.len() as u64);
+        input.extend_from_slice(&hidden);
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        // Now the hidden header is an entry of its own, held back like any manifest.
+        assert_eq!(error(&input), "manifest.json lists no images");
+        // The same type without the slash is a file with data.
+        let mut input = old_type(b"x", 4);
+        input.extend_from_slice(b"data");
+        input.resize(2 * BLOCK, 0);
+        input.extend_from_slice(&END_OF_ARCHIVE);
+        assert!(error(&input).starts_with("archive holds no manifest.json"));
     }
 }

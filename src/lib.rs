@@ -13,7 +13,6 @@ pub mod process;
 pub mod progress;
 pub mod record;
 pub mod reference;
-pub mod relay;
 pub mod repo;
 pub mod subcommands;
 pub mod trigger;

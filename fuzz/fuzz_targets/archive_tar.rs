@@ -5,9 +5,9 @@
 //! `archive` target apply, and an archive that passes must reach docker with the same entries.
 #![no_main]
 
-use std::io::{Read, Write};
+use std::io::Write;
 
-use dokku_image_fuzz::run_forward;
+use dokku_image_fuzz::{run_forward, DockerView, State};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
@@ -460,7 +460,10 @@ fn append(b: &mut tar::Builder<Vec<u8>>, spec: &EntrySpec) {
     for ext in spec.extensions.iter().take(4) {
         extension(b.get_mut(), ext);
     }
-    let lies = spec.size_lie.is_some() || !spec.tweaks.is_empty();
+    // The builder would normalise the name and type of odd entries: those are written by hand.
+    let lies = spec.size_lie.is_some()
+        || !spec.tweaks.is_empty()
+        || matches!(spec.kind, KindSpec::Other(_));
     if !lies && !spec.pax_path {
         let mut h = header(kind, body.len() as u64);
         let done = match &link {
@@ -573,27 +576,6 @@ fn compress(plain: &[u8], how: u8) -> Vec<u8> {
     }
 }
 
-type Entry = (String, u8, Option<String>, Vec<u8>);
-
-/// The entries as the tar crate reads them, sorted by path; `None` when it cannot read them.
-fn entries(tar_bytes: &[u8]) -> Option<Vec<Entry>> {
-    let mut archive = tar::Archive::new(tar_bytes);
-    let mut out = Vec::new();
-    for entry in archive.entries().ok()? {
-        let mut entry = entry.ok()?;
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type().as_byte();
-        let link = entry
-            .link_name_bytes()
-            .map(|l| String::from_utf8_lossy(&l).into_owned());
-        let mut body = Vec::new();
-        entry.read_to_end(&mut body).ok()?;
-        out.push((path, kind, link, body));
-    }
-    out.sort();
-    Some(out)
-}
-
 fuzz_target!(|spec: ArchiveSpec| {
     let plain = build(&spec);
     let mut input = match spec.split {
@@ -620,10 +602,15 @@ fuzz_target!(|spec: ArchiveSpec| {
     let rejected = run_forward(&input, false, false);
     assert_eq!(run.result.is_ok(), rejected.checked.is_some());
     if run.result.is_ok() && pristine {
-        // What passes reaches docker entry for entry (only the metadata moves to the end).
-        let sent = run.view.copy.as_deref().expect("the copy was kept");
-        if let Some(expected) = entries(&plain) {
-            let got = entries(sent).expect("the tar crate reads what was forwarded");
+        // What passes reaches docker entry for entry (only the metadata moves to the end), as
+        // docker would have read the archive itself.
+        let mut direct = DockerView::new(true);
+        direct.write_all(&plain).unwrap();
+        if !matches!(direct.state, State::Broken(_)) && run.view.state == State::Ended {
+            let mut expected = direct.entries;
+            let mut got = run.view.entries;
+            expected.sort();
+            got.sort();
             assert_eq!(got, expected, "forwarded entries differ");
         }
     }

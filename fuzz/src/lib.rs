@@ -60,6 +60,10 @@ pub struct DockerView {
     pub after_end: u64,
     /// A copy of everything written, when asked for (structure-aware target only).
     pub copy: Option<Vec<u8>>,
+    /// With the copy: every entry docker extracts, as (name, type, data length, data hash).
+    pub entries: Vec<(String, u8, u64, u64)>,
+    /// Entry data still to hash, before the padding.
+    data_left: u64,
     block: Vec<u8>,
     skip: u64,
     extension: Option<Extension>,
@@ -78,6 +82,8 @@ impl DockerView {
             entry_after_metadata: None,
             after_end: 0,
             copy: keep_copy.then(Vec::new),
+            entries: Vec::new(),
+            data_left: 0,
             block: Vec::with_capacity(BLOCK),
             skip: 0,
             extension: None,
@@ -95,6 +101,13 @@ impl DockerView {
             }
             if self.skip > 0 {
                 let n = self.skip.min(data.len() as u64) as usize;
+                let hashed = self.data_left.min(n as u64) as usize;
+                if hashed > 0 {
+                    if let Some(entry) = self.entries.last_mut() {
+                        entry.3 = fnv(entry.3, &data[..hashed]);
+                    }
+                    self.data_left -= hashed as u64;
+                }
                 self.skip -= n as u64;
                 data = &data[n..];
                 continue;
@@ -254,6 +267,10 @@ impl DockerView {
             }
         }
         let name = clean(&String::from_utf8_lossy(&name));
+        if self.copy.is_some() {
+            self.entries.push((name.clone(), kind, data_len, FNV_OFFSET));
+            self.data_left = data_len;
+        }
         if METADATA_NAMES.contains(&name.as_str()) {
             self.metadata.push(name);
         } else if !self.metadata.is_empty() && self.entry_after_metadata.is_none() {
@@ -297,6 +314,15 @@ impl Write for DockerView {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(mut hash: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    hash
 }
 
 fn padding(size: u64) -> u64 {

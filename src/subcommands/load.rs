@@ -16,7 +16,6 @@ use crate::process::ProcessError;
 use crate::progress::Progress;
 use crate::record::short_id;
 use crate::reference::Reference;
-use crate::relay::Relay;
 use crate::subcommands::from;
 use crate::trigger;
 
@@ -89,9 +88,9 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         .with_context(|| format!("cannot start `{}`", command.display()))?;
 
     let mut input = Progress::new(io::stdin().lock());
-    let mut relay = Relay::new(writer);
+    let mut writer = writer;
     let mut wanted_id = None;
-    let forwarded = archive::forward(&mut input, &mut relay, limits, |contents: &Contents| {
+    let forwarded = archive::forward(&mut input, &mut writer, limits, |contents: &Contents| {
         let found = contents
             .find(image)
             .with_context(|| not_in_archive(image, contents))?;
@@ -99,17 +98,12 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         Ok(())
     });
     input.finish();
-    // All of the archive reaches the pipe, or the first write error.
-    let forwarded = forwarded.and_then(|contents| {
-        relay.finish()?;
-        Ok(contents)
-    });
 
     if let Err(err) = forwarded {
         // The engine imports only after the end of the archive, which it never got: killing
         // the load before its stdin closes leaves the engine as it was.
         let _ = handle.kill();
-        drop(relay);
+        drop(writer);
         let docker_stderr = handle
             .wait()
             .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_string())
@@ -119,6 +113,7 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         }
         return Err(err);
     }
+    drop(writer);
     let output = handle.wait().context("docker image load did not finish")?;
     command
         .check(output)
