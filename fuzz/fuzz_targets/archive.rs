@@ -19,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(accepted.checked, rejected.checked);
     if let (Err(a), Err(b)) = (&accepted.result, &rejected.result) {
-        assert_eq!(a.to_string(), b.to_string(), "the same input failed differently");
+        assert_eq!(
+            a.to_string(),
+            b.to_string(),
+            "the same input failed differently"
+        );
     }
 });

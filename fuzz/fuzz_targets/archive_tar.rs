@@ -475,7 +475,11 @@ fn append(b: &mut tar::Builder<Vec<u8>>, spec: &EntrySpec) {
         }
     }
     // The hard way: a header written by hand, maybe with a size that does not match the data.
-    let header_path = if spec.pax_path { "pax-placeholder" } else { &path };
+    let header_path = if spec.pax_path {
+        "pax-placeholder"
+    } else {
+        &path
+    };
     let mut h = raw_header(header_path, kind, size_field);
     if let Some(target) = &link {
         let _ = h.set_link_name(target.chars().take(100).collect::<String>());
@@ -579,7 +583,7 @@ fn compress(plain: &[u8], how: u8) -> Vec<u8> {
 fuzz_target!(|spec: ArchiveSpec| {
     let plain = build(&spec);
     let mut input = match spec.split {
-        Some(at) if spec.compression % 5 != 0 => {
+        Some(at) if !spec.compression.is_multiple_of(5) => {
             let at = at as usize % (plain.len() + 1);
             let mut input = compress(&plain[..at], spec.compression);
             input.extend(compress(&plain[at..], spec.compression));

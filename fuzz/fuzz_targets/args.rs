@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         env_app = Some(String::from_utf8_lossy(rest).into_owned());
         parts.remove(0);
     }
-    let argv: Vec<OsString> = parts.iter().map(|p| OsString::from_vec(p.to_vec())).collect();
+    let argv: Vec<OsString> = parts
+        .iter()
+        .map(|p| OsString::from_vec(p.to_vec()))
+        .collect();
     let result = args::parse(argv.clone(), "image:from", &FROM, env_app.clone());
     let again = args::parse(argv.clone(), "image:from", &FROM, env_app.clone());
     match (&result, &again) {
@@ -41,11 +44,20 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Err(error) => {
             let message = error.to_string();
-            assert!(message.ends_with(&format!("; usage: dokku {USAGE}")), "{message}");
+            assert!(
+                message.ends_with(&format!("; usage: dokku {USAGE}")),
+                "{message}"
+            );
         }
         Ok(parsed) => {
-            assert!(parsed.positionals.len() <= FROM.max_positionals, "{parsed:?}");
-            assert!(parsed.fields.is_empty() && parsed.format.is_none(), "{parsed:?}");
+            assert!(
+                parsed.positionals.len() <= FROM.max_positionals,
+                "{parsed:?}"
+            );
+            assert!(
+                parsed.fields.is_empty() && parsed.format.is_none(),
+                "{parsed:?}"
+            );
             if let Some(dir) = &parsed.build_dir {
                 assert!(!dir.as_os_str().is_empty(), "{parsed:?}");
             }
@@ -53,23 +65,38 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .any(|a| a == "--app" || a.as_encoded_bytes().starts_with(b"--app="));
             if let Some(env) = env_app.as_ref().filter(|e| !e.is_empty() && !app_flag) {
-                assert_eq!(parsed.app.as_ref(), Some(env), "DOKKU_APP_NAME gives the app");
+                assert_eq!(
+                    parsed.app.as_ref(),
+                    Some(env),
+                    "DOKKU_APP_NAME gives the app"
+                );
             }
             // Every positional came from the argv (none is made up or altered).
             for positional in &parsed.positionals {
                 assert!(
-                    argv.iter().any(|a| a.as_encoded_bytes() == positional.as_bytes()),
+                    argv.iter()
+                        .any(|a| a.as_encoded_bytes() == positional.as_bytes()),
                     "{positional:?} is not an argument of {argv:?}"
                 );
             }
             // A flag-like positional only after `--`.
-            if parsed.positionals.iter().any(|p| p.starts_with('-') && p.len() > 1) {
+            if parsed
+                .positionals
+                .iter()
+                .any(|p| p.starts_with('-') && p.len() > 1)
+            {
                 assert!(argv.iter().any(|a| a == "--"), "{argv:?} -> {parsed:?}");
             }
             // (`--app --pull` makes `--pull` the app: a flag may be another flag's value.)
             let flag_given = |name: &str| argv.iter().any(|a| a == name);
-            assert!(!parsed.pull || flag_given("--pull"), "{argv:?} -> {parsed:?}");
-            assert!(!parsed.force || flag_given("--force"), "{argv:?} -> {parsed:?}");
+            assert!(
+                !parsed.pull || flag_given("--pull"),
+                "{argv:?} -> {parsed:?}"
+            );
+            assert!(
+                !parsed.force || flag_given("--force"),
+                "{argv:?} -> {parsed:?}"
+            );
         }
     }
 });

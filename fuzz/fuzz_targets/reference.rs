@@ -15,12 +15,18 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             let message = error.to_string();
             assert!(message.starts_with("invalid image reference "), "{message}");
-            assert!(!message.contains('\n') && !message.contains('\r'), "{message:?}");
+            assert!(
+                !message.contains('\n') && !message.contains('\r'),
+                "{message:?}"
+            );
             return;
         }
     };
     assert_eq!(parsed.to_string(), input, "Display is the input");
-    assert!(!input.starts_with('-'), "{input:?} would read as a docker flag");
+    assert!(
+        !input.starts_with('-'),
+        "{input:?} would read as a docker flag"
+    );
     assert!(
         !input.chars().any(|c| c.is_whitespace() || c.is_control()),
         "{input:?} holds whitespace or a control character"
@@ -35,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("{input:?} normalises to {normalized:?}, which fails: {e:#}"));
     assert!(again.same_as(&parsed), "{input:?} vs {normalized:?}");
     assert!(parsed.same_as(&again), "same_as is symmetric");
-    assert_eq!(again.normalized(), normalized, "normalisation is idempotent");
+    assert_eq!(
+        again.normalized(),
+        normalized,
+        "normalisation is idempotent"
+    );
     let expected_tag = match (parsed.tag(), parsed.has_digest()) {
         (None, false) => Some("latest"),
         (tag, _) => tag,

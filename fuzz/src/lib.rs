@@ -2,11 +2,19 @@
 //! invariants every call of `archive::forward` must keep.
 //!
 //! [`DockerView`] is a streaming `Write` that reads the forwarded bytes the way Go's
-//! `archive/tar` (which docker uses) does: headers at 512-byte boundaries, PAX and GNU long-name
-//! extension headers, header-only types without data, and the end of the archive at two zero
-//! blocks. It remembers whether the end marker arrived and which metadata entries
-//! (`manifest.json`, `index.json`, `repositories`, `oci-layout`) docker was shown: when `forward`
-//! fails, neither may have reached it, or docker could import something.
+//! `archive/tar` (which docker uses) does: its checksum and number parsing, the ustar/star
+//! prefix field, PAX headers (only the last one counts, empty values keep the header's, a global
+//! header drops what was pending), GNU long names (which win over a PAX path), GNU sparse names,
+//! the old type `\0` with a trailing slash as a directory, header-only types without data, and
+//! the end of the archive at two zero blocks. Go's reader being the one that matters, the
+//! invariants are:
+//!
+//! - when `forward` fails, docker has seen no metadata entry (`manifest.json`, `index.json`,
+//!   `repositories`, `oci-layout`) and no end-of-archive marker;
+//! - when it succeeds, docker reads the stream to the end marker (or refuses it, which imports
+//!   nothing) and sees each metadata entry once, after every other entry: nothing was smuggled
+//!   past the check under a name this reader took for a layer;
+//! - the check runs exactly when the archive is complete, and its error comes back unchanged.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -268,7 +276,8 @@ impl DockerView {
         }
         let name = clean(&String::from_utf8_lossy(&name));
         if self.copy.is_some() {
-            self.entries.push((name.clone(), kind, data_len, FNV_OFFSET));
+            self.entries
+                .push((name.clone(), kind, data_len, FNV_OFFSET));
             self.data_left = data_len;
         }
         if METADATA_NAMES.contains(&name.as_str()) {
@@ -373,7 +382,11 @@ fn go_octal(field: &[u8]) -> Option<i64> {
     let Some(start) = start else {
         return Some(0);
     };
-    let end = field.iter().rposition(|&b| b != b' ' && b != 0).expect("one byte is kept") + 1;
+    let end = field
+        .iter()
+        .rposition(|&b| b != b' ' && b != 0)
+        .expect("one byte is kept")
+        + 1;
     let text = go_string(&field[start..end]);
     if text.is_empty() || !text.iter().all(|b| (b'0'..=b'7').contains(b)) {
         return None;
@@ -466,7 +479,7 @@ fn go_pax_records(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         }
         match key {
             b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => {
-                let expected: &[u8] = if sparse_pairs % 2 == 0 {
+                let expected: &[u8] = if sparse_pairs.is_multiple_of(2) {
                     b"GNU.sparse.offset"
                 } else {
                     b"GNU.sparse.numbytes"
@@ -546,14 +559,22 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
             );
             if checked.is_some() {
                 assert!(!accept, "the check accepted, yet forward failed: {error:#}");
-                assert_eq!(error.to_string(), REJECTED, "the check's error is returned as is");
+                assert_eq!(
+                    error.to_string(),
+                    REJECTED,
+                    "the check's error is returned as is"
+                );
             } else {
                 assert_ne!(error.to_string(), REJECTED);
             }
         }
         Ok(contents) => {
             assert!(accept, "forward succeeded although the check rejected");
-            assert_eq!(checked.as_ref(), Some(contents), "the check saw other contents");
+            assert_eq!(
+                checked.as_ref(),
+                Some(contents),
+                "the check saw other contents"
+            );
             // Go's reader may refuse what `forward` let through (a garbage mode field, a bad
             // global PAX header): docker then fails and imports nothing, which is safe. Where it
             // does read on, it must end exactly where `forward` ended.
@@ -576,7 +597,12 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
             let mut names = view.metadata.clone();
             names.sort();
             names.dedup();
-            assert_eq!(names.len(), view.metadata.len(), "docker saw {:?}", view.metadata);
+            assert_eq!(
+                names.len(),
+                view.metadata.len(),
+                "docker saw {:?}",
+                view.metadata
+            );
             assert!(
                 matches!(view.state, State::Broken(_))
                     || view
@@ -603,18 +629,31 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
 
 /// What any `Contents` that `forward` returns must satisfy.
 pub fn check_contents(contents: &Contents) {
-    assert!(!contents.images.is_empty(), "an archive without images passed");
+    assert!(
+        !contents.images.is_empty(),
+        "an archive without images passed"
+    );
     for image in &contents.images {
-        let hex = image.id.strip_prefix("sha256:").expect("image IDs are sha256 digests");
+        let hex = image
+            .id
+            .strip_prefix("sha256:")
+            .expect("image IDs are sha256 digests");
         assert!(
-            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
             "bad image ID {:?}",
             image.id
         );
         let mut unique = image.tags.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), image.tags.len(), "duplicate tags in {image:?}");
+        assert_eq!(
+            unique.len(),
+            image.tags.len(),
+            "duplicate tags in {image:?}"
+        );
     }
     let mut ids: Vec<&str> = contents.images.iter().map(|i| i.id.as_str()).collect();
     ids.sort();
