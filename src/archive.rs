@@ -54,6 +54,9 @@ const MAX_KEPT_BLOB: u64 = 64 * KIB;
 const MAX_KEPT_BLOBS_TOTAL: u64 = 4 * MIB;
 /// Nested OCI indexes deeper than this are not followed.
 const MAX_INDEX_DEPTH: usize = 4;
+/// `xz -9` needs 65 MiB to decode; a stream that asks for more than this is refused, so a
+/// hostile header cannot make the decoder allocate gigabytes.
+const XZ_MEMORY_LIMIT: u64 = 256 * MIB;
 const METADATA_ENV: &str = "DOKKU_IMAGE_MAX_METADATA_BYTES";
 const ARCHIVE_ENV: &str = "DOKKU_IMAGE_MAX_ARCHIVE_BYTES";
 const METADATA_NAMES: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
@@ -242,7 +245,14 @@ pub fn forward<R: Read, W: Write>(
         Compression::None => Box::new(stream),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(stream)),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(stream)),
-        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(stream)),
+        Compression::Xz => {
+            let decoder = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| anyhow!("cannot start the xz decoder: {e}"))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(stream, decoder))
+        }
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(stream)
                 .map_err(|e| anyhow!("corrupt zstd stream: {e}"))?,
@@ -345,6 +355,10 @@ impl TarInput<'_> {
             c if error.kind() == io::ErrorKind::UnexpectedEof => anyhow!(
                 "archive is truncated after {} bytes (the {c} stream ends early)",
                 self.raw_count.get()
+            ),
+            Compression::Xz if error.to_string().contains("memory limit") => anyhow!(
+                "the xz stream needs more than {} MiB of memory to decode; refused",
+                XZ_MEMORY_LIMIT / MIB
             ),
             c => anyhow!("corrupt {c} stream: {error}"),
         }
@@ -2178,5 +2192,26 @@ mod tests {
         input.resize(2 * BLOCK, 0);
         input.extend_from_slice(&END_OF_ARCHIVE);
         assert!(error(&input).starts_with("archive holds no manifest.json"));
+    }
+
+    #[test]
+    fn regression_xz_stream_asking_for_too_much_memory_is_refused() {
+        let mut options = liblzma::stream::LzmaOptions::new_preset(1).unwrap();
+        options.dict_size(1536 * 1024 * 1024);
+        let mut filters = liblzma::stream::Filters::new();
+        filters.lzma2(&options);
+        let stream =
+            liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc64)
+                .unwrap();
+        let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+        encoder.write_all(&[0u8; 4096]).unwrap();
+        let input = encoder.finish().unwrap();
+        let mut sink = Vec::new();
+        let err = forward(&input[..], &mut sink, &Limits::default(), |_| Ok(())).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 256 MiB of memory"),
+            "{err}"
+        );
+        assert!(sink.is_empty());
     }
 }

@@ -19,8 +19,6 @@ use crate::reference::Reference;
 use crate::subcommands::from;
 use crate::trigger;
 
-const PIPE_SIZE: usize = 1 << 20;
-
 pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 
 pub const GIT_USAGE: &str =
@@ -75,9 +73,7 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
 pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<String> {
     host::info(format!("Loading {image} from the archive on stdin"));
     let command = docker.load_command();
-    let (reader, writer) = io::pipe().context("cannot create a pipe to docker image load")?;
-    // A larger pipe wakes the two processes less often; the default size works too.
-    let _ = rustix::pipe::fcntl_setpipe_size(&writer, PIPE_SIZE);
+    let (reader, mut writer) = io::pipe().context("cannot create a pipe to docker image load")?;
     let handle = command
         .expression()
         .stdin_file(reader)
@@ -88,7 +84,6 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         .with_context(|| format!("cannot start `{}`", command.display()))?;
 
     let mut input = Progress::new(io::stdin().lock());
-    let mut writer = writer;
     let mut wanted_id = None;
     let forwarded = archive::forward(&mut input, &mut writer, limits, |contents: &Contents| {
         let found = contents
