@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::context::BuildContext;
 use crate::host::{self, Host};
 use crate::lock::{DeployInProgress, DeployLock};
-use crate::record::{short_id, DeployRecord};
+use crate::record::{short_commit, short_id, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::trigger;
 
@@ -102,7 +102,7 @@ impl<'h> AppSession<'h> {
         host::warn(format!(
             "An earlier deploy of {} was interrupted: dropped its commit {} and set source-image back to {}",
             self.app,
-            &pending[..pending.len().min(12)],
+            short_commit(&pending),
             head_image.as_deref().unwrap_or("(none)")
         ));
         Ok(())
@@ -200,7 +200,7 @@ impl<'h> AppSession<'h> {
             "Deployed {} ({}) to {app} as commit {}",
             request.image,
             short_id(&request.image_id),
-            &rev[..rev.len().min(12)]
+            short_commit(&rev)
         ));
         Ok(Outcome::Deployed { commit: rev })
     }

@@ -161,13 +161,7 @@ impl Host {
     }
 
     pub fn delete_property(&self, plugin: &str, scope: &str, key: &str) -> anyhow::Result<()> {
-        let path = self.property_path(plugin, scope, key);
-        match fs::remove_file(&path) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                Err(err).with_context(|| format!("cannot remove {}", path.display()))
-            }
-            _ => Ok(()),
-        }
+        remove_if_present(&self.property_path(plugin, scope, key))
     }
 
     /// The app's deploy branch: its `deploy-branch` property, else the global one, else master.
@@ -193,6 +187,21 @@ pub fn create_dirs(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
     Ok(())
+}
+
+/// Removes a file or a whole folder; one that is already gone is fine.
+pub fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(err) => Err(err),
+    };
+    match removed {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The uid and gid of a user from /etc/passwd, when the user exists.

@@ -3,26 +3,12 @@
 //! `$DOKKU_LIB_ROOT/data/image/APP` (with the scratch folder of a deploy in flight, or of a
 //! killed one until the next deploy), plus the pending ref of a deploy in flight.
 
-use std::io;
-use std::path::Path;
-
-use anyhow::Context;
-
 use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::repo::{AppRepo, PENDING_REF};
 
 /// The plugin's name, as `uninstall NAME` names the plugin being removed.
 const PLUGIN_NAME: &str = "image";
-
-fn remove_dir(dir: &Path) -> anyhow::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("cannot remove {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
-}
 
 fn arg(args: &[String], index: usize) -> &str {
     args.get(index).map(String::as_str).unwrap_or_default()
@@ -34,7 +20,7 @@ pub fn uninstall(args: Vec<String>) -> anyhow::Result<()> {
         return Ok(());
     }
     let host = Host::from_env();
-    remove_dir(&host.lib_root.join("data").join(PLUGIN_NAME))
+    host::remove_if_present(&host.lib_root.join("data").join(PLUGIN_NAME))
 }
 
 /// `post-delete APP [IMAGE_TAG]`: the app is gone, so is its lock file.
@@ -44,7 +30,7 @@ pub fn post_delete(args: Vec<String>) -> anyhow::Result<()> {
     if !host::is_valid_app_name(app) {
         return Ok(());
     }
-    remove_dir(&Host::from_env().plugin_data(app))
+    host::remove_if_present(&Host::from_env().plugin_data(app))
 }
 
 /// `post-app-rename-setup OLD NEW` and `post-app-clone-setup OLD NEW`: Dokku copied

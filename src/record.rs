@@ -45,10 +45,14 @@ impl DeployRecord {
     }
 }
 
-/// `sha256:` and the first 12 hex digits, for people.
+/// A commit ID's first 12 hex digits, for people.
+pub fn short_commit(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// An image ID's first 12 hex digits, without `sha256:`, for people.
 pub fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    short_commit(id.strip_prefix("sha256:").unwrap_or(id))
 }
 
 #[cfg(test)]
@@ -85,5 +89,7 @@ mod tests {
     fn short_ids() {
         assert_eq!(short_id(&format!("sha256:{ID_HEX}")), "0123456789ab");
         assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_commit(&ID_HEX[..40]), "0123456789ab");
+        assert_eq!(short_commit("abc"), "abc");
     }
 }

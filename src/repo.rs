@@ -368,8 +368,7 @@ pub fn remove_stale_scratch(dir: &Path) -> anyhow::Result<()> {
             .as_bytes()
             .starts_with(SCRATCH_PREFIX.as_bytes())
         {
-            fs::remove_dir_all(item.path())
-                .with_context(|| format!("cannot remove {}", item.path().display()))?;
+            crate::host::remove_if_present(&item.path())?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::args::{self, Spec};
 use crate::deploy::AppSession;
 use crate::host::{self, Host};
-use crate::record::{short_id, DeployRecord};
+use crate::record::{short_commit, short_id, DeployRecord};
 use crate::repo::{AppRepo, CommitInfo};
 
 pub const USAGE: &str = "image:history APP [--format json]";
@@ -93,7 +93,7 @@ fn table(deploys: &[Deploy]) -> String {
             None => ("(git push)".to_string(), "-".to_string()),
         };
         rows.push([
-            commit.id[..commit.id.len().min(12)].to_string(),
+            short_commit(&commit.id).to_string(),
             commit.date.clone(),
             format!("{} <{}>", commit.author_name, commit.author_email),
             image,

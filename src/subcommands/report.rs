@@ -48,8 +48,8 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
     ])
 }
 
-/// One app's block (no flag) or one field's raw value.
-fn report_app(host: &Host, app: &str, field: Option<&str>) -> anyhow::Result<()> {
+/// One app's block (no field) or one field's raw value (an index into `FIELDS`).
+fn report_app(host: &Host, app: &str, field: Option<usize>) -> anyhow::Result<()> {
     host::ensure_app(app)?;
     AppSession::repair_if_idle(host, app)?;
     let values = values(host, app)?;
@@ -61,13 +61,7 @@ fn report_app(host: &Host, app: &str, field: Option<&str>) -> anyhow::Result<()>
                 println!("       {label:<30} {value:<25}");
             }
         }
-        Some(flag) => {
-            let index = FIELDS
-                .iter()
-                .position(|(name, _)| *name == flag)
-                .ok_or_else(invalid_flag)?;
-            println!("{}", values[index]);
-        }
+        Some(index) => println!("{}", values[index]),
     }
     Ok(())
 }
@@ -112,10 +106,15 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
             USAGE,
         ));
     }
-    let field = parsed.fields.first().map(String::as_str);
-    if field.is_some_and(|flag| !FIELDS.iter().any(|(name, _)| *name == flag)) {
-        return Err(invalid_flag());
-    }
+    let field = match parsed.fields.first() {
+        Some(flag) => Some(
+            FIELDS
+                .iter()
+                .position(|(name, _)| name == flag)
+                .ok_or_else(invalid_flag)?,
+        ),
+        None => None,
+    };
     let host = Host::from_env();
     match parsed.app.filter(|app| !app.is_empty()) {
         Some(app) => report_app(&host, &app, field),

@@ -7,7 +7,7 @@ use crate::args::{self, Spec};
 use crate::deploy::{AppSession, Content, DeployRequest};
 use crate::docker::Docker;
 use crate::host::{self, Host};
-use crate::record::{short_id, DeployRecord};
+use crate::record::{short_commit, short_id, DeployRecord};
 use crate::reference::Reference;
 use crate::repo::Author;
 use crate::subcommands::history::{self, Deploy};
@@ -18,10 +18,6 @@ pub const SPEC: Spec = Spec {
     max_positionals: 3,
     ..Spec::new(USAGE)
 };
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
-}
 
 /// The image deploy to go back to: the one COMMIT names, or the first image deploy older than
 /// the live commit (commits not made by the plugin are skipped).
@@ -41,13 +37,13 @@ fn pick_target<'d>(
             let deploy = deploys.iter().find(|d| d.commit.id == commit).ok_or_else(|| {
                 anyhow::anyhow!(
                     "{revision} (commit {}) is not on the first-parent history of {app}'s deploy branch {branch}",
-                    short(commit)
+                    short_commit(commit)
                 )
             })?;
             let record = deploy.record.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(
                     "commit {} of {app} is not an image deploy (it was not made by image:*); roll back to an image deploy (see image:history {app})",
-                    short(commit)
+                    short_commit(commit)
                 )
             })?;
             Ok((deploy, record))
@@ -58,7 +54,7 @@ fn pick_target<'d>(
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "{app} has no image deploy before its live commit {}; nothing to roll back to",
-                    short(&live.commit.id)
+                    short_commit(&live.commit.id)
                 )
             }),
     }
@@ -93,7 +89,7 @@ fn restore_image(
     let gone = format!(
         "image sha256:{} of deploy {} is no longer on the host",
         short_id(wanted),
-        short(commit)
+        short_commit(commit)
     );
     host::info(format!("Pulling {image}: {gone}"));
     docker.pull(image).map_err(|err| {
@@ -144,7 +140,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         // Checked before the image is touched, so that a no-op changes nothing on the host.
         host::info(format!(
             "No changes detected, skipping deploy: {app} already runs the tree of deploy {}",
-            short(commit)
+            short_commit(commit)
         ));
         return Ok(());
     }
@@ -152,7 +148,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         "Rolling {app} back to {} ({}) of deploy {}",
         record.image,
         short_id(&record.image_id),
-        short(commit)
+        short_commit(commit)
     ));
 
     let docker = Docker::for_app(&host, &app);
@@ -164,7 +160,11 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         author,
         force: false,
         command: "image:rollback",
-        subject: format!("Roll back to {} (deploy {})", record.image, short(commit)),
+        subject: format!(
+            "Roll back to {} (deploy {})",
+            record.image,
+            short_commit(commit)
+        ),
     });
     if let (Err(_), Some(previous)) = (&result, &previous) {
         // The deploy changed nothing else: leave the reference as it was too.
