@@ -392,6 +392,8 @@ mount_tmpfs() {
   cat >"$wrapper" <<WRAPPER
 #!/usr/bin/env bash
 [[ "\$1 \$2" == "image load" ]] || exec $(printf '%q' "$real") "\$@"
+# Bash reports a killed job on stderr whenever it notices, so only fd 4 reaches the plugin.
+exec 4>&2 2>/dev/null
 fifo=$(printf '%q' "$state")/fifo
 mkfifo "\$fifo"
 $(printf '%q' "$real") image load <"\$fifo" >$(printf '%q' "$state")/load.log 2>&1 &
@@ -400,9 +402,9 @@ exec 3>"\$fifo"
 head -c 1048576 >&3
 sleep 0.2
 kill -KILL "\$load"
-wait "\$load" 2>/dev/null
+wait "\$load"
 exec 3>&-
-echo 'error during connect: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/images/load?quiet=0": EOF' >&2
+echo 'error during connect: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/images/load?quiet=0": EOF' >&4
 exit 1
 WRAPPER
   chmod 0755 "$wrapper"
