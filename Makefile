@@ -13,7 +13,7 @@ setup:
 
 build:
 	cargo build --release --locked
-	scripts/install-binaries target
+	scripts/install-binaries "$${CARGO_TARGET_DIR:-target}"
 
 package: build
 	scripts/package $(VERSION)
