@@ -3,9 +3,8 @@
 //! from `DOKKU_APP_NAME` (`dokku --app APP image:from IMAGE`).
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
-
-use crate::host::usage_error;
 
 /// A subcommand's parsed arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +22,10 @@ pub struct Parsed {
 /// What a subcommand accepts besides Dokku's global flags.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spec {
-    pub usage: &'static str,
+    /// The command as typed: `image:from`, or `git:from-image` where the plugin answers for it.
+    pub command: &'static str,
+    /// What follows the command in its usage line.
+    pub synopsis: &'static str,
     pub build_dir: bool,
     pub pull: bool,
     pub force: bool,
@@ -37,9 +39,10 @@ pub struct Spec {
 impl Spec {
     /// A command that takes no flags and no positionals but its app; set what it does take
     /// with struct update syntax.
-    pub const fn new(usage: &'static str) -> Spec {
+    pub const fn new(command: &'static str, synopsis: &'static str) -> Spec {
         Spec {
-            usage,
+            command,
+            synopsis,
             build_dir: false,
             pull: false,
             force: false,
@@ -49,55 +52,44 @@ impl Spec {
             max_positionals: 0,
         }
     }
+
+    /// A usage error, one line: what is wrong, then how the command is called.
+    pub fn usage_error(&self, message: impl fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("{message}; usage: dokku {} {}", self.command, self.synopsis)
+    }
 }
 
 /// Parses the arguments of a command that needs an app (from the argv, `--app` or
 /// `DOKKU_APP_NAME`), and returns the app apart.
-pub fn parse_for_app(
-    argv: Vec<OsString>,
-    command: &str,
-    spec: &Spec,
-) -> anyhow::Result<(String, Parsed)> {
-    let mut parsed = parse(argv, command, spec, std::env::var("DOKKU_APP_NAME").ok())?;
+pub fn parse_for_app(argv: Vec<OsString>, spec: &Spec) -> anyhow::Result<(String, Parsed)> {
+    let mut parsed = parse(argv, spec, std::env::var("DOKKU_APP_NAME").ok())?;
     let app = parsed
         .app
         .take()
         .filter(|app| !app.is_empty())
-        .ok_or_else(|| usage_error("APP is required", spec.usage))?;
+        .ok_or_else(|| spec.usage_error("APP is required"))?;
     Ok((app, parsed))
 }
 
-/// Parses `argv` (without the program name; a leading `image:cmd` is dropped).
-pub fn parse(
-    argv: Vec<OsString>,
-    command: &str,
-    spec: &Spec,
-    env_app: Option<String>,
-) -> anyhow::Result<Parsed> {
+/// Parses `argv` (without the program name; a leading command name is dropped).
+pub fn parse(argv: Vec<OsString>, spec: &Spec, env_app: Option<String>) -> anyhow::Result<Parsed> {
     let mut argv = argv;
-    if argv.first().is_some_and(|a| a == command) {
+    if argv.first().is_some_and(|a| a == spec.command) {
         argv.remove(0);
     }
     let mut args = pico_args::Arguments::from_vec(argv);
-    let usage = |message: String| usage_error(message, spec.usage);
+    let usage = |message: String| spec.usage_error(message);
     let mut parsed = Parsed::default();
 
     // Dokku sets the environment for these wherever they stand; here they only need removing.
     args.contains("--quiet");
     args.contains("--trace");
-    let argv_app: Option<String> = args
-        .opt_value_from_str("--app")
-        .map_err(|e| usage(e.to_string()))?;
+    let argv_app = flag_value(&mut args, "--app", "an app name").map_err(usage)?;
 
     if spec.build_dir {
-        parsed.build_dir = args
-            .opt_value_from_fn("--build-dir", |s: &str| -> Result<PathBuf, String> {
-                if s.is_empty() {
-                    return Err("--build-dir needs a folder".to_string());
-                }
-                Ok(PathBuf::from(s))
-            })
-            .map_err(|e| usage(e.to_string()))?;
+        parsed.build_dir = flag_value(&mut args, "--build-dir", "a folder")
+            .map_err(usage)?
+            .map(PathBuf::from);
     }
     if spec.pull {
         parsed.pull = args.contains("--pull");
@@ -106,9 +98,7 @@ pub fn parse(
         parsed.force = args.contains("--force");
     }
     if spec.format {
-        parsed.format = args
-            .opt_value_from_str("--format")
-            .map_err(|e| usage(e.to_string()))?;
+        parsed.format = flag_value(&mut args, "--format", "a format").map_err(usage)?;
     }
 
     let rest: Vec<String> = args
@@ -147,6 +137,25 @@ pub fn parse(
     Ok(parsed)
 }
 
+/// The value of `--flag VALUE` or `--flag=VALUE`. An empty value, or one that starts with `-`,
+/// is refused: `--build-dir --force` means a forgotten folder, not one named `--force`
+/// (`--build-dir=./--force` still names it).
+fn flag_value(
+    args: &mut pico_args::Arguments,
+    flag: &'static str,
+    what: &str,
+) -> Result<Option<String>, String> {
+    let value: Option<String> = args.opt_value_from_str(flag).map_err(|e| match e {
+        pico_args::Error::OptionWithoutAValue(_) => format!("{flag} needs {what}"),
+        e => format!("{flag}: {e}"),
+    })?;
+    match value {
+        Some(v) if v.is_empty() => Err(format!("{flag} needs {what}")),
+        Some(v) if v.starts_with('-') => Err(format!("{flag} needs {what}, not {v:?}")),
+        value => Ok(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +165,6 @@ mod tests {
     fn run(args: &[&str], env_app: Option<&str>) -> anyhow::Result<Parsed> {
         parse(
             args.iter().map(OsString::from).collect(),
-            "image:from",
             &DEPLOY,
             env_app.map(str::to_string),
         )
@@ -214,10 +222,35 @@ mod tests {
             &["app", "img", "--build-dir"],
             &["app", "img", "--build-dir="],
             &["app", "img", "--pull=yes"],
+            &["app", "img", "--app="],
         ] {
             let err = run(bad, None).unwrap_err().to_string();
             assert!(err.contains("usage: dokku image:from"), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_flag_is_never_taken_as_the_value_of_the_one_before() {
+        for (bad, message) in [
+            (
+                &["app", "img", "--build-dir", "--force"][..],
+                "--build-dir needs a folder, not \"--force\"",
+            ),
+            (
+                &["--app", "--pull", "img"],
+                "--app needs an app name, not \"--pull\"",
+            ),
+            (
+                &["app", "img", "--build-dir="],
+                "--build-dir needs a folder",
+            ),
+        ] {
+            let err = run(bad, None).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{bad:?}: {err}");
+        }
+        let p = run(&["app", "img", "--build-dir=./--force"], None).unwrap();
+        assert_eq!(p.build_dir, Some(PathBuf::from("./--force")));
+        assert!(!p.force);
     }
 
     #[test]

@@ -44,11 +44,6 @@ pub fn missing_app(app: &str) -> anyhow::Error {
     .into()
 }
 
-/// A usage error, one line: what is wrong, then how the command is called.
-pub fn usage_error(message: impl fmt::Display, usage: &str) -> anyhow::Error {
-    anyhow::anyhow!("{message}; usage: dokku {usage}")
-}
-
 /// Dokku's app name rule (`_` too, which older apps may have).
 pub fn is_valid_app_name(app: &str) -> bool {
     let mut chars = app.chars();

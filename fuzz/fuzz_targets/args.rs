@@ -5,23 +5,9 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use dokku_image::args::{self, Spec};
+use dokku_image::args;
+use dokku_image::subcommands::from::SPEC as FROM;
 use libfuzzer_sys::fuzz_target;
-
-const USAGE: &str =
-    "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-
-/// The same as `SPEC` in src/subcommands/from.rs.
-const FROM: Spec = Spec {
-    usage: USAGE,
-    build_dir: true,
-    pull: true,
-    force: true,
-    format: false,
-    fields: false,
-    takes_app: true,
-    max_positionals: 3,
-};
 
 fuzz_target!(|data: &[u8]| {
     let mut parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
@@ -34,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|p| OsString::from_vec(p.to_vec()))
         .collect();
-    let result = args::parse(argv.clone(), "image:from", &FROM, env_app.clone());
-    let again = args::parse(argv.clone(), "image:from", &FROM, env_app.clone());
+    let result = args::parse(argv.clone(), &FROM, env_app.clone());
+    let again = args::parse(argv.clone(), &FROM, env_app.clone());
     match (&result, &again) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "parsing is deterministic"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -45,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             let message = error.to_string();
             assert!(
-                message.ends_with(&format!("; usage: dokku {USAGE}")),
+                message.ends_with(&format!("; usage: dokku image:from {}", FROM.synopsis)),
                 "{message}"
             );
         }
@@ -87,7 +73,14 @@ fuzz_target!(|data: &[u8]| {
             {
                 assert!(argv.iter().any(|a| a == "--"), "{argv:?} -> {parsed:?}");
             }
-            // (`--app --pull` makes `--pull` the app: a flag may be another flag's value.)
+            // `--build-dir` never swallowed the next flag.
+            assert!(
+                parsed
+                    .build_dir
+                    .as_ref()
+                    .is_none_or(|dir| !dir.as_os_str().as_encoded_bytes().starts_with(b"-")),
+                "{argv:?} -> {parsed:?}"
+            );
             let flag_given = |name: &str| argv.iter().any(|a| a == name);
             assert!(
                 !parsed.pull || flag_given("--pull"),

@@ -12,18 +12,15 @@ use crate::host::{self, Host};
 use crate::reference::Reference;
 use crate::repo::Author;
 
-pub const USAGE: &str =
-    "image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-
-pub const GIT_USAGE: &str =
-    "git:from-image [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-
 pub const SPEC: Spec = Spec {
     build_dir: true,
     pull: true,
     force: true,
     max_positionals: 3,
-    ..Spec::new(USAGE)
+    ..Spec::new(
+        "image:from",
+        "[--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]",
+    )
 };
 
 /// What a deploy from a reference or an archive needs, validated before any side effect.
@@ -55,13 +52,13 @@ impl Validated {
 
 /// Parses and validates the arguments of `image:from`/`image:load` (same shape): app, image,
 /// author, build dir.
-pub fn validate(argv: Vec<OsString>, command: &str, spec: &Spec) -> anyhow::Result<Validated> {
-    let (app, parsed) = args::parse_for_app(argv, command, spec)?;
+pub fn validate(argv: Vec<OsString>, spec: &Spec) -> anyhow::Result<Validated> {
+    let (app, parsed) = args::parse_for_app(argv, spec)?;
     let mut positionals = parsed.positionals.into_iter();
     let image = positionals
         .next()
         .filter(|image| !image.is_empty())
-        .ok_or_else(|| host::usage_error("IMAGE is required", spec.usage))?;
+        .ok_or_else(|| spec.usage_error("IMAGE is required"))?;
     let name = positionals.next();
     let email = positionals.next();
     host::ensure_app(&app)?;
@@ -86,12 +83,7 @@ pub fn validate(argv: Vec<OsString>, command: &str, spec: &Spec) -> anyhow::Resu
 /// COMMAND is what the user typed, recorded in the commit).
 pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
     let host = Host::from_env();
-    let usage = if command == "image:from" {
-        USAGE
-    } else {
-        GIT_USAGE
-    };
-    let request = validate(argv, command, &Spec { usage, ..SPEC })?;
+    let request = validate(argv, &Spec { command, ..SPEC })?;
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);
 

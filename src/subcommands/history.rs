@@ -11,11 +11,9 @@ use crate::host::{self, Host};
 use crate::record::{short_commit, short_id, DeployRecord};
 use crate::repo::{AppRepo, CommitInfo};
 
-pub const USAGE: &str = "image:history APP [--format json]";
-
 pub const SPEC: Spec = Spec {
     format: true,
-    ..Spec::new(USAGE)
+    ..Spec::new("image:history", "APP [--format json]")
 };
 
 /// One commit of the deploy branch's first-parent history, with its deploy record when this
@@ -121,15 +119,12 @@ fn table(deploys: &[Deploy]) -> String {
 }
 
 pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let (app, parsed) = args::parse_for_app(argv, "image:history", &SPEC)?;
+    let (app, parsed) = args::parse_for_app(argv, &SPEC)?;
     let as_json = match parsed.format.as_deref() {
         None => false,
         Some("json") => true,
         Some(other) => {
-            return Err(host::usage_error(
-                format!("unknown format {other:?} (only json)"),
-                USAGE,
-            ))
+            return Err(SPEC.usage_error(format!("unknown format {other:?} (only json)")))
         }
     };
     host::ensure_app(&app)?;

@@ -19,16 +19,14 @@ use crate::reference::Reference;
 use crate::subcommands::from;
 use crate::trigger;
 
-pub const USAGE: &str = "image:load [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-
-pub const GIT_USAGE: &str =
-    "git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-
 pub const SPEC: Spec = Spec {
     build_dir: true,
     force: true,
     max_positionals: 3,
-    ..Spec::new(USAGE)
+    ..Spec::new(
+        "image:load",
+        "[--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]",
+    )
 };
 
 /// `image:load`, or `git:load-image` on hosts whose core git plugin lacks it (same behaviour;
@@ -38,20 +36,13 @@ pub fn run(argv: Vec<OsString>, command: &'static str) -> anyhow::Result<()> {
         anyhow::bail!("Expecting tar archive containing docker image on STDIN");
     }
     let host = Host::from_env();
-    let usage = if command == "image:load" {
-        USAGE
-    } else {
-        GIT_USAGE
-    };
-    let request = from::validate(argv, command, &Spec { usage, ..SPEC })?;
+    let spec = Spec { command, ..SPEC };
+    let request = from::validate(argv, &spec)?;
     if request.reference.has_digest() {
-        return Err(host::usage_error(
-            format!(
-                "{command} takes a tag reference (NAME[:TAG]), not {}: loaded images have no digest",
-                request.image
-            ),
-            usage,
-        ));
+        return Err(spec.usage_error(format!(
+            "{command} takes a tag reference (NAME[:TAG]), not {}: loaded images have no digest",
+            request.image
+        )));
     }
     let limits = Limits::from_env()?;
     let session = AppSession::open(&host, &request.app)?;

@@ -7,11 +7,9 @@ use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::subcommands::history;
 
-pub const USAGE: &str = "image:report [APP] [--image-FIELD]";
-
 pub const SPEC: Spec = Spec {
     fields: true,
-    ..Spec::new(USAGE)
+    ..Spec::new("image:report", "[APP] [--image-FIELD]")
 };
 
 /// The report's flags and labels, in the order they are printed.
@@ -94,17 +92,9 @@ fn all_apps(host: &Host) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let parsed = args::parse(
-        argv,
-        "image:report",
-        &SPEC,
-        std::env::var("DOKKU_APP_NAME").ok(),
-    )?;
+    let parsed = args::parse(argv, &SPEC, std::env::var("DOKKU_APP_NAME").ok())?;
     if parsed.fields.len() > 1 {
-        return Err(host::usage_error(
-            "give at most one --image-FIELD flag",
-            USAGE,
-        ));
+        return Err(SPEC.usage_error("give at most one --image-FIELD flag"));
     }
     let field = match parsed.fields.first() {
         Some(flag) => Some(

@@ -12,11 +12,9 @@ use crate::reference::Reference;
 use crate::repo::Author;
 use crate::subcommands::history::{self, Deploy};
 
-pub const USAGE: &str = "image:rollback APP [COMMIT] [USER_NAME [USER_EMAIL]]";
-
 pub const SPEC: Spec = Spec {
     max_positionals: 3,
-    ..Spec::new(USAGE)
+    ..Spec::new("image:rollback", "APP [COMMIT] [USER_NAME [USER_EMAIL]]")
 };
 
 /// The image deploy to go back to: the one COMMIT names, or the first image deploy older than
@@ -110,7 +108,7 @@ fn restore_image(
 }
 
 pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let (app, parsed) = args::parse_for_app(argv, "image:rollback", &SPEC)?;
+    let (app, parsed) = args::parse_for_app(argv, &SPEC)?;
     let mut positionals = parsed.positionals.into_iter();
     // An empty COMMIT means the default, so that an author can be given without one.
     let revision = positionals.next().filter(|r| !r.is_empty());

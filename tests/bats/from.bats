@@ -196,7 +196,11 @@ SCRIPT
   assert_output " !     --build-dir $BATS_TEST_TMPDIR/a-file is not a directory"
   run dokku image:from "$APP" some/image:1 --build-dir
   assert_failure 1
-  assert_output --partial "usage: dokku image:from"
+  assert_output " !     --build-dir needs a folder; usage: dokku image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]"
+  # A forgotten folder: the next flag is not taken as the folder's name.
+  run dokku image:from "$APP" some/image:1 --build-dir --force
+  assert_failure 1
+  assert_output --partial " !     --build-dir needs a folder, not \"--force\"; usage: dokku image:from"
   run dokku image:from "$APP" some/image:1 --bogus
   assert_failure 1
   assert_output --partial " !     unknown flag \"--bogus\"; usage: dokku image:from"
