@@ -21,14 +21,16 @@
 //! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
 //! the index is resolved at the end.
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufReader, Read, Write};
 use std::ops::Range;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
@@ -37,8 +39,12 @@ use crate::reference::Reference;
 
 const BLOCK: usize = 512;
 const END_OF_ARCHIVE: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
-const INPUT_BUFFER: usize = 1 << 20;
+/// Small enough that whole-chunk reads of an uncompressed archive bypass it (one copy, not two);
+/// a pipe gives at most 64 KiB per read anyway.
+const INPUT_BUFFER: usize = 64 << 10;
 const COPY_BUFFER: usize = 1 << 20;
+/// Chunks the reading thread may run ahead of the walker.
+const CHUNKS_AHEAD: usize = 2;
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -218,18 +224,18 @@ fn limit_var(name: &str, value: Option<OsString>) -> Result<Option<u64>> {
 /// rejects, truncated input, garbage, limits exceeded, sink write error) this returns `Err` and
 /// the sink has not received the metadata or the end-of-archive marker, so the caller can kill
 /// `docker image load` and nothing is imported. An error from `check` is returned unchanged.
-pub fn forward<R: Read, W: Write>(
+pub fn forward<R: Read + Send, W: Write>(
     input: R,
     sink: W,
     limits: &Limits,
     check: impl FnOnce(&Contents) -> Result<()>,
 ) -> Result<Contents> {
-    let raw_count = Rc::new(Cell::new(0));
+    let raw_count = Arc::new(AtomicU64::new(0));
     let mut counted = BufReader::with_capacity(
         INPUT_BUFFER,
         CountingReader {
             inner: input,
-            count: Rc::clone(&raw_count),
+            count: Arc::clone(&raw_count),
         },
     );
     // BufReader cannot top up a short first read, so the magic bytes are read out and chained back.
@@ -241,7 +247,7 @@ pub fn forward<R: Read, W: Write>(
     }
     let compression = Compression::detect(&head[..head_len]);
     let stream = io::Cursor::new(head[..head_len].to_vec()).chain(counted);
-    let decoded: Box<dyn Read + '_> = match compression {
+    let decoded: Box<dyn Read + Send + '_> = match compression {
         Compression::None => Box::new(stream),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(stream)),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(stream)),
@@ -258,44 +264,109 @@ pub fn forward<R: Read, W: Write>(
                 .map_err(|e| anyhow!("corrupt zstd stream: {e}"))?,
         ),
     };
-    let mut walker = Walker {
-        input: TarInput {
-            inner: decoded,
+    thread::scope(|scope| {
+        let mut walker = Walker {
+            input: TarInput {
+                // Reading and decompressing on their own thread overlap with the writes to
+                // the engine, which block until it has read.
+                inner: ReadAhead::spawn(scope, decoded),
+                compression,
+                raw_count,
+                pos: 0,
+                max_total: limits.max_total_bytes,
+            },
+            sink,
+            limits: *limits,
+            buffer: vec![0; COPY_BUFFER],
+            seen: HashSet::new(),
+            hasher: RandomState::new(),
+            held: Vec::new(),
+            blobs: HashMap::new(),
+            kept_blob_bytes: 0,
+        };
+        walker.walk()?;
+        let (images, format) = walker.learn()?;
+        let contents = Contents {
+            images,
             compression,
-            raw_count,
-            pos: 0,
-            max_total: limits.max_total_bytes,
-        },
-        sink,
-        limits: *limits,
-        buffer: vec![0; COPY_BUFFER],
-        seen: HashSet::new(),
-        hasher: RandomState::new(),
-        held: Vec::new(),
-        blobs: HashMap::new(),
-        kept_blob_bytes: 0,
-    };
-    walker.walk()?;
-    let (images, format) = walker.learn()?;
-    let contents = Contents {
-        images,
-        compression,
-        format,
-    };
-    check(&contents)?;
-    walker.release()?;
-    Ok(contents)
+            format,
+        };
+        check(&contents)?;
+        walker.release()?;
+        Ok(contents)
+    })
+}
+
+/// A stream read on its own thread, up to [`CHUNKS_AHEAD`] chunks ahead of its reader. When
+/// this is dropped the thread stops once its current read returns, so after an error
+/// [`forward`] returns when the input next delivers bytes or ends.
+struct ReadAhead {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    offset: usize,
+}
+
+impl ReadAhead {
+    fn spawn<'scope, 'env>(
+        scope: &'scope thread::Scope<'scope, 'env>,
+        mut stream: Box<dyn Read + Send + 'env>,
+    ) -> ReadAhead {
+        let (chunk_tx, chunks) = mpsc::sync_channel(CHUNKS_AHEAD);
+        let (spare, spare_rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD + 1);
+        scope.spawn(move || loop {
+            let mut chunk = spare_rx.try_recv().unwrap_or_default();
+            chunk.resize(COPY_BUFFER, 0);
+            let message = match read_up_to(&mut stream, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(chunk)
+                }
+                Err(error) => Err(error),
+            };
+            let failed = message.is_err();
+            if chunk_tx.send(message).is_err() || failed {
+                break;
+            }
+        });
+        ReadAhead {
+            chunks,
+            spare,
+            current: Vec::new(),
+            offset: 0,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offset == self.current.len() {
+            let next = match self.chunks.recv() {
+                Ok(chunk) => chunk?,
+                // The decoder thread ended: the stream is over.
+                Err(mpsc::RecvError) => return Ok(0),
+            };
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.spare.try_send(used);
+            self.offset = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.offset);
+        buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
 }
 
 struct CountingReader<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -315,17 +386,17 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The decompressed tar stream, with its position and the total-size limit.
-struct TarInput<'a> {
-    inner: Box<dyn Read + 'a>,
+struct TarInput {
+    inner: ReadAhead,
     compression: Compression,
     /// Bytes read from the (possibly compressed) input, for messages.
-    raw_count: Rc<Cell<u64>>,
+    raw_count: Arc<AtomicU64>,
     /// Bytes of tar read so far.
     pos: u64,
     max_total: u64,
 }
 
-impl TarInput<'_> {
+impl TarInput {
     fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = read_up_to(&mut self.inner, buf).map_err(|e| self.read_error(e))?;
         self.pos += n as u64;
@@ -346,7 +417,10 @@ impl TarInput<'_> {
     }
 
     fn truncated(&self) -> anyhow::Error {
-        anyhow!("archive is truncated after {} bytes", self.raw_count.get())
+        anyhow!(
+            "archive is truncated after {} bytes",
+            self.raw_count.load(Ordering::Relaxed)
+        )
     }
 
     fn read_error(&self, error: io::Error) -> anyhow::Error {
@@ -354,7 +428,7 @@ impl TarInput<'_> {
             Compression::None => anyhow!("reading the archive failed: {error}"),
             c if error.kind() == io::ErrorKind::UnexpectedEof => anyhow!(
                 "archive is truncated after {} bytes (the {c} stream ends early)",
-                self.raw_count.get()
+                self.raw_count.load(Ordering::Relaxed)
             ),
             Compression::Xz if error.to_string().contains("memory limit") => anyhow!(
                 "the xz stream needs more than {} MiB of memory to decode; refused",
@@ -395,8 +469,8 @@ struct Extensions {
     sparse: bool,
 }
 
-struct Walker<'a, W> {
-    input: TarInput<'a>,
+struct Walker<W> {
+    input: TarInput,
     sink: W,
     limits: Limits,
     buffer: Vec<u8>,
@@ -410,7 +484,7 @@ struct Walker<'a, W> {
     kept_blob_bytes: u64,
 }
 
-impl<W: Write> Walker<'_, W> {
+impl<W: Write> Walker<W> {
     fn write(&mut self, data: &[u8]) -> Result<()> {
         self.sink.write_all(data).map_err(sink_error)
     }
@@ -507,7 +581,7 @@ impl<W: Write> Walker<'_, W> {
         if partial.is_empty() {
             anyhow!(
                 "archive is truncated after {} bytes (no end-of-archive marker)",
-                self.input.raw_count.get()
+                self.input.raw_count.load(Ordering::Relaxed)
             )
         } else {
             self.input.truncated()

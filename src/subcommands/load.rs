@@ -74,7 +74,7 @@ pub fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Resu
         .start()
         .with_context(|| format!("cannot start `{}`", command.display()))?;
 
-    let mut input = Progress::new(io::stdin().lock());
+    let mut input = Progress::new(io::stdin());
     let mut wanted_id = None;
     let forwarded = archive::forward(&mut input, &mut writer, limits, |contents: &Contents| {
         let found = contents
