@@ -2,8 +2,9 @@
 //!
 //! `docker image save IMG | ssh host image:load APP IMG` streams an archive on stdin. [`forward`]
 //! reads it exactly once, decompresses it in-process when needed (gzip, bzip2, xz, zstd: every
-//! Docker engine then gets a plain tar), and forwards it to `docker image load` through a pipe while
-//! walking its tar entries, in memory that does not grow with the archive's size.
+//! Docker engine then gets a plain tar) on a thread that reads ahead, and forwards it to
+//! `docker image load` through a pipe while walking its tar entries, in memory that does not
+//! grow with the archive's size.
 //!
 //! # Holding back the metadata
 //!
@@ -298,8 +299,8 @@ pub fn forward<R: Read + Send, W: Write>(
 }
 
 /// A stream read on its own thread, up to [`CHUNKS_AHEAD`] chunks ahead of its reader. When
-/// this is dropped the thread stops once its current read returns, so after an error
-/// [`forward`] returns when the input next delivers bytes or ends.
+/// this is dropped the thread stops once the chunk it is filling is full or the input ends, so
+/// after an early error [`forward`] returns when the input has sent that much more or closed.
 struct ReadAhead {
     chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
     spare: mpsc::SyncSender<Vec<u8>>,
