@@ -43,7 +43,8 @@ const END_OF_ARCHIVE: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
 /// Small enough that whole-chunk reads of an uncompressed archive bypass it (one copy, not two);
 /// a pipe gives at most 64 KiB per read anyway.
 const INPUT_BUFFER: usize = 64 << 10;
-const COPY_BUFFER: usize = 1 << 20;
+/// What the reading thread reads at a time; also the largest write to the sink.
+const CHUNK_SIZE: usize = 1 << 20;
 /// Chunks the reading thread may run ahead of the walker.
 const CHUNKS_AHEAD: usize = 2;
 const KIB: u64 = 1 << 10;
@@ -278,7 +279,6 @@ pub fn forward<R: Read + Send, W: Write>(
             },
             sink,
             limits: *limits,
-            buffer: vec![0; COPY_BUFFER],
             seen: HashSet::new(),
             hasher: RandomState::new(),
             held: Vec::new(),
@@ -317,7 +317,7 @@ impl ReadAhead {
         let (spare, spare_rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD + 1);
         scope.spawn(move || loop {
             let mut chunk = spare_rx.try_recv().unwrap_or_default();
-            chunk.resize(COPY_BUFFER, 0);
+            chunk.resize(CHUNK_SIZE, 0);
             let message = match read_up_to(&mut stream, &mut chunk) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -340,22 +340,27 @@ impl ReadAhead {
     }
 }
 
-impl Read for ReadAhead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.offset == self.current.len() {
-            let next = match self.chunks.recv() {
-                Ok(chunk) => chunk?,
-                // The decoder thread ended: the stream is over.
-                Err(mpsc::RecvError) => return Ok(0),
-            };
-            let used = std::mem::replace(&mut self.current, next);
+impl ReadAhead {
+    /// Moves on to the next chunk once the current one is used up.
+    fn refill(&mut self) -> io::Result<()> {
+        if self.offset < self.current.len() {
+            return Ok(());
+        }
+        // A closed channel means the reading thread met the end of the stream.
+        if let Ok(chunk) = self.chunks.recv() {
+            let used = std::mem::replace(&mut self.current, chunk?);
             let _ = self.spare.try_send(used);
             self.offset = 0;
         }
-        let n = buf.len().min(self.current.len() - self.offset);
-        buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
+        Ok(())
+    }
+
+    /// Up to `max` unread bytes of the current chunk, borrowed, not copied; after `refill`,
+    /// none only at the end of the stream.
+    fn take(&mut self, max: usize) -> &[u8] {
+        let start = self.offset;
+        self.offset += max.min(self.current.len() - start);
+        &self.current[start..self.offset]
     }
 }
 
@@ -398,16 +403,34 @@ struct TarInput {
 }
 
 impl TarInput {
-    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let n = read_up_to(&mut self.inner, buf).map_err(|e| self.read_error(e))?;
-        self.pos += n as u64;
+    /// Up to `max` next bytes of the tar, straight from the read-ahead chunk; none only at the
+    /// end of the input.
+    fn take(&mut self, max: usize) -> Result<&[u8]> {
+        if let Err(error) = self.inner.refill() {
+            return Err(self.read_error(error));
+        }
+        let data = self.inner.take(max);
+        self.pos += data.len() as u64;
         if self.pos > self.max_total {
             bail!(
                 "archive exceeds the size limit of {} bytes ({ARCHIVE_ENV})",
                 self.max_total
             );
         }
-        Ok(n)
+        Ok(data)
+    }
+
+    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let data = self.take(buf.len() - filled)?;
+            if data.is_empty() {
+                break;
+            }
+            buf[filled..filled + data.len()].copy_from_slice(data);
+            filled += data.len();
+        }
+        Ok(filled)
     }
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
@@ -474,7 +497,6 @@ struct Walker<W> {
     input: TarInput,
     sink: W,
     limits: Limits,
-    buffer: Vec<u8>,
     /// Hashes of the normalised names of every entry, to check what the manifests refer to;
     /// hashes keep this small however long the names are.
     seen: HashSet<u64>,
@@ -726,18 +748,20 @@ impl<W: Write> Walker<W> {
         let mut remaining = data_len + padding(data_len);
         let mut data_left = data_len;
         while remaining > 0 {
-            let chunk = remaining.min(self.buffer.len() as u64) as usize;
-            let mut buffer = std::mem::take(&mut self.buffer);
-            let read = self.input.read_exact(&mut buffer[..chunk]);
-            let written = read.and_then(|()| self.write(&buffer[..chunk]));
+            // Written from the read-ahead chunk itself: each byte is copied once, into the pipe.
+            let data = self
+                .input
+                .take(usize::try_from(remaining).unwrap_or(usize::MAX))?;
+            self.sink.write_all(data).map_err(sink_error)?;
             if blob_digest.is_some() {
-                let data_part = data_left.min(chunk as u64) as usize;
-                kept.extend_from_slice(&buffer[..data_part]);
+                let data_part = data_left.min(data.len() as u64) as usize;
+                kept.extend_from_slice(&data[..data_part]);
                 data_left -= data_part as u64;
             }
-            self.buffer = buffer;
-            written?;
-            remaining -= chunk as u64;
+            if data.is_empty() {
+                return Err(self.input.truncated());
+            }
+            remaining -= data.len() as u64;
         }
         if let Some(digest) = blob_digest {
             if let Some(doc) = BlobDoc::parse(&kept) {
@@ -759,16 +783,8 @@ impl<W: Write> Walker<W> {
                 offset + BLOCK as u64
             );
         }
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let drained = loop {
-            match self.input.read_up_to(&mut buffer) {
-                Ok(0) => break Ok(()),
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        self.buffer = buffer;
-        drained
+        while !self.input.take(usize::MAX)?.is_empty() {}
+        Ok(())
     }
 
     fn held_data(&self, name: &str) -> Option<&[u8]> {
@@ -2021,13 +2037,13 @@ mod tests {
         let contents = forward(input, &mut sink, &Limits::default(), |_| Ok(())).unwrap();
         assert_eq!(contents.images, vec![image(41, &["big:1"])]);
         assert_eq!(sink.written, BLOCK as u64 + layer_len + tail.len() as u64);
-        assert!(sink.largest_write <= COPY_BUFFER, "{}", sink.largest_write);
+        assert!(sink.largest_write <= CHUNK_SIZE, "{}", sink.largest_write);
         let mut expected = Generated {
             remaining: layer_len,
             position: 0,
         };
         let mut expected_sum = 0u64;
-        let mut buffer = vec![0; COPY_BUFFER];
+        let mut buffer = vec![0; CHUNK_SIZE];
         loop {
             let n = expected.read(&mut buffer).unwrap();
             if n == 0 {
