@@ -148,12 +148,16 @@ impl Contents {
         })
     }
 
-    /// Every tag of every image, in archive order.
+    /// Every tag of every image, sorted: `docker image save` writes its images in no fixed
+    /// order, and a message listing them should read the same for the same archive content.
     pub fn all_tags(&self) -> Vec<String> {
-        self.images
+        let mut tags: Vec<String> = self
+            .images
             .iter()
             .flat_map(|image| image.tags.iter().cloned())
-            .collect()
+            .collect();
+        tags.sort_unstable();
+        tags
     }
 }
 
@@ -1510,6 +1514,11 @@ mod tests {
 
         let (result, _) = run(&oci_only());
         let contents = result.unwrap();
+        // sorted, not in the archive's order
+        assert_eq!(
+            contents.all_tags(),
+            vec!["docker.io/library/solo:1", "ghcr.io/acme/tool:v3"]
+        );
         assert!(contents.find(&reference("solo:1")).is_some());
         assert!(contents.find(&reference("ghcr.io/acme/tool:v3")).is_some());
         // A bare ref.name tag names no repository.
