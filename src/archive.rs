@@ -2106,14 +2106,14 @@ mod tests {
             "manifest.json",
             format!("[{}]", items.join(",")).as_bytes(),
         );
-        let started = std::time::Instant::now();
+        // No timed assertion: a quadratic merge would make this test take minutes, which
+        // shows without one.
         let (result, _) = run(&finish(b));
         let contents = result.unwrap();
         assert_eq!(contents.images.len(), 1);
         let tags = &contents.images[0].tags;
         assert_eq!(tags[..4], ["a:1", "b:2", "c:0", "c:1"]);
         assert_eq!(tags.len(), 2 + 20_000);
-        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 
     /// PAX extended header data holding `records`.

@@ -255,15 +255,18 @@ archive_of() {
 
 @test "SIGKILL during receive-app: the branch stays, the next command repairs and deploys" {
   local pending
-  sandbox_receive_app_delay "$APP" 2
+  # receive-app's post-extract holds it until released, whatever the machine's speed.
+  pause_in post-extract
   start_bg from dokku image:from "$APP" "$V2"
-  wait_until 30 running "git/receive-app $APP "
+  wait_until 60 test -e "$BATS_TEST_TMPDIR/paused-post-extract"
   pending="$(pending_ref)"
   kill_plugin image-from
   finish_bg from
   assert_equal "$status" 137
   # Dokku's receive-app, orphaned, carries on with the commit it was given and ends.
+  touch "$BATS_TEST_TMPDIR/release"
   wait_until 60 sandbox_idle
+  rm "$PLUGIN_ENABLED_PATH/zz-pause"
   assert_branch_at "$C1"
   # What a kill leaves: the pending commit, on top of the old head, and source-image ahead.
   assert_equal "$(pending_ref)" "$pending"
@@ -278,20 +281,20 @@ archive_of() {
   run pending_ref
   assert_failure
   assert_equal "$(app_property git "$APP" source-image)" "$V1"
-  sandbox_receive_app_delay "$APP" 0
   deploy_again "$V2"
 }
 
 @test "a read-only command does not repair while a deploy runs: its pending ref is not stale" {
   local pending
-  sandbox_receive_app_delay "$APP" 3
+  pause_in post-extract
   start_bg from dokku image:from "$APP" "$V2"
-  wait_until 30 running "git/receive-app $APP "
+  wait_until 60 test -e "$BATS_TEST_TMPDIR/paused-post-extract"
   pending="$(pending_ref)"
   run_split dokku image:history "$APP"
   assert_success
   assert_equal "$stderr" ""
   assert_equal "$(pending_ref)" "$pending"
+  touch "$BATS_TEST_TMPDIR/release"
   finish_bg from
   assert_equal "$status" 0
   assert_branch_at "$pending"

@@ -149,14 +149,16 @@ assert_head_deploys() {
   archive="$BATS_TEST_TMPDIR/archive.tar"
   docker image save "$tag" >"$archive"
 
-  # the archive in 8 chunks, one second apart
+  # The archive in 12 chunks, one second apart. ssh and sshd buffer about as much as the
+  # whole archive, so the feed does not wait for the plugin: it must outlast the plugin's
+  # start-up plus the 5 s before the first line, even on a slow machine.
   slow_upload() {
     local size chunk index
     size="$(stat -c %s "$archive")"
-    chunk=$(((size + 7) / 8))
-    for ((index = 0; index < 8; index++)); do
+    chunk=$(((size + 11) / 12))
+    for ((index = 0; index < 12; index++)); do
       dd if="$archive" bs="$chunk" skip="$index" count=1 status=none
-      ((index == 7)) || sleep 1
+      ((index == 11)) || sleep 1
     done | ssh_dokku "image:load $APP $tag"
   }
   run_split slow_upload

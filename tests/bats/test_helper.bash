@@ -438,8 +438,9 @@ host_state() {
 # image-load…), found by their executable, which lies in this sandbox's plugin folder.
 plugin_pids() {
   local want="$PLUGIN_AVAILABLE_PATH/image/bin/$1" proc
+  # -ef compares the files themselves, without forking a readlink per process
   for proc in /proc/[0-9]*; do
-    [[ "$(readlink "$proc/exe" 2>/dev/null)" == "$want" ]] && echo "${proc#/proc/}"
+    [[ "$proc/exe" -ef "$want" ]] && echo "${proc#/proc/}"
   done
   return 0
 }
