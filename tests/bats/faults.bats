@@ -258,7 +258,7 @@ archive_of() {
   # receive-app's post-extract holds it until released, whatever the machine's speed.
   pause_in post-extract
   start_bg from dokku image:from "$APP" "$V2"
-  wait_until 60 test -e "$BATS_TEST_TMPDIR/paused-post-extract"
+  wait_until 60 paused post-extract
   pending="$(pending_ref)"
   kill_plugin image-from
   finish_bg from
@@ -288,7 +288,7 @@ archive_of() {
   local pending
   pause_in post-extract
   start_bg from dokku image:from "$APP" "$V2"
-  wait_until 60 test -e "$BATS_TEST_TMPDIR/paused-post-extract"
+  wait_until 60 paused post-extract
   pending="$(pending_ref)"
   run_split dokku image:history "$APP"
   assert_success
