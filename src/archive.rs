@@ -342,9 +342,7 @@ impl ReadAhead {
             offset: 0,
         }
     }
-}
 
-impl ReadAhead {
     /// Moves on to the next chunk once the current one is used up.
     fn refill(&mut self) -> io::Result<()> {
         if self.offset < self.current.len() {
@@ -444,11 +442,13 @@ impl TarInput {
         Ok(())
     }
 
+    /// Bytes read so far from the input as it came, before decompression.
+    fn raw_bytes(&self) -> u64 {
+        self.raw_count.load(Ordering::Relaxed)
+    }
+
     fn truncated(&self) -> anyhow::Error {
-        anyhow!(
-            "archive is truncated after {} bytes",
-            self.raw_count.load(Ordering::Relaxed)
-        )
+        anyhow!("archive is truncated after {} bytes", self.raw_bytes())
     }
 
     fn read_error(&self, error: io::Error) -> anyhow::Error {
@@ -456,7 +456,7 @@ impl TarInput {
             Compression::None => anyhow!("reading the archive failed: {error}"),
             c if error.kind() == io::ErrorKind::UnexpectedEof => anyhow!(
                 "archive is truncated after {} bytes (the {c} stream ends early)",
-                self.raw_count.load(Ordering::Relaxed)
+                self.raw_bytes()
             ),
             Compression::Xz if error.to_string().contains("memory limit") => anyhow!(
                 "the xz stream needs more than {} MiB of memory to decode; refused",
@@ -608,7 +608,7 @@ impl<W: Write> Walker<W> {
         if partial.is_empty() {
             anyhow!(
                 "archive is truncated after {} bytes (no end-of-archive marker)",
-                self.input.raw_count.load(Ordering::Relaxed)
+                self.input.raw_bytes()
             )
         } else {
             self.input.truncated()
@@ -756,14 +756,15 @@ impl<W: Write> Walker<W> {
             let data = self
                 .input
                 .take(usize::try_from(remaining).unwrap_or(usize::MAX))?;
+            if data.is_empty() {
+                return Err(self.input.truncated());
+            }
+            // Not `self.write`: `data` still borrows `self.input`.
             self.sink.write_all(data).map_err(sink_error)?;
             if blob_digest.is_some() {
                 let data_part = data_left.min(data.len() as u64) as usize;
                 kept.extend_from_slice(&data[..data_part]);
                 data_left -= data_part as u64;
-            }
-            if data.is_empty() {
-                return Err(self.input.truncated());
             }
             remaining -= data.len() as u64;
         }
