@@ -1,6 +1,9 @@
 //! Progress of a long upload on stderr: bytes received and the rate. On a terminal one line
 //! updates in place; otherwise (over SSH) one line every few seconds once the stream has run
 //! that long, so logs stay readable; nothing under `DOKKU_QUIET_OUTPUT`.
+//!
+//! The log interval is 5 s; `DOKKU_IMAGE_PROGRESS_INTERVAL` (seconds, decimals allowed) sets
+//! another, so that tests need not sit through it.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
@@ -8,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::host;
 
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
+const INTERVAL_ENV: &str = "DOKKU_IMAGE_PROGRESS_INTERVAL";
 const TERMINAL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A reader that counts what passes through it and reports now and then.
@@ -18,6 +22,7 @@ pub struct Progress<R> {
     started: Instant,
     last_report: Instant,
     mode: Mode,
+    log_interval: Duration,
     reported: bool,
 }
 
@@ -44,6 +49,7 @@ impl<R: Read> Progress<R> {
             started: now,
             last_report: now,
             mode,
+            log_interval: log_interval(std::env::var(INTERVAL_ENV).ok().as_deref()),
             reported: false,
         }
     }
@@ -65,7 +71,7 @@ impl<R: Read> Progress<R> {
         let due = match self.mode {
             Mode::Silent => false,
             Mode::Terminal => now.duration_since(self.last_report) >= TERMINAL_INTERVAL,
-            Mode::Log => now.duration_since(self.last_report) >= LOG_INTERVAL,
+            Mode::Log => now.duration_since(self.last_report) >= self.log_interval,
         };
         if due {
             self.last_report = now;
@@ -91,6 +97,15 @@ impl<R: Read> Read for Progress<R> {
         self.tick();
         Ok(count)
     }
+}
+
+/// The log interval a setting asks for; unset, empty or not a positive number of seconds
+/// means the default (progress is never worth failing a deploy over).
+fn log_interval(setting: Option<&str>) -> Duration {
+    setting
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map_or(LOG_INTERVAL, Duration::from_secs_f64)
 }
 
 /// "Received 1.5 GiB in 12s (128.0 MiB/s)".
@@ -143,6 +158,17 @@ mod tests {
     fn status_line_has_bytes_time_and_rate() {
         let line = status_line(200 * 1024 * 1024, Duration::from_secs(2));
         assert_eq!(line, "Received 200.0 MiB in 2s (100.0 MiB/s)");
+    }
+
+    #[test]
+    fn log_interval_setting() {
+        assert_eq!(log_interval(None), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("0")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("-1")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("soon")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("0.25")), Duration::from_millis(250));
+        assert_eq!(log_interval(Some("2")), Duration::from_secs(2));
     }
 
     #[test]
