@@ -3,8 +3,9 @@
 //! from `DOKKU_APP_NAME` (`dokku --app APP image:from IMAGE`).
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
+
+use crate::command::Command;
 
 /// A subcommand's parsed arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,66 +20,31 @@ pub struct Parsed {
     pub fields: Vec<String>,
 }
 
-/// What a subcommand accepts besides Dokku's global flags.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Spec {
-    /// The command as typed: `image:from`, or `git:from-image` where the plugin answers for it.
-    pub command: &'static str,
-    /// What follows the command in its usage line.
-    pub synopsis: &'static str,
-    pub build_dir: bool,
-    pub pull: bool,
-    pub force: bool,
-    pub format: bool,
-    pub fields: bool,
-    /// Whether the first positional is the app (unless `--app`/`DOKKU_APP_NAME` gives it).
-    pub takes_app: bool,
-    pub max_positionals: usize,
-}
-
-impl Spec {
-    /// A command that takes no flags and no positionals but its app; set what it does take
-    /// with struct update syntax.
-    pub const fn new(command: &'static str, synopsis: &'static str) -> Spec {
-        Spec {
-            command,
-            synopsis,
-            build_dir: false,
-            pull: false,
-            force: false,
-            format: false,
-            fields: false,
-            takes_app: true,
-            max_positionals: 0,
-        }
-    }
-
-    /// A usage error, one line: what is wrong, then how the command is called.
-    pub fn usage_error(&self, message: impl fmt::Display) -> anyhow::Error {
-        anyhow::anyhow!("{message}; usage: dokku {} {}", self.command, self.synopsis)
-    }
-}
-
 /// Parses the arguments of a command that needs an app (from the argv, `--app` or
 /// `DOKKU_APP_NAME`), and returns the app apart.
-pub fn parse_for_app(argv: Vec<OsString>, spec: &Spec) -> anyhow::Result<(String, Parsed)> {
-    let mut parsed = parse(argv, spec, std::env::var("DOKKU_APP_NAME").ok())?;
+pub fn parse_for_app(argv: Vec<OsString>, command: &Command) -> anyhow::Result<(String, Parsed)> {
+    let mut parsed = parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     let app = parsed
         .app
         .take()
         .filter(|app| !app.is_empty())
-        .ok_or_else(|| spec.usage_error("APP is required"))?;
+        .ok_or_else(|| command.usage_error("APP is required"))?;
     Ok((app, parsed))
 }
 
 /// Parses `argv` (without the program name; a leading command name is dropped).
-pub fn parse(argv: Vec<OsString>, spec: &Spec, env_app: Option<String>) -> anyhow::Result<Parsed> {
+pub fn parse(
+    argv: Vec<OsString>,
+    command: &Command,
+    env_app: Option<String>,
+) -> anyhow::Result<Parsed> {
     let mut argv = argv;
-    if argv.first().is_some_and(|a| a == spec.command) {
+    if argv.first().is_some_and(|a| a == command.name) {
         argv.remove(0);
     }
+    let flags = &command.flags;
     let mut args = pico_args::Arguments::from_vec(argv);
-    let usage = |message: String| spec.usage_error(message);
+    let usage = |message: String| command.usage_error(message);
     let mut parsed = Parsed::default();
 
     // Dokku sets the environment for these wherever they stand; here they only need removing.
@@ -86,18 +52,18 @@ pub fn parse(argv: Vec<OsString>, spec: &Spec, env_app: Option<String>) -> anyho
     args.contains("--trace");
     let argv_app = flag_value(&mut args, "--app", "an app name").map_err(usage)?;
 
-    if spec.build_dir {
+    if flags.build_dir {
         parsed.build_dir = flag_value(&mut args, "--build-dir", "a folder")
             .map_err(usage)?
             .map(PathBuf::from);
     }
-    if spec.pull {
+    if flags.pull {
         parsed.pull = args.contains("--pull");
     }
-    if spec.force {
+    if flags.force {
         parsed.force = args.contains("--force");
     }
-    if spec.format {
+    if flags.format {
         parsed.format = flag_value(&mut args, "--format", "a format").map_err(usage)?;
     }
 
@@ -114,7 +80,7 @@ pub fn parse(argv: Vec<OsString>, spec: &Spec, env_app: Option<String>) -> anyho
     for arg in rest {
         if !after_double_dash && arg == "--" {
             after_double_dash = true;
-        } else if !after_double_dash && spec.fields && arg.starts_with("--") {
+        } else if !after_double_dash && flags.fields && arg.starts_with("--") {
             parsed.fields.push(arg);
         } else if !after_double_dash && arg.starts_with('-') && arg.len() > 1 {
             return Err(usage(format!("unknown flag {arg:?}")));
@@ -124,13 +90,13 @@ pub fn parse(argv: Vec<OsString>, spec: &Spec, env_app: Option<String>) -> anyho
     }
 
     parsed.app = argv_app.or(env_app.filter(|a| !a.is_empty()));
-    if spec.takes_app && parsed.app.is_none() && !positionals.is_empty() {
+    if flags.takes_app && parsed.app.is_none() && !positionals.is_empty() {
         parsed.app = Some(positionals.remove(0));
     }
-    if positionals.len() > spec.max_positionals {
+    if positionals.len() > flags.max_positionals {
         return Err(usage(format!(
             "unexpected argument {:?}",
-            positionals[spec.max_positionals]
+            positionals[flags.max_positionals]
         )));
     }
     parsed.positionals = positionals;
@@ -160,7 +126,22 @@ fn flag_value(
 mod tests {
     use super::*;
 
-    const DEPLOY: Spec = crate::subcommands::from::SPEC;
+    use crate::command::{Flags, Kind};
+
+    const DEPLOY: Command = Command {
+        name: "image:from",
+        synopsis: "[--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]",
+        description: "Deploy",
+        kind: Kind::Subcommand,
+        flags: Flags {
+            build_dir: true,
+            pull: true,
+            force: true,
+            max_positionals: 3,
+            ..Flags::APP
+        },
+        run: |_, _| Ok(()),
+    };
 
     fn run(args: &[&str], env_app: Option<&str>) -> anyhow::Result<Parsed> {
         parse(

@@ -1,14 +1,15 @@
-//! The deploy pipeline shared by every `image:*` command (SPEC.md, "The deploy, step by
-//! step"): under the app's lock, commit the build context on top of the deploy branch under a
+//! The deploy pipeline shared by every `image:*` command (docs/deploy.md): under the app's lock, commit the build context on top of the deploy branch under a
 //! pending ref, let Dokku build and release it, and only then move the branch. Whatever fails
 //! on the way, the branch and the `source-image` property are left as they were.
 
 use anyhow::Context;
 
 use crate::context::BuildContext;
-use crate::host::{self, Host};
+use crate::digest::ImageId;
+use crate::host::Host;
 use crate::lock::{DeployInProgress, DeployLock};
-use crate::record::{short_commit, short_id, DeployRecord};
+use crate::output;
+use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::trigger;
 
@@ -27,8 +28,7 @@ pub struct AppSession<'h> {
 pub struct DeployRequest {
     /// The reference as the user wrote it.
     pub image: String,
-    /// Its full image ID, `sha256:…`.
-    pub image_id: String,
+    pub image_id: ImageId,
     /// What to commit.
     pub content: Content,
     pub author: Author,
@@ -91,15 +91,9 @@ impl<'h> AppSession<'h> {
         };
         self.repo.delete_ref(PENDING_REF, Some(&pending))?;
         let head_image = self.head_record()?.map(|record| record.image);
-        match &head_image {
-            Some(image) => self
-                .host
-                .set_property("git", &self.app, "source-image", image)?,
-            None => self
-                .host
-                .delete_property("git", &self.app, "source-image")?,
-        }
-        host::warn(format!(
+        self.host
+            .put_property("git", &self.app, "source-image", head_image.as_deref())?;
+        output::warn(format!(
             "An earlier deploy of {} was interrupted: dropped its commit {} and set source-image back to {}",
             self.app,
             short_commit(&pending),
@@ -119,22 +113,23 @@ impl<'h> AppSession<'h> {
     /// Steps 5 to 10 of the deploy: veto, commit, build and release, then record.
     pub fn deploy(&self, request: DeployRequest) -> anyhow::Result<Outcome> {
         let app = self.app.as_str();
-        trigger::fire("pre-image-deploy", &[app, &request.image, &request.image_id]).map_err(|err| {
-            match trigger::failed_status(&err) {
-                Some(code) => anyhow::anyhow!(
+        trigger::fire_or(
+            "pre-image-deploy",
+            &[app, &request.image, request.image_id.as_str()],
+            |code| {
+                anyhow::anyhow!(
                     "the pre-image-deploy trigger refused the deploy of {} (exit status {code}); nothing was changed",
                     request.image
-                ),
-                None => err.context("cannot fire the pre-image-deploy trigger"),
-            }
-        })?;
+                )
+            },
+        )?;
 
         self.repo.init_if_missing(self.host, app)?;
         let tree = match &request.content {
             Content::Context(context) => {
                 let context = context
                     .clone()
-                    .with_image(&request.image, &request.image_id)?;
+                    .with_image(&request.image, request.image_id.as_str())?;
                 self.repo
                     .write_tree(&context, &self.host.plugin_data(app))?
             }
@@ -147,14 +142,14 @@ impl<'h> AppSession<'h> {
         };
         let rev = match (&head, head_tree.as_deref() == Some(tree.as_str())) {
             (Some(head), true) if request.force => {
-                host::info(format!(
+                output::info(format!(
                     "No changes detected, deploying {} again (--force)",
                     request.image
                 ));
                 head.clone()
             }
             (Some(_), true) => {
-                host::info("No changes detected, skipping deploy");
+                output::info("No changes detected, skipping deploy");
                 return Ok(Outcome::Unchanged);
             }
             _ => {
@@ -192,14 +187,14 @@ impl<'h> AppSession<'h> {
             },
         )?;
         if let Err(err) = self.repo.housekeep(&self.branch) {
-            host::warn(format!(
+            output::warn(format!(
                 "git housekeeping of {app} failed (the deploy succeeded): {err:#}"
             ));
         }
-        host::info(format!(
+        output::info(format!(
             "Deployed {} ({}) to {app} as commit {}",
             request.image,
-            short_id(&request.image_id),
+            request.image_id.short(),
             short_commit(&rev)
         ));
         Ok(Outcome::Deployed { commit: rev })
@@ -215,12 +210,11 @@ impl<'h> AppSession<'h> {
         let app = self.app.as_str();
         self.host
             .set_property("git", app, "source-image", &request.image)?;
-        trigger::fire("receive-app", &[app, rev]).map_err(|err| match trigger::failed_status(&err) {
-            Some(code) => anyhow::anyhow!(
+        trigger::fire_or("receive-app", &[app, rev], |code| {
+            anyhow::anyhow!(
                 "the deploy of {} to {app} failed (receive-app exited with status {code}); the app repo and source-image are left as they were",
                 request.image
-            ),
-            None => err.context("cannot fire the receive-app trigger"),
+            )
         })?;
         if head != Some(rev) {
             let branch_ref = format!("refs/heads/{}", self.branch);
@@ -235,16 +229,13 @@ impl<'h> AppSession<'h> {
     /// raised, so the original error reaches the user.
     fn undo(&self, rev: &str, previous_source: Option<&str>) {
         if let Err(err) = self.repo.delete_ref(PENDING_REF, Some(rev)) {
-            host::warn(format!("cannot drop the pending deploy ref: {err:#}"));
+            output::warn(format!("cannot drop the pending deploy ref: {err:#}"));
         }
-        let restored = match previous_source {
-            Some(image) => self
-                .host
-                .set_property("git", &self.app, "source-image", image),
-            None => self.host.delete_property("git", &self.app, "source-image"),
-        };
+        let restored = self
+            .host
+            .put_property("git", &self.app, "source-image", previous_source);
         if let Err(err) = restored {
-            host::warn(format!("cannot restore source-image: {err:#}"));
+            output::warn(format!("cannot restore source-image: {err:#}"));
         }
     }
 }

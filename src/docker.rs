@@ -1,8 +1,14 @@
 //! The Docker engine, through `$DOCKER_BIN`: image identity, pulls, tags and loads.
 
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::host::{self, Host};
+use anyhow::Context;
+
+use crate::archive::{self, Contents, Limits};
+use crate::digest::ImageId;
+use crate::host::Host;
+use crate::output;
 use crate::process::{Cmd, ProcessError};
 
 /// The docker client for one app: `$DOCKER_BIN`, with the app's registry credentials when
@@ -30,8 +36,8 @@ impl Docker {
         }
     }
 
-    /// The image ID (config digest) behind a reference, or None when the engine has no such image.
-    pub fn image_id(&self, reference: &str) -> anyhow::Result<Option<String>> {
+    /// The image ID behind a reference (or an ID), or None when the engine has no such image.
+    pub fn image_id(&self, reference: &str) -> anyhow::Result<Option<ImageId>> {
         let cmd = self
             .command()
             .args(["image", "inspect", "--format", "{{.Id}}", "--"])
@@ -39,10 +45,9 @@ impl Docker {
         let output = cmd.output()?;
         if output.status.success() {
             let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
-            anyhow::ensure!(
-                id.starts_with("sha256:"),
-                "docker image inspect returned an unexpected ID {id:?} for {reference}"
-            );
+            let id = ImageId::parse(&id).with_context(|| {
+                format!("docker image inspect returned an unexpected ID {id:?} for {reference}")
+            })?;
             return Ok(Some(id));
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -55,42 +60,78 @@ impl Docker {
 
     /// Pulls a reference; progress goes to stdout unless quiet, stderr goes into the error.
     pub fn pull(&self, reference: &str) -> anyhow::Result<()> {
+        let quiet = output::quiet();
         let mut args = vec!["image", "pull"];
-        if host::quiet() {
+        if quiet {
             args.push("--quiet");
         }
-        let cmd = self.command().args(args).arg("--").arg(reference);
-        let expression = cmd.expression().stderr_capture().unchecked();
-        let expression = if host::quiet() {
-            expression.stdout_null()
-        } else {
-            expression
-        };
-        let output = expression.run()?;
-        cmd.check(&output).map_err(|err| pull_error(reference, err))
+        self.command()
+            .args(args)
+            .arg("--")
+            .arg(reference)
+            .run_showing_stdout(quiet)
+            .map_err(|err| pull_error(reference, err))
     }
 
     /// Points a tag at an image ID.
-    pub fn tag(&self, image_id: &str, reference: &str) -> anyhow::Result<()> {
+    pub fn tag(&self, image_id: &ImageId, reference: &str) -> anyhow::Result<()> {
         self.command()
-            .args(["image", "tag", image_id, reference])
+            .args(["image", "tag", image_id.as_str(), reference])
             .read()
             .map(drop)
     }
 
-    /// The `docker image load` that an archive is streamed into.
-    pub fn load_command(&self) -> Cmd {
-        self.command().args(["image", "load"])
-    }
-
-    /// The IDs of every image the engine holds, for "nothing was imported" checks.
-    pub fn all_image_ids(&self) -> anyhow::Result<Vec<String>> {
-        let text = self
+    /// Streams an archive into `docker image load` through [`archive::forward`]: `check` sees
+    /// what the archive holds once it has been read, and when it (or anything else) fails, the
+    /// load is killed before its stdin closes, so the engine imports nothing.
+    pub fn load_archive(
+        &self,
+        input: impl Read + Send,
+        limits: &Limits,
+        check: impl FnOnce(&Contents) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Contents> {
+        let (reader, mut writer) =
+            io::pipe().context("cannot create a pipe to docker image load")?;
+        let load = self
             .command()
-            .args(["image", "ls", "--all", "--no-trunc", "--quiet"])
-            .read()?;
-        Ok(text.lines().map(str::to_string).collect())
+            .args(["image", "load"])
+            .start(reader.into())?;
+        let forwarded = archive::forward(input, &mut writer, limits, check);
+        let contents = match forwarded {
+            Ok(contents) => contents,
+            Err(err) => {
+                // The engine imports only after the end of the archive, which it never got:
+                // killing the load before its stdin closes leaves the engine as it was.
+                load.kill();
+                drop(writer);
+                let docker_stderr = load
+                    .wait()
+                    .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_string())
+                    .unwrap_or_default();
+                if is_broken_pipe(&err) {
+                    anyhow::bail!("docker image load stopped reading the archive: {docker_stderr}");
+                }
+                return Err(err);
+            }
+        };
+        drop(writer);
+        load.finish()
+            .map_err(|err| match err.downcast::<ProcessError>() {
+                Ok(process) => {
+                    anyhow::anyhow!("docker image load failed: {}", process.stderr.trim())
+                }
+                Err(other) => other,
+            })?;
+        Ok(contents)
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn pull_error(reference: &str, err: anyhow::Error) -> anyhow::Error {

@@ -1,48 +1,12 @@
-//! The Dokku host as a plugin sees it: paths and switches from the environment, plugin
-//! properties, Dokku's log line format and exit codes.
+//! The Dokku host as a plugin sees it: paths from the environment, plugin properties, the
+//! app name rule. It uses nothing else of the crate.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-
-/// Dokku's exit status for a missing app.
-pub const EXIT_MISSING_APP: i32 = 20;
-/// Dokku's "not mine" status for `commands` entries.
-pub const EXIT_NOT_IMPLEMENTED: i32 = 10;
-
-/// An error that ends the command with a given exit status. Anything else exits 1.
-#[derive(Debug)]
-pub struct Exit {
-    pub code: i32,
-    pub message: String,
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Exit {}
-
-/// Fails with Dokku's missing-app message and status. A name with control characters is
-/// quoted and escaped, so the message stays one line.
-pub fn missing_app(app: &str) -> anyhow::Error {
-    let message = if app.chars().any(char::is_control) {
-        format!("App {app:?} does not exist")
-    } else {
-        format!("App {app} does not exist")
-    };
-    Exit {
-        code: EXIT_MISSING_APP,
-        message,
-    }
-    .into()
-}
 
 /// Dokku's app name rule (`_` too, which older apps may have).
 pub fn is_valid_app_name(app: &str) -> bool {
@@ -52,20 +16,6 @@ pub fn is_valid_app_name(app: &str) -> bool {
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
-}
-
-/// Fails with Dokku's message and status unless APP names an existing app. An invalid name is
-/// never handed to a trigger.
-pub fn ensure_app(app: &str) -> anyhow::Result<()> {
-    if !is_valid_app_name(app) {
-        return Err(missing_app(app));
-    }
-    let output = crate::trigger::command("app-exists", &[app]).output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(missing_app(app))
-    }
 }
 
 /// Where the host keeps things, read once from the environment `dokku` exports.
@@ -159,6 +109,20 @@ impl Host {
         remove_if_present(&self.property_path(plugin, scope, key))
     }
 
+    /// Writes a property, or deletes it for `None` (puts back a value read with `property`).
+    pub fn put_property(
+        &self,
+        plugin: &str,
+        scope: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
+        match value {
+            Some(value) => self.set_property(plugin, scope, key, value),
+            None => self.delete_property(plugin, scope, key),
+        }
+    }
+
     /// The app's deploy branch: its `deploy-branch` property, else the global one, else master.
     pub fn deploy_branch(&self, app: &str) -> anyhow::Result<String> {
         Ok(match self.property("git", app, "deploy-branch")? {
@@ -213,73 +177,6 @@ pub fn system_user_ids(user: &str) -> Option<(u32, u32)> {
     })
 }
 
-fn env_flag(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
-}
-
-/// `DOKKU_QUIET_OUTPUT` (from `--quiet`) silences info lines.
-pub fn quiet() -> bool {
-    env_flag("DOKKU_QUIET_OUTPUT")
-}
-
-/// `DOKKU_TRACE` (from `--trace`) traces every external command.
-pub fn tracing() -> bool {
-    env_flag("DOKKU_TRACE")
-}
-
-/// `-----> message` on stdout, unless quiet.
-pub fn info(message: impl fmt::Display) {
-    if !quiet() {
-        println!("-----> {message}");
-    }
-}
-
-/// `=====> message` on stdout, unless quiet.
-pub fn section(message: impl fmt::Display) {
-    if !quiet() {
-        println!("=====> {message}");
-    }
-}
-
-/// `       message` on stdout, unless quiet.
-pub fn detail(message: impl fmt::Display) {
-    if !quiet() {
-        println!("       {message}");
-    }
-}
-
-/// ` !     message` on stderr, always.
-pub fn warn(message: impl fmt::Display) {
-    let text = message.to_string();
-    let mut stderr = io::stderr().lock();
-    for line in text.lines() {
-        let _ = writeln!(stderr, " !     {line}");
-    }
-}
-
-/// The exit status an error maps to: its own for `Exit`, 1 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<Exit>())
-        .map_or(1, |exit| exit.code)
-}
-
-/// Every main ends here: print the error once, with its causes, and exit with Dokku's code.
-pub fn exit_on_error(result: anyhow::Result<()>) -> ! {
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(err) => {
-            let code = exit_code(&err);
-            let mut message = err.to_string();
-            for cause in err.chain().skip(1) {
-                message.push_str(&format!(": {cause}"));
-            }
-            warn(message);
-            std::process::exit(code);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,22 +191,6 @@ mod tests {
         ] {
             assert!(!is_valid_app_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn missing_app_message_is_one_line() {
-        assert_eq!(missing_app("a b").to_string(), "App a b does not exist");
-        assert_eq!(
-            missing_app("a\nb").to_string(),
-            "App \"a\\nb\" does not exist"
-        );
-    }
-
-    #[test]
-    fn exit_code_follows_the_chain() {
-        assert_eq!(exit_code(&missing_app("x")), 20);
-        assert_eq!(exit_code(&missing_app("x").context("while deploying")), 20);
-        assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
     }
 
     #[test]

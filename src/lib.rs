@@ -3,16 +3,21 @@
 
 pub mod archive;
 pub mod args;
+pub mod command;
+pub mod commands;
 pub mod context;
 pub mod deploy;
+pub mod digest;
 pub mod docker;
 pub mod host;
 pub mod lifecycle;
 pub mod lock;
+pub mod output;
 pub mod process;
 pub mod progress;
 pub mod record;
 pub mod reference;
 pub mod repo;
+pub mod request;
 pub mod subcommands;
 pub mod trigger;

@@ -3,6 +3,9 @@
 //! `$DOKKU_LIB_ROOT/data/image/APP` (with the scratch folder of a deploy in flight, or of a
 //! killed one until the next deploy), plus the pending ref of a deploy in flight.
 
+use std::ffi::OsString;
+
+use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::repo::{AppRepo, PENDING_REF};
@@ -10,12 +13,15 @@ use crate::repo::{AppRepo, PENDING_REF};
 /// The plugin's name, as `uninstall NAME` names the plugin being removed.
 const PLUGIN_NAME: &str = "image";
 
-fn arg(args: &[String], index: usize) -> &str {
-    args.get(index).map(String::as_str).unwrap_or_default()
+/// A trigger's argument; one that is missing or not UTF-8 is empty (no valid app name is).
+fn arg(args: &[OsString], index: usize) -> &str {
+    args.get(index)
+        .and_then(|arg| arg.to_str())
+        .unwrap_or_default()
 }
 
 /// `uninstall NAME`: fired for whichever plugin is being uninstalled; only `image` is ours.
-pub fn uninstall(args: Vec<String>) -> anyhow::Result<()> {
+pub fn uninstall(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
     if arg(&args, 0) != PLUGIN_NAME {
         return Ok(());
     }
@@ -24,7 +30,7 @@ pub fn uninstall(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 /// `post-delete APP [IMAGE_TAG]`: the app is gone, so is its lock file.
-pub fn post_delete(args: Vec<String>) -> anyhow::Result<()> {
+pub fn post_delete(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
     let app = arg(&args, 0);
     // Never build a path from a name Dokku would not accept (`..`, empty, slashes).
     if !host::is_valid_app_name(app) {
@@ -37,7 +43,7 @@ pub fn post_delete(args: Vec<String>) -> anyhow::Result<()> {
 /// `$DOKKU_ROOT/OLD` wholesale, pending ref included. That ref belongs to a deploy of OLD, never
 /// of NEW, so NEW drops it and gets its `source-image` back in line with its branch (the repair
 /// every `image:*` command does, run now rather than on NEW's first deploy).
-pub fn copy_setup(args: Vec<String>) -> anyhow::Result<()> {
+pub fn copy_setup(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
     let new = arg(&args, 1);
     if !host::is_valid_app_name(new) {
         return Ok(());

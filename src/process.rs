@@ -4,10 +4,11 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
-use crate::host;
+use crate::output;
 
 /// A command not yet run.
 #[derive(Debug, Clone)]
@@ -131,8 +132,8 @@ impl Cmd {
     }
 
     /// The duct expression; stdio is left to the caller.
-    pub fn expression(&self) -> duct::Expression {
-        if host::tracing() {
+    fn expression(&self) -> duct::Expression {
+        if output::tracing() {
             eprintln!("+ {}", self.display());
         }
         let mut expr = duct::cmd(&self.program, &self.args);
@@ -182,6 +183,36 @@ impl Cmd {
         self.check(&output)
     }
 
+    /// Runs with stdout passed through to the user unless `quiet`, stderr captured for the
+    /// error; a non-zero exit is an error.
+    pub fn run_showing_stdout(&self, quiet: bool) -> anyhow::Result<()> {
+        let expression = self.expression().stderr_capture().unchecked();
+        let expression = if quiet {
+            expression.stdout_null()
+        } else {
+            expression
+        };
+        let output = expression.run().map_err(|err| self.not_started(err))?;
+        self.check(&output)
+    }
+
+    /// Starts the command in the background, reading its stdin from `stdin` (the read end of
+    /// a pipe, say), with stdout and stderr captured.
+    pub fn start(&self, stdin: OwnedFd) -> anyhow::Result<Running> {
+        let handle = self
+            .expression()
+            .stdin_file(stdin)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .map_err(|err| self.not_started(err))?;
+        Ok(Running {
+            cmd: self.clone(),
+            handle,
+        })
+    }
+
     /// Turns a finished run into an error when it failed.
     pub fn check(&self, output: &Output) -> anyhow::Result<()> {
         if output.status.success() {
@@ -202,6 +233,36 @@ impl Cmd {
             stderr: err.to_string(),
         }
         .into()
+    }
+}
+
+/// A command started with [`Cmd::start`].
+pub struct Running {
+    cmd: Cmd,
+    handle: duct::Handle,
+}
+
+impl Running {
+    /// Kills the command (it may have exited already: then nothing happens).
+    pub fn kill(&self) {
+        let _ = self.handle.kill();
+    }
+
+    /// Waits for the command to end and returns its output, whatever its exit status.
+    pub fn wait(self) -> anyhow::Result<Output> {
+        let output = self
+            .handle
+            .into_output()
+            .map_err(|err| anyhow::anyhow!("`{}` did not finish: {err}", self.cmd.display()))?;
+        Ok(output)
+    }
+
+    /// Waits for the command to end; a non-zero exit is an error with its stderr.
+    pub fn finish(self) -> anyhow::Result<Output> {
+        let cmd = self.cmd.clone();
+        let output = self.wait()?;
+        cmd.check(&output)?;
+        Ok(output)
     }
 }
 
@@ -236,6 +297,42 @@ mod tests {
     fn missing_program_is_an_error_not_a_panic() {
         let err = Cmd::new("/nonexistent/prog").read().unwrap_err();
         assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn a_started_command_reads_its_pipe_and_reports_failure() {
+        use std::io::Write;
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let running = Cmd::new("sh")
+            .args(["-c", "cat; echo oops >&2; exit 4"])
+            .start(reader.into())
+            .unwrap();
+        writer.write_all(b"through the pipe").unwrap();
+        drop(writer);
+        let err = running.finish().unwrap_err();
+        let process = err.downcast_ref::<ProcessError>().unwrap();
+        assert_eq!(process.code(), Some(4));
+        assert_eq!(process.stderr.trim(), "oops");
+
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let running = Cmd::new("cat").start(reader.into()).unwrap();
+        running.kill();
+        let output = running.wait().unwrap();
+        assert!(!output.status.success());
+    }
+
+    #[test]
+    fn a_command_that_cannot_start_names_itself() {
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let err = Cmd::new("/nonexistent/loader")
+            .start(reader.into())
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("`/nonexistent/loader` could not be started"),
+            "{err}"
+        );
     }
 
     #[test]

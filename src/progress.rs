@@ -8,7 +8,7 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::host;
+use crate::output::{self, human_bytes};
 
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
 const INTERVAL_ENV: &str = "DOKKU_IMAGE_PROGRESS_INTERVAL";
@@ -35,7 +35,7 @@ enum Mode {
 
 impl<R: Read> Progress<R> {
     pub fn new(inner: R) -> Progress<R> {
-        let mode = if host::quiet() {
+        let mode = if output::quiet() {
             Mode::Silent
         } else if io::stderr().is_terminal() {
             Mode::Terminal
@@ -118,28 +118,10 @@ pub fn status_line(bytes: u64, elapsed: Duration) -> String {
     };
     format!(
         "Received {} in {}s ({}/s)",
-        human_bytes(bytes as f64),
+        human_bytes(bytes),
         elapsed.as_secs(),
-        human_bytes(rate)
+        human_bytes(rate as u64)
     )
-}
-
-/// Binary units with one decimal: "512 B", "1.5 KiB", "3.2 GiB".
-pub fn human_bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024.0 {
-        return format!("{bytes:.0} B");
-    }
-    let mut value = bytes / 1024.0;
-    let mut unit = UNITS[0];
-    for next in &UNITS[1..] {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = next;
-    }
-    format!("{value:.1} {unit}")
 }
 
 #[cfg(test)]
@@ -147,17 +129,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(0.0), "0 B");
-        assert_eq!(human_bytes(1023.0), "1023 B");
-        assert_eq!(human_bytes(1536.0), "1.5 KiB");
-        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
-    }
-
-    #[test]
     fn status_line_has_bytes_time_and_rate() {
         let line = status_line(200 * 1024 * 1024, Duration::from_secs(2));
-        assert_eq!(line, "Received 200.0 MiB in 2s (100.0 MiB/s)");
+        assert_eq!(line, "Received 200 MiB in 2s (100 MiB/s)");
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! How an image deploy is written into, and read back from, a commit message. The trailers
-//! carry the reference as the user wrote it and the full image ID, so `image:history` and
-//! `image:rollback` need nothing but the app repo.
+//! How an image deploy is written into, and read back from, a commit message, and the list of
+//! an app's deploys read back from its deploy branch. The trailers carry the reference as the
+//! user wrote it and the full image ID, so `image:history`, `image:rollback` and
+//! `image:report` need nothing but the app repo.
+
+use crate::digest::ImageId;
+use crate::host::Host;
+use crate::repo::{AppRepo, CommitInfo};
 
 const SOURCE: &str = "Image-Source";
 const ID: &str = "Image-Id";
@@ -10,7 +15,7 @@ const COMMAND: &str = "Image-Command";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployRecord {
     pub image: String,
-    pub image_id: String,
+    pub image_id: ImageId,
     pub command: String,
 }
 
@@ -30,29 +35,45 @@ impl DeployRecord {
                 Some(value.trim().to_string())
             })
         };
-        let image_id = trailer(ID)?;
-        let valid_id = image_id
-            .strip_prefix("sha256:")
-            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !valid_id {
-            return None;
-        }
         Some(DeployRecord {
+            image_id: ImageId::parse(&trailer(ID)?)?,
             image: trailer(SOURCE)?,
-            image_id,
             command: trailer(COMMAND).unwrap_or_default(),
         })
+    }
+}
+
+/// One commit of the deploy branch's first-parent history, with its deploy record when this
+/// plugin made it.
+#[derive(Debug, Clone)]
+pub struct Deploy {
+    pub commit: CommitInfo,
+    pub record: Option<DeployRecord>,
+}
+
+/// The deploy branch's commits, newest first (the first one is live); empty without a repo.
+pub fn deploys(repo: &AppRepo, branch: &str) -> anyhow::Result<Vec<Deploy>> {
+    Ok(repo
+        .history(branch)?
+        .into_iter()
+        .map(|commit| Deploy {
+            record: DeployRecord::parse(&commit.message),
+            commit,
+        })
+        .collect())
+}
+
+/// The deploys of an app, read without the deploy lock: reading needs none.
+pub fn app_deploys(host: &Host, app: &str) -> anyhow::Result<Vec<Deploy>> {
+    match AppRepo::open(host, app) {
+        Some(repo) => deploys(&repo, &host.deploy_branch(app)?),
+        None => Ok(Vec::new()),
     }
 }
 
 /// A commit ID's first 12 hex digits, for people.
 pub fn short_commit(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-/// An image ID's first 12 hex digits, without `sha256:`, for people.
-pub fn short_id(id: &str) -> &str {
-    short_commit(id.strip_prefix("sha256:").unwrap_or(id))
 }
 
 #[cfg(test)]
@@ -65,7 +86,7 @@ mod tests {
     fn round_trip() {
         let record = DeployRecord {
             image: "registry.example:5000/team/app:v1".into(),
-            image_id: format!("sha256:{ID_HEX}"),
+            image_id: ImageId::from_hex(ID_HEX).unwrap(),
             command: "image:load".into(),
         };
         let message = record.message("Deploy registry.example:5000/team/app:v1");
@@ -80,15 +101,20 @@ mod tests {
             None
         );
         assert_eq!(
+            DeployRecord::parse(&format!(
+                "x\n\nImage-Source: a\nImage-Id: sha256:{}\n",
+                ID_HEX.to_uppercase()
+            )),
+            None
+        );
+        assert_eq!(
             DeployRecord::parse(&format!("x\n\nImage-Id: sha256:{ID_HEX}\n")),
             None
         );
     }
 
     #[test]
-    fn short_ids() {
-        assert_eq!(short_id(&format!("sha256:{ID_HEX}")), "0123456789ab");
-        assert_eq!(short_id("abc"), "abc");
+    fn short_commits() {
         assert_eq!(short_commit(&ID_HEX[..40]), "0123456789ab");
         assert_eq!(short_commit("abc"), "abc");
     }

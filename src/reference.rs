@@ -20,6 +20,8 @@ use std::fmt;
 
 use anyhow::{anyhow, Result};
 
+use crate::digest::is_lower_hex;
+
 const DEFAULT_DOMAIN: &str = "docker.io";
 const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
 const OFFICIAL_REPO_PREFIX: &str = "library/";
@@ -169,10 +171,6 @@ fn parse_parts(input: &str) -> Result<Reference, String> {
         tag,
         digest,
     })
-}
-
-fn is_lower_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn validate_tag(tag: &str) -> Result<(), String> {

@@ -1,4 +1,4 @@
-//! `args::parse` with the `image:from` spec on arbitrary argv vectors (the input split on NUL;
+//! `args::parse` with the `image:from` entry of the command table on arbitrary argv vectors (the input split on NUL;
 //! arguments need not be UTF-8). A first argument `ENV=X` stands for `DOKKU_APP_NAME=X`.
 #![no_main]
 
@@ -6,10 +6,11 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use dokku_image::args;
-use dokku_image::subcommands::from::SPEC as FROM;
+use dokku_image::commands;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let from = commands::find("image:from").expect("image:from is in the command table");
     let mut parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     let mut env_app = None;
     if let Some(rest) = parts.first().and_then(|first| first.strip_prefix(b"ENV=")) {
@@ -20,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|p| OsString::from_vec(p.to_vec()))
         .collect();
-    let result = args::parse(argv.clone(), &FROM, env_app.clone());
-    let again = args::parse(argv.clone(), &FROM, env_app.clone());
+    let result = args::parse(argv.clone(), from, env_app.clone());
+    let again = args::parse(argv.clone(), from, env_app.clone());
     match (&result, &again) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "parsing is deterministic"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -31,13 +32,13 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             let message = error.to_string();
             assert!(
-                message.ends_with(&format!("; usage: dokku image:from {}", FROM.synopsis)),
+                message.ends_with(&format!("; usage: dokku image:from {}", from.synopsis)),
                 "{message}"
             );
         }
         Ok(parsed) => {
             assert!(
-                parsed.positionals.len() <= FROM.max_positionals,
+                parsed.positionals.len() <= from.flags.max_positionals,
                 "{parsed:?}"
             );
             assert!(

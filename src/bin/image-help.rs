@@ -1,4 +1,4 @@
-//! `image:help` and `dokku image` (subcommands/default).
+//! `image:help`, and `dokku image` (subcommands/default).
 fn main() {
-    print!("{}", dokku_image::subcommands::help::usage_page());
+    dokku_image::commands::main("image:help")
 }

@@ -1,4 +1,4 @@
+//! `image:history`.
 fn main() {
-    let argv = std::env::args_os().skip(1).collect();
-    dokku_image::host::exit_on_error(dokku_image::subcommands::history::run(argv));
+    dokku_image::commands::main("image:history")
 }

@@ -1,5 +1,4 @@
 //! The `post-app-clone-setup` trigger.
 fn main() {
-    let args = std::env::args().skip(1).collect();
-    dokku_image::host::exit_on_error(dokku_image::lifecycle::copy_setup(args));
+    dokku_image::commands::main("post-app-clone-setup")
 }

@@ -1,5 +1,4 @@
 //! The `uninstall` trigger.
 fn main() {
-    let args = std::env::args().skip(1).collect();
-    dokku_image::host::exit_on_error(dokku_image::lifecycle::uninstall(args));
+    dokku_image::commands::main("uninstall")
 }

@@ -5,44 +5,13 @@ use std::ffi::OsString;
 
 use serde::Serialize;
 
-use crate::args::{self, Spec};
+use crate::args;
+use crate::command::Command;
 use crate::deploy::AppSession;
-use crate::host::{self, Host};
-use crate::record::{short_commit, short_id, DeployRecord};
-use crate::repo::{AppRepo, CommitInfo};
-
-pub const SPEC: Spec = Spec {
-    format: true,
-    ..Spec::new("image:history", "APP [--format json]")
-};
-
-/// One commit of the deploy branch's first-parent history, with its deploy record when this
-/// plugin made it.
-#[derive(Debug, Clone)]
-pub struct Deploy {
-    pub commit: CommitInfo,
-    pub record: Option<DeployRecord>,
-}
-
-/// The deploy branch's commits, newest first (the first one is live); empty without a repo.
-pub fn deploys(repo: &AppRepo, branch: &str) -> anyhow::Result<Vec<Deploy>> {
-    Ok(repo
-        .history(branch)?
-        .into_iter()
-        .map(|commit| Deploy {
-            record: DeployRecord::parse(&commit.message),
-            commit,
-        })
-        .collect())
-}
-
-/// The deploys of an app, read without the deploy lock: history only reads.
-pub fn app_deploys(host: &Host, app: &str) -> anyhow::Result<Vec<Deploy>> {
-    match AppRepo::open(host, app) {
-        Some(repo) => deploys(&repo, &host.deploy_branch(app)?),
-        None => Ok(Vec::new()),
-    }
-}
+use crate::host::Host;
+use crate::output;
+use crate::record::{app_deploys, short_commit, Deploy};
+use crate::trigger;
 
 #[derive(Debug, Serialize)]
 struct JsonDeploy<'a> {
@@ -87,7 +56,7 @@ fn table(deploys: &[Deploy]) -> String {
         let commit = &deploy.commit;
         // A commit this plugin did not make (a `git push`) is shown, never misread as an image.
         let (image, image_id) = match &deploy.record {
-            Some(record) => (record.image.clone(), short_id(&record.image_id).to_string()),
+            Some(record) => (record.image.clone(), record.image_id.short().to_string()),
             None => ("(git push)".to_string(), "-".to_string()),
         };
         rows.push([
@@ -118,28 +87,28 @@ fn table(deploys: &[Deploy]) -> String {
     out
 }
 
-pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let (app, parsed) = args::parse_for_app(argv, &SPEC)?;
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    let (app, parsed) = args::parse_for_app(argv, command)?;
     let as_json = match parsed.format.as_deref() {
         None => false,
         Some("json") => true,
         Some(other) => {
-            return Err(SPEC.usage_error(format!("unknown format {other:?} (only json)")))
+            return Err(command.usage_error(format!("unknown format {other:?} (only json)")))
         }
     };
-    host::ensure_app(&app)?;
+    trigger::ensure_app(&app)?;
     let host = Host::from_env();
     AppSession::repair_if_idle(&host, &app)?;
     let deploys = app_deploys(&host, &app)?;
     if as_json {
         println!("{}", json(&deploys)?);
     } else if deploys.is_empty() {
-        host::info(format!(
+        output::info(format!(
             "{app} has no deploys yet on its deploy branch {}",
             host.deploy_branch(&app)?
         ));
     } else {
-        host::section(format!("{app} deploys, newest first"));
+        output::section(format!("{app} deploys, newest first"));
         print!("{}", table(&deploys));
     }
     Ok(())
@@ -148,6 +117,9 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::ImageId;
+    use crate::record::DeployRecord;
+    use crate::repo::CommitInfo;
 
     fn commit(id: &str, message: &str) -> CommitInfo {
         CommitInfo {
@@ -163,7 +135,7 @@ mod tests {
     fn sample() -> Vec<Deploy> {
         let record = DeployRecord {
             image: "app:v2".to_string(),
-            image_id: format!("sha256:{}", "ab".repeat(32)),
+            image_id: ImageId::from_hex(&"ab".repeat(32)).unwrap(),
             command: "image:from".to_string(),
         };
         vec![

@@ -1,7 +1,7 @@
-//! One module per `image:*` subcommand: each turns parsed arguments into calls of the library.
+//! One module per `image:*` subcommand: each turns its arguments into calls of the library.
+//! They depend on the library only, never on each other; `commands.rs` lists them.
 
 pub mod from;
-pub mod help;
 pub mod history;
 pub mod load;
 pub mod report;

@@ -2,15 +2,13 @@
 
 use std::ffi::OsString;
 
-use crate::args::{self, Spec};
+use crate::args;
+use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::host::{self, Host};
-use crate::subcommands::history;
-
-pub const SPEC: Spec = Spec {
-    fields: true,
-    ..Spec::new("image:report", "[APP] [--image-FIELD]")
-};
+use crate::output;
+use crate::record::app_deploys;
+use crate::trigger;
 
 /// The report's flags and labels, in the order they are printed.
 const FIELDS: [(&str, &str); 5] = [
@@ -23,7 +21,7 @@ const FIELDS: [(&str, &str); 5] = [
 
 /// The values of one app's report, in `FIELDS` order.
 fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
-    let deploys = history::app_deploys(host, app)?;
+    let deploys = app_deploys(host, app)?;
     let head = deploys.first();
     let record = head.and_then(|deploy| deploy.record.as_ref());
     // A head this plugin did not make may still come from an image (core's git:from-image).
@@ -35,7 +33,7 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
     };
     Ok([
         source_image,
-        record.map(|r| r.image_id.clone()).unwrap_or_default(),
+        record.map(|r| r.image_id.to_string()).unwrap_or_default(),
         head.map(|d| d.commit.date.clone()).unwrap_or_default(),
         head.map(|d| d.commit.id.clone()).unwrap_or_default(),
         deploys
@@ -48,12 +46,12 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
 
 /// One app's block (no field) or one field's raw value (an index into `FIELDS`).
 fn report_app(host: &Host, app: &str, field: Option<usize>) -> anyhow::Result<()> {
-    host::ensure_app(app)?;
+    trigger::ensure_app(app)?;
     AppSession::repair_if_idle(host, app)?;
     let values = values(host, app)?;
     match field {
         None => {
-            host::section(format!("{app} image information"));
+            output::section(format!("{app} image information"));
             for ((_, label), value) in FIELDS.iter().zip(&values) {
                 // Dokku prints the report lines even with --quiet; only the header goes.
                 println!("       {label:<30} {value:<25}");
@@ -91,10 +89,10 @@ fn all_apps(host: &Host) -> anyhow::Result<Vec<String>> {
     Ok(apps)
 }
 
-pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let parsed = args::parse(argv, &SPEC, std::env::var("DOKKU_APP_NAME").ok())?;
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     if parsed.fields.len() > 1 {
-        return Err(SPEC.usage_error("give at most one --image-FIELD flag"));
+        return Err(command.usage_error("give at most one --image-FIELD flag"));
     }
     let field = match parsed.fields.first() {
         Some(flag) => Some(
@@ -121,8 +119,11 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
 }
 
 /// The `report APP` trigger: `dokku report APP` shows the same block.
-pub fn trigger(args: Vec<String>) -> anyhow::Result<()> {
-    let app = args.first().map(String::as_str).unwrap_or_default();
+pub fn trigger(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
+    let app = args
+        .first()
+        .and_then(|app| app.to_str())
+        .unwrap_or_default();
     report_app(&Host::from_env(), app, None)
 }
 

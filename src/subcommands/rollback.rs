@@ -3,19 +3,17 @@
 
 use std::ffi::OsString;
 
-use crate::args::{self, Spec};
+use crate::args;
+use crate::command::Command;
 use crate::deploy::{AppSession, Content, DeployRequest};
+use crate::digest::ImageId;
 use crate::docker::Docker;
-use crate::host::{self, Host};
-use crate::record::{short_commit, short_id, DeployRecord};
+use crate::host::Host;
+use crate::output;
+use crate::record::{self, short_commit, Deploy, DeployRecord};
 use crate::reference::Reference;
 use crate::repo::Author;
-use crate::subcommands::history::{self, Deploy};
-
-pub const SPEC: Spec = Spec {
-    max_positionals: 3,
-    ..Spec::new("image:rollback", "APP [COMMIT] [USER_NAME [USER_EMAIL]]")
-};
+use crate::trigger;
 
 /// The image deploy to go back to: the one COMMIT names, or the first image deploy older than
 /// the live commit (commits not made by the plugin are skipped).
@@ -65,20 +63,20 @@ fn restore_image(
     docker: &Docker,
     record: &DeployRecord,
     commit: &str,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<ImageId>> {
     let image = record.image.as_str();
-    let wanted = record.image_id.as_str();
+    let wanted = &record.image_id;
     let current = docker.image_id(image)?;
-    if current.as_deref() == Some(wanted) {
+    if current.as_ref() == Some(wanted) {
         return Ok(None);
     }
     // A digest reference cannot be re-pointed by a tag: only a pull can bring it back.
     let digest = Reference::parse(image)?.has_digest();
-    if !digest && docker.image_id(wanted)?.is_some() {
-        host::info(format!(
+    if !digest && docker.image_id(wanted.as_str())?.is_some() {
+        output::info(format!(
             "Pointing {image} at {} again (it names {} now)",
-            short_id(wanted),
-            current.as_deref().map_or("nothing", short_id)
+            wanted.short(),
+            current.as_ref().map_or("nothing", ImageId::short)
         ));
         docker.tag(wanted, image)?;
         return Ok(current);
@@ -86,15 +84,15 @@ fn restore_image(
 
     let gone = format!(
         "image sha256:{} of deploy {} is no longer on the host",
-        short_id(wanted),
+        wanted.short(),
         short_commit(commit)
     );
-    host::info(format!("Pulling {image}: {gone}"));
+    output::info(format!("Pulling {image}: {gone}"));
     docker.pull(image).map_err(|err| {
         anyhow::anyhow!("{gone} and cannot be pulled ({err:#}); cannot roll back")
     })?;
     let pulled = docker.image_id(image)?;
-    if pulled.as_deref() == Some(wanted) {
+    if pulled.as_ref() == Some(wanted) {
         return Ok(current);
     }
     // The pull moved the tag: point it back so that a refused rollback changes nothing.
@@ -103,17 +101,17 @@ fn restore_image(
     }
     Err(anyhow::anyhow!(
         "{gone} and {image} now names sha256:{}; cannot roll back",
-        pulled.as_deref().map_or("(nothing)", short_id)
+        pulled.as_ref().map_or("(nothing)", ImageId::short)
     ))
 }
 
-pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
-    let (app, parsed) = args::parse_for_app(argv, &SPEC)?;
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    let (app, parsed) = args::parse_for_app(argv, command)?;
     let mut positionals = parsed.positionals.into_iter();
     // An empty COMMIT means the default, so that an author can be given without one.
     let revision = positionals.next().filter(|r| !r.is_empty());
     let author = Author::new(positionals.next().as_deref(), positionals.next().as_deref())?;
-    host::ensure_app(&app)?;
+    trigger::ensure_app(&app)?;
 
     let host = Host::from_env();
     let session = AppSession::open(&host, &app)?;
@@ -126,7 +124,7 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let deploys = history::deploys(&session.repo, &session.branch)?;
+    let deploys = record::deploys(&session.repo, &session.branch)?;
     let (target, record) = pick_target(
         &deploys,
         wanted.as_ref().map(|(r, c)| (*r, c.as_str())),
@@ -136,16 +134,16 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
     let commit = target.commit.id.as_str();
     if target.commit.tree == deploys[0].commit.tree {
         // Checked before the image is touched, so that a no-op changes nothing on the host.
-        host::info(format!(
+        output::info(format!(
             "No changes detected, skipping deploy: {app} already runs the tree of deploy {}",
             short_commit(commit)
         ));
         return Ok(());
     }
-    host::info(format!(
+    output::info(format!(
         "Rolling {app} back to {} ({}) of deploy {}",
         record.image,
-        short_id(&record.image_id),
+        record.image_id.short(),
         short_commit(commit)
     ));
 
@@ -167,10 +165,10 @@ pub fn run(argv: Vec<OsString>) -> anyhow::Result<()> {
     if let (Err(_), Some(previous)) = (&result, &previous) {
         // The deploy changed nothing else: leave the reference as it was too.
         if let Err(err) = docker.tag(previous, &record.image) {
-            host::warn(format!(
+            output::warn(format!(
                 "cannot point {} back at {}: {err:#}",
                 record.image,
-                short_id(previous)
+                previous.short()
             ));
         }
     }
@@ -185,7 +183,7 @@ mod tests {
     fn deploy(id: &str, image: Option<&str>) -> Deploy {
         let record = image.map(|image| DeployRecord {
             image: image.to_string(),
-            image_id: format!("sha256:{}", "cd".repeat(32)),
+            image_id: ImageId::from_hex(&"cd".repeat(32)).unwrap(),
             command: "image:from".to_string(),
         });
         Deploy {

@@ -1,0 +1,317 @@
+//! What the archive holds, learnt from what the walker saw: the names of all entries, the
+//! held-back `manifest.json` and `index.json`, and the small OCI manifests and indexes kept on
+//! the way. It reads neither the input nor the sink.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+
+use super::header::normalize;
+use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
+use super::{ArchivedImage, Format};
+use crate::digest::Digest;
+use crate::output::human_bytes;
+
+/// The entries seen so far and the blobs kept to be read at the end.
+pub(super) struct Catalog {
+    /// Hashes of the normalised names of every entry, to check what the manifests refer to;
+    /// hashes keep this small however long the names are.
+    seen: HashSet<u64>,
+    hasher: RandomState,
+    /// Small OCI manifests and indexes by digest.
+    blobs: HashMap<Digest, BlobDoc>,
+    kept_blob_bytes: u64,
+}
+
+impl Catalog {
+    pub(super) fn new() -> Catalog {
+        Catalog {
+            seen: HashSet::new(),
+            hasher: RandomState::new(),
+            blobs: HashMap::new(),
+            kept_blob_bytes: 0,
+        }
+    }
+
+    /// Notes an entry's (normalised) name.
+    pub(super) fn saw(&mut self, name: &str) -> Result<()> {
+        if self.seen.len() >= MAX_ENTRIES {
+            bail!("archive has more than {MAX_ENTRIES} entries: not a docker image archive");
+        }
+        self.seen.insert(self.hasher.hash_one(name));
+        Ok(())
+    }
+
+    /// The digest of a blob entry worth a copy (it may be a manifest or an index), when there
+    /// is still room for it.
+    pub(super) fn wants(&self, name: &str, data_len: u64) -> Option<Digest> {
+        let digest = Digest::from_hex(name.strip_prefix("blobs/sha256/")?)?;
+        (data_len <= MAX_KEPT_BLOB && self.kept_blob_bytes + data_len <= MAX_KEPT_BLOBS_TOTAL)
+            .then_some(digest)
+    }
+
+    /// Keeps a blob asked for by [`Catalog::wants`], when it is a manifest or an index.
+    pub(super) fn keep(&mut self, digest: Digest, data: &[u8]) {
+        if let Some(doc) = BlobDoc::parse(data) {
+            self.kept_blob_bytes += data.len() as u64;
+            self.blobs.insert(digest, doc);
+        }
+    }
+
+    /// The images the archive holds, from its `manifest.json` when it has one (it is what the
+    /// engine loads), else from its `index.json`.
+    pub(super) fn learn(
+        &self,
+        manifest: Option<&[u8]>,
+        index: Option<&[u8]>,
+    ) -> Result<(Vec<ArchivedImage>, Format)> {
+        if let Some(manifest) = manifest {
+            return Ok((self.learn_manifest(manifest)?, Format::DockerSave));
+        }
+        if let Some(index) = index {
+            return Ok((self.learn_index(index)?, Format::OciLayout));
+        }
+        bail!("archive holds no manifest.json or index.json: not a docker image archive")
+    }
+
+    fn require(&self, what: &str, name: &str) -> Result<()> {
+        if !self.seen.contains(&self.hasher.hash_one(normalize(name))) {
+            bail!("{what} names {name}, which the archive does not contain");
+        }
+        Ok(())
+    }
+
+    fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
+        let items: Vec<ManifestItem> = serde_json::from_slice(data)
+            .map_err(|e| anyhow!("manifest.json is not a valid docker image manifest: {e}"))?;
+        if items.is_empty() {
+            bail!("manifest.json lists no images");
+        }
+        let mut images = ImageSet::default();
+        for item in items {
+            let id = config_id(&item.config).ok_or_else(|| {
+                anyhow!(
+                    "manifest.json names config {:?}, which is not a sha256 digest",
+                    item.config
+                )
+            })?;
+            self.require("manifest.json", &item.config)?;
+            for layer in &item.layers {
+                self.require("manifest.json", layer)?;
+            }
+            images.add(id, item.repo_tags.unwrap_or_default());
+        }
+        Ok(images.images)
+    }
+
+    fn learn_index(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
+        let index: OciIndex = serde_json::from_slice(data)
+            .map_err(|e| anyhow!("index.json is not a valid OCI image index: {e}"))?;
+        if index.manifests.is_empty() {
+            bail!("index.json lists no images");
+        }
+        let mut images = ImageSet::default();
+        for descriptor in &index.manifests {
+            let id = self.resolve(descriptor, 0)?;
+            let annotations = &descriptor.annotations;
+            // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
+            let name = annotations
+                .get("io.containerd.image.name")
+                .or_else(|| {
+                    annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|name| name.contains(':') || name.contains('/'))
+                })
+                .cloned();
+            images.add(id, name.into_iter().collect());
+        }
+        Ok(images.images)
+    }
+
+    /// The config digest of the image a descriptor in `index.json` (or a nested index) names.
+    fn resolve(&self, descriptor: &Descriptor, depth: usize) -> Result<Digest> {
+        let digest = sha256(&descriptor.digest, || {
+            format!(
+                "index.json names digest {:?}, which is not a sha256 digest",
+                descriptor.digest
+            )
+        })?;
+        let path = digest.blob_path();
+        self.require("index.json", &path)?;
+        match self.blobs.get(&digest) {
+            None => bail!(
+                "{path} is not an OCI image manifest or index of at most {}",
+                human_bytes(MAX_KEPT_BLOB)
+            ),
+            Some(BlobDoc::Manifest { config, layers }) => {
+                let config = sha256(config, || {
+                    format!("{path} names config {config:?}, which is not a sha256 digest")
+                })?;
+                self.require(&path, &config.blob_path())?;
+                for layer in layers {
+                    let layer = sha256(layer, || {
+                        format!("{path} names layer {layer:?}, which is not a sha256 digest")
+                    })?;
+                    self.require(&path, &layer.blob_path())?;
+                }
+                Ok(config)
+            }
+            Some(BlobDoc::Index { manifests }) => {
+                if depth >= MAX_INDEX_DEPTH {
+                    bail!("index.json nests image indexes more than {MAX_INDEX_DEPTH} deep");
+                }
+                let chosen = choose_platform(manifests).ok_or_else(|| {
+                    anyhow!(
+                        "{path} is a multi-platform index with no image for linux/{}",
+                        host_architecture()
+                    )
+                })?;
+                self.resolve(chosen, depth + 1)
+            }
+        }
+    }
+}
+
+fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {
+    Digest::parse(text).ok_or_else(|| anyhow!(message()))
+}
+
+/// The images an archive names, in archive order, one per ID, each tag listed once. Lookups are
+/// hashed: a manifest of many items or tags must not take quadratic time.
+#[derive(Default)]
+struct ImageSet {
+    images: Vec<ArchivedImage>,
+    /// Index in `images` and the tags already listed, by image ID.
+    by_id: HashMap<Digest, (usize, HashSet<String>)>,
+}
+
+impl ImageSet {
+    fn add(&mut self, id: Digest, tags: Vec<String>) {
+        let images = &mut self.images;
+        let (index, known) = self.by_id.entry(id).or_insert_with_key(|id| {
+            images.push(ArchivedImage {
+                id: id.clone(),
+                tags: Vec::new(),
+            });
+            (images.len() - 1, HashSet::new())
+        });
+        for tag in tags {
+            if !known.contains(&tag) {
+                known.insert(tag.clone());
+                images[*index].tags.push(tag);
+            }
+        }
+    }
+}
+
+/// Of a multi-platform index's manifests, the only image, or the one for this host.
+fn choose_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
+    // BuildKit attaches attestations as extra manifests with an "unknown" platform.
+    let images: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| {
+            d.annotations
+                .get("vnd.docker.reference.type")
+                .is_none_or(|t| t != "attestation-manifest")
+                && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
+        })
+        .collect();
+    if let [only] = images.as_slice() {
+        return Some(only);
+    }
+    let arch = host_architecture();
+    images.into_iter().find(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+    })
+}
+
+/// The host's architecture in the OCI (Go) spelling.
+pub(super) fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The image ID from manifest.json's `Config`: `<hex>.json` (legacy) or `blobs/sha256/<hex>`.
+fn config_id(config: &str) -> Option<Digest> {
+    let name = normalize(config);
+    let hex = name
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| name.strip_suffix(".json"))?;
+    Digest::from_hex(hex)
+}
+
+#[derive(Deserialize)]
+struct ManifestItem {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct OciIndex {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+/// A small blob understood as an OCI image manifest or index.
+#[derive(Debug)]
+enum BlobDoc {
+    Manifest { config: String, layers: Vec<String> },
+    Index { manifests: Vec<Descriptor> },
+}
+
+/// The fields that tell a manifest or an index apart; an image config fails to parse as this
+/// because its `config` object has no `digest`.
+#[derive(Deserialize)]
+struct RawBlobDoc {
+    config: Option<Descriptor>,
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+impl BlobDoc {
+    fn parse(data: &[u8]) -> Option<BlobDoc> {
+        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let raw: RawBlobDoc = serde_json::from_slice(data).ok()?;
+        match (raw.config, raw.manifests) {
+            (Some(config), None) => Some(BlobDoc::Manifest {
+                config: config.digest,
+                layers: raw.layers.into_iter().map(|l| l.digest).collect(),
+            }),
+            (None, Some(manifests)) => Some(BlobDoc::Index { manifests }),
+            _ => None,
+        }
+    }
+}

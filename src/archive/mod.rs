@@ -1,0 +1,140 @@
+//! The streaming archive reader behind `image:load`.
+//!
+//! `docker image save IMG | ssh host image:load APP IMG` streams an archive on stdin. [`forward`]
+//! reads it exactly once, decompresses it in-process when needed (gzip, bzip2, xz, zstd: every
+//! Docker engine then gets a plain tar) on a thread that reads ahead, and forwards it to
+//! `docker image load` through a pipe while walking its tar entries, in memory that does not
+//! grow with the archive's size.
+//!
+//! # Holding back the metadata
+//!
+//! `docker image load` imports nothing until it has read the archive's `manifest.json` (or
+//! `index.json`), which `docker image save` writes after all the layers. So the reader forwards
+//! every layer and blob as it passes, but holds back the metadata entries (`manifest.json`,
+//! `index.json`, `repositories`, `oci-layout`) and the end-of-archive marker. Once the whole input
+//! has been read and decoded, the caller's `check` sees what the archive holds (tags and image IDs);
+//! only if it agrees are the held-back entries and the end marker written. When anything fails
+//! (the check, truncated or corrupt input, a limit, the pipe), the loader has seen no metadata, so
+//! killing it imports nothing.
+//!
+//! OCI-only archives (skopeo, containerd) name their images in `index.json` but give the config
+//! digest (the Docker image ID) only inside the image manifest blobs. Those are small JSON files, so
+//! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
+//! the index is resolved at the end.
+//!
+//! # Where each job lives
+//!
+//! - `input`: compression detection, the decoders, the read-ahead thread, byte counting.
+//! - `header`: one tar header at a time, as docker's Go reader reads it (PAX and GNU
+//!   extensions, names, sizes, padding, checksums).
+//! - `walker`: the walk over the entries, forwarding data and holding back the metadata.
+//! - `catalog`: what the archive holds, learnt from the metadata and the small blobs.
+//! - `limits`: the bounds hostile input meets.
+
+mod catalog;
+mod header;
+mod input;
+mod limits;
+mod walker;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{Read, Write};
+use std::thread;
+
+use anyhow::Result;
+
+use crate::digest::Digest;
+use crate::reference::Reference;
+
+pub use input::Compression;
+pub use limits::Limits;
+
+/// The archive's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `docker image save` output: `manifest.json`, with or without an OCI `index.json` beside it.
+    DockerSave,
+    /// An OCI image layout with `index.json` only.
+    OciLayout,
+}
+
+/// One image the archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedImage {
+    /// The config digest, which is the image ID on Docker's classic store.
+    pub id: Digest,
+    /// The image's names as written in the archive (`alpine:latest`, `docker.io/library/app:1`).
+    pub tags: Vec<String>,
+}
+
+/// What [`forward`] learnt about an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    pub images: Vec<ArchivedImage>,
+    pub compression: Compression,
+    pub format: Format,
+}
+
+impl Contents {
+    /// The image one of whose tags names the same image as `wanted` once normalised
+    /// (`alpine` = `alpine:latest` = `docker.io/library/alpine:latest`). Tags that do not parse
+    /// as references are skipped.
+    pub fn find(&self, wanted: &Reference) -> Option<&ArchivedImage> {
+        self.images.iter().find(|image| {
+            image
+                .tags
+                .iter()
+                .filter_map(|tag| Reference::parse(tag).ok())
+                .any(|tag| tag.same_as(wanted))
+        })
+    }
+
+    /// Every tag of every image, sorted: `docker image save` writes its images in no fixed
+    /// order, and a message listing them should read the same for the same archive content.
+    pub fn all_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .images
+            .iter()
+            .flat_map(|image| image.tags.iter().cloned())
+            .collect();
+        tags.sort_unstable();
+        tags
+    }
+}
+
+/// Streams `input` (compressed or plain) into `sink` as a plain tar.
+///
+/// Metadata entries (`manifest.json`, `index.json`, `repositories`, `oci-layout`) are held back;
+/// small OCI manifest blobs are forwarded but also kept in memory to learn config digests. At the
+/// end of the archive `check(&contents)` runs; only when it returns `Ok` are the held-back entries
+/// and the end-of-archive blocks written and the sink flushed. When anything fails (check
+/// rejects, truncated input, garbage, limits exceeded, sink write error) this returns `Err` and
+/// the sink has not received the metadata or the end-of-archive marker, so the caller can kill
+/// `docker image load` and nothing is imported. An error from `check` is returned unchanged.
+pub fn forward<R: Read + Send, W: Write>(
+    input: R,
+    sink: W,
+    limits: &Limits,
+    check: impl FnOnce(&Contents) -> Result<()>,
+) -> Result<Contents> {
+    let decoded = input::decode(input)?;
+    let compression = decoded.compression;
+    thread::scope(|scope| {
+        // Reading and decompressing on their own thread overlap with the writes to the engine,
+        // which block until it has read.
+        let input = input::TarInput::start(scope, decoded, limits.max_total_bytes);
+        let mut walker = walker::Walker::new(input, sink, *limits);
+        walker.walk()?;
+        let (images, format) = walker.learn()?;
+        let contents = Contents {
+            images,
+            compression,
+            format,
+        };
+        check(&contents)?;
+        walker.release()?;
+        Ok(contents)
+    })
+}

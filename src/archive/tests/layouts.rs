@@ -1,0 +1,230 @@
+//! Layouts: what the reader learns from each archive layout, and what it forwards.
+
+use super::*;
+
+#[test]
+fn legacy_layout_in_every_compression() {
+    let original = legacy();
+    for compression in ALL {
+        let (result, sink) = run(&compress(&original, compression));
+        let contents = result.unwrap();
+        assert_eq!(contents.compression, compression);
+        assert_eq!(contents.format, Format::DockerSave);
+        assert_eq!(contents.images, vec![image(2, &["app:1", "app:latest"])]);
+        assert_eq!(entries(&sink), entries(&original), "{compression}");
+        assert!(sink.ends_with(&END_OF_ARCHIVE));
+    }
+}
+
+#[test]
+fn docker25_layout_in_every_compression() {
+    let original = docker25("docker.io/library/web:2");
+    for compression in ALL {
+        let (result, sink) = run(&compress(&original, compression));
+        let contents = result.unwrap();
+        assert_eq!(contents.format, Format::DockerSave);
+        assert_eq!(contents.images, vec![image(11, &["web:2"])]);
+        assert_eq!(entries(&sink), entries(&original), "{compression}");
+    }
+}
+
+#[test]
+fn manifest_json_is_authoritative_over_index_json() {
+    let (result, _) = run(&docker25("docker.io/library/other:9"));
+    let contents = result.unwrap();
+    assert_eq!(contents.all_tags(), vec!["web:2"]);
+    assert!(contents.find(&reference("other:9")).is_none());
+}
+
+#[test]
+fn oci_only_layout_resolves_config_digests() {
+    let original = oci_only();
+    for compression in ALL {
+        let (result, sink) = run(&compress(&original, compression));
+        let contents = result.unwrap();
+        assert_eq!(contents.format, Format::OciLayout);
+        assert_eq!(
+            contents.images,
+            vec![
+                image(21, &["ghcr.io/acme/tool:v3"]),
+                image(31, &["docker.io/library/solo:1"]),
+            ]
+        );
+        assert_eq!(entries(&sink), entries(&original), "{compression}");
+    }
+}
+
+#[test]
+fn find_normalises_names() {
+    let (result, _) = run(&legacy());
+    let contents = result.unwrap();
+    let wanted = contents
+        .find(&reference("docker.io/library/app:1"))
+        .unwrap();
+    assert_eq!(wanted.id.hex(), hex(2));
+    assert!(contents.find(&reference("app")).is_some());
+    assert!(contents
+        .find(&reference("index.docker.io/library/app:latest"))
+        .is_some());
+    assert!(contents.find(&reference("app:2")).is_none());
+    assert!(contents.find(&reference("other/app:1")).is_none());
+    assert_eq!(contents.all_tags(), vec!["app:1", "app:latest"]);
+
+    let (result, _) = run(&oci_only());
+    let contents = result.unwrap();
+    // sorted, not in the archive's order
+    assert_eq!(
+        contents.all_tags(),
+        vec!["docker.io/library/solo:1", "ghcr.io/acme/tool:v3"]
+    );
+    assert!(contents.find(&reference("solo:1")).is_some());
+    assert!(contents.find(&reference("ghcr.io/acme/tool:v3")).is_some());
+    // A bare ref.name tag names no repository.
+    assert!(contents.find(&reference("latest")).is_none());
+
+    let odd = Contents {
+        images: vec![image(5, &["Not A Reference", "ok:1"])],
+        compression: Compression::None,
+        format: Format::DockerSave,
+    };
+    assert!(odd.find(&reference("ok:1")).is_some());
+}
+
+#[test]
+fn check_sees_contents_and_rejection_commits_nothing() {
+    for compression in ALL {
+        for original in [legacy(), docker25("web:2"), oci_only()] {
+            let input = compress(&original, compression);
+            let mut seen = None;
+            let (result, sink) = run_with(&input, &Limits::default(), |contents| {
+                seen = Some(contents.clone());
+                bail!("archive does not hold the image")
+            });
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                "archive does not hold the image"
+            );
+            assert!(!seen.unwrap().images.is_empty());
+            assert_nothing_committed(&sink);
+            assert!(!sink.is_empty(), "layers are forwarded before the check");
+        }
+    }
+}
+
+#[test]
+fn metadata_rules() {
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "layer.tar", b"data");
+    assert_eq!(
+        error(&finish(b)),
+        "archive holds no manifest.json or index.json: not a docker image archive"
+    );
+
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, &format!("{}.json", hex(1)), b"{}");
+    file(
+        &mut b,
+        "manifest.json",
+        format!(
+            r#"[{{"Config":"{}.json","RepoTags":null,"Layers":["x/layer.tar"]}}]"#,
+            hex(1)
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        error(&finish(b)),
+        "manifest.json names x/layer.tar, which the archive does not contain"
+    );
+
+    let mut b = tar::Builder::new(Vec::new());
+    file(
+        &mut b,
+        "manifest.json",
+        format!(r#"[{{"Config":"{}.json","RepoTags":null}}]"#, hex(1)).as_bytes(),
+    );
+    assert_eq!(
+        error(&finish(b)),
+        format!(
+            "manifest.json names {}.json, which the archive does not contain",
+            hex(1)
+        )
+    );
+
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "manifest.json", br#"[{"Config":"config.json"}]"#);
+    assert!(error(&finish(b)).contains("which is not a sha256 digest"));
+
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "manifest.json", b"not json");
+    assert!(error(&finish(b)).starts_with("manifest.json is not a valid docker image manifest"));
+
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "manifest.json", b"[]");
+    file(&mut b, "manifest.json", b"[]");
+    assert_eq!(error(&finish(b)), "archive holds manifest.json twice");
+
+    let mut b = tar::Builder::new(Vec::new());
+    symlink(&mut b, "manifest.json", "elsewhere.json");
+    assert_eq!(
+        error(&finish(b)),
+        "archive entry manifest.json is not a regular file"
+    );
+
+    // OCI: an index naming a blob that is absent.
+    let mut b = tar::Builder::new(Vec::new());
+    let index = format!(r#"{{"manifests":[{{"digest":"sha256:{}"}}]}}"#, hex(7));
+    file(&mut b, "index.json", index.as_bytes());
+    assert_eq!(
+        error(&finish(b)),
+        format!(
+            "index.json names blobs/sha256/{}, which the archive does not contain",
+            hex(7)
+        )
+    );
+}
+
+#[test]
+fn null_repo_tags_and_dot_slash_names() {
+    let cfg = hex(4);
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, &format!("./{cfg}.json"), b"{}");
+    file(&mut b, "./l/layer.tar", b"layer");
+    let manifest =
+        format!(r#"[{{"Config":"{cfg}.json","RepoTags":null,"Layers":["l/layer.tar"]}}]"#);
+    file(&mut b, "./manifest.json", manifest.as_bytes());
+    let (result, sink) = run(&finish(b));
+    let contents = result.unwrap();
+    assert_eq!(contents.images, vec![image(4, &[])]);
+    assert!(contents.all_tags().is_empty());
+    assert!(sink.ends_with(&END_OF_ARCHIVE));
+}
+
+// Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): RepoTags listing a tag twice gave
+// it twice in `tags`, while tags merged from another item were deduplicated; and the
+// deduplication was quadratic (a 16 MiB manifest of one-tag items took minutes).
+#[test]
+fn regression_tags_are_listed_once_in_linear_time() {
+    let cfg = hex(5);
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, &format!("{cfg}.json"), b"{}");
+    let mut items = vec![format!(
+        r#"{{"Config":"{cfg}.json","RepoTags":["a:1","a:1","b:2","a:1"]}}"#
+    )];
+    // Many items of the same image, with one new tag each.
+    items.extend(
+        (0..20_000).map(|i| format!(r#"{{"Config":"{cfg}.json","RepoTags":["c:{i}","b:2"]}}"#)),
+    );
+    file(
+        &mut b,
+        "manifest.json",
+        format!("[{}]", items.join(",")).as_bytes(),
+    );
+    // No timed assertion: a quadratic merge would make this test take minutes, which
+    // shows without one.
+    let (result, _) = run(&finish(b));
+    let contents = result.unwrap();
+    assert_eq!(contents.images.len(), 1);
+    let tags = &contents.images[0].tags;
+    assert_eq!(tags[..4], ["a:1", "b:2", "c:0", "c:1"]);
+    assert_eq!(tags.len(), 2 + 20_000);
+}

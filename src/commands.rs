@@ -1,0 +1,278 @@
+//! The plugin's table of commands: every subcommand, fallback and trigger, described once.
+//! It feeds dispatch (each small binary of `src/bin/` names its entry and calls [`main`]),
+//! `dokku help`, `image:help` and the usage line of every error.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::command::{Command, Flags, Kind};
+use crate::output::{self, EXIT_NOT_IMPLEMENTED};
+use crate::{lifecycle, subcommands};
+
+const FROM: Flags = Flags {
+    build_dir: true,
+    pull: true,
+    force: true,
+    max_positionals: 3,
+    ..Flags::APP
+};
+const LOAD: Flags = Flags {
+    pull: false,
+    ..FROM
+};
+const FROM_SYNOPSIS: &str =
+    "[--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+const LOAD_SYNOPSIS: &str = "[--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
+const FROM_DESCRIPTION: &str =
+    "Deploy an app from a Docker image reference (pulled only when not on the host)";
+const LOAD_DESCRIPTION: &str =
+    "Deploy an app from an image archive on stdin (docker image save; plain/gzip/bzip2/xz/zstd)";
+/// Triggers take their arguments as Dokku fires them; no flags.
+const TRIGGER: Flags = Flags {
+    takes_app: false,
+    ..Flags::APP
+};
+
+const DESCRIPTION: &str =
+    "Deploy apps from Docker images, by reference or from an archive streamed on stdin";
+
+/// Every command, in the order help lists them.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "image:from",
+        synopsis: FROM_SYNOPSIS,
+        description: FROM_DESCRIPTION,
+        kind: Kind::Subcommand,
+        flags: FROM,
+        run: subcommands::from::run,
+    },
+    Command {
+        name: "image:load",
+        synopsis: LOAD_SYNOPSIS,
+        description: LOAD_DESCRIPTION,
+        kind: Kind::Subcommand,
+        flags: LOAD,
+        run: subcommands::load::run,
+    },
+    Command {
+        name: "image:history",
+        synopsis: "APP [--format json]",
+        description: "List the app's deploys newest first: commit/date/author/image/image ID/live",
+        kind: Kind::Subcommand,
+        flags: Flags {
+            format: true,
+            ..Flags::APP
+        },
+        run: subcommands::history::run,
+    },
+    Command {
+        name: "image:rollback",
+        synopsis: "APP [COMMIT] [USER_NAME [USER_EMAIL]]",
+        description:
+            "Redeploy the image of an earlier image deploy (default: the one before the live one)",
+        kind: Kind::Subcommand,
+        flags: Flags {
+            max_positionals: 3,
+            ..Flags::APP
+        },
+        run: subcommands::rollback::run,
+    },
+    Command {
+        name: "image:report",
+        synopsis: "[APP] [--image-FIELD]",
+        description: "Display the image deploy report of one app or all apps",
+        kind: Kind::Subcommand,
+        flags: Flags {
+            fields: true,
+            ..Flags::APP
+        },
+        run: subcommands::report::run,
+    },
+    Command {
+        name: "image:help",
+        synopsis: "",
+        description: "Show this help",
+        kind: Kind::Subcommand,
+        flags: TRIGGER,
+        run: |_, _| {
+            print!("{}", usage_page());
+            Ok(())
+        },
+    },
+    Command {
+        name: "git:from-image",
+        synopsis: FROM_SYNOPSIS,
+        description: FROM_DESCRIPTION,
+        kind: Kind::Fallback { core: "from-image" },
+        flags: FROM,
+        run: subcommands::from::run,
+    },
+    Command {
+        name: "git:load-image",
+        synopsis: LOAD_SYNOPSIS,
+        description: LOAD_DESCRIPTION,
+        kind: Kind::Fallback { core: "load-image" },
+        flags: LOAD,
+        run: subcommands::load::run,
+    },
+    Command {
+        name: "commands",
+        synopsis: "COMMAND [ARGS…]",
+        description: "Dokku's entry for help and commands no subcommand file answers",
+        kind: Kind::Entry,
+        flags: TRIGGER,
+        run: commands_entry,
+    },
+    Command {
+        name: "report",
+        synopsis: "APP",
+        description: "The image block of `dokku report APP`",
+        kind: Kind::Trigger,
+        flags: TRIGGER,
+        run: subcommands::report::trigger,
+    },
+    Command {
+        name: "post-delete",
+        synopsis: "APP [IMAGE_TAG]",
+        description: "Remove the plugin's state of a deleted app",
+        kind: Kind::Trigger,
+        flags: TRIGGER,
+        run: lifecycle::post_delete,
+    },
+    Command {
+        name: "post-app-rename-setup",
+        synopsis: "OLD NEW",
+        description: "Drop the pending deploy Dokku copied into the renamed app",
+        kind: Kind::Trigger,
+        flags: TRIGGER,
+        run: lifecycle::copy_setup,
+    },
+    Command {
+        name: "post-app-clone-setup",
+        synopsis: "OLD NEW",
+        description: "Drop the pending deploy Dokku copied into the cloned app",
+        kind: Kind::Trigger,
+        flags: TRIGGER,
+        run: lifecycle::copy_setup,
+    },
+    Command {
+        name: "uninstall",
+        synopsis: "PLUGIN",
+        description: "Remove the plugin's state when the plugin is uninstalled",
+        kind: Kind::Trigger,
+        flags: TRIGGER,
+        run: lifecycle::uninstall,
+    },
+];
+
+/// The entry named NAME.
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|command| command.name == name)
+}
+
+/// What each binary's `main` calls: runs entry NAME with the process's arguments and exits
+/// with Dokku's status.
+pub fn main(name: &str) -> ! {
+    let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    output::exit_on_error((command.run)(command, argv))
+}
+
+/// The `commands` entry: `dokku help` lines, `image:help`, and core's
+/// `git:from-image`/`git:load-image` where core lacks them; exit 10 for anything not ours.
+fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    let name = argv.first().and_then(|a| a.to_str()).unwrap_or_default();
+    if name == "help" {
+        print!("{}", help_lines());
+        return Ok(());
+    }
+    let ours = find(name).filter(|command| match command.kind {
+        Kind::Subcommand => true,
+        Kind::Fallback { core } => !core_has(core),
+        Kind::Trigger | Kind::Entry => false,
+    });
+    match ours {
+        Some(command) => (command.run)(command, argv),
+        None => std::process::exit(EXIT_NOT_IMPLEMENTED),
+    }
+}
+
+/// Whether the core git plugin answers `git:NAME` itself (then the command is not ours).
+fn core_has(subcommand: &str) -> bool {
+    std::env::var_os("PLUGIN_ENABLED_PATH").is_some_and(|enabled| {
+        Path::new(&enabled)
+            .join("git/subcommands")
+            .join(subcommand)
+            .exists()
+    })
+}
+
+fn listed() -> impl Iterator<Item = &'static Command> {
+    COMMANDS
+        .iter()
+        .filter(|command| command.kind == Kind::Subcommand)
+}
+
+/// The lines of `dokku help`: four spaces, command, comma, description.
+pub fn help_lines() -> String {
+    listed().map(|c| format!("{}\n", c.help_line())).collect()
+}
+
+/// `image:help` and `dokku image`: Dokku's usage page, with the descriptions in one column.
+pub fn usage_page() -> String {
+    let calls: Vec<(String, &str)> = listed()
+        .map(|c| (c.usage()["dokku ".len()..].to_string(), c.description))
+        .collect();
+    let width = calls.iter().map(|(call, _)| call.len()).max().unwrap_or(0);
+    let mut page =
+        format!("Usage: dokku image[:COMMAND]\n\n{DESCRIPTION}\n\nAdditional commands:\n");
+    for (call, description) in calls {
+        page.push_str(&format!("    {call:<width$}  {description}\n"));
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lines_follow_dokku_format() {
+        let text = help_lines();
+        assert_eq!(text.lines().count(), 6);
+        for line in text.lines() {
+            assert!(line.starts_with("    image:"), "{line}");
+            // `dokku help` splits each line into columns on its commas: exactly one.
+            assert_eq!(line.matches(',').count(), 1, "{line}");
+        }
+        assert!(text.contains(
+            "    image:from [--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]], Deploy"
+        ));
+    }
+
+    #[test]
+    fn usage_page_lists_every_subcommand() {
+        let page = usage_page();
+        assert!(page.starts_with("Usage: dokku image[:COMMAND]\n\n"));
+        assert!(page.contains("\nAdditional commands:\n"));
+        assert_eq!(
+            page.lines().filter(|l| l.starts_with("    image:")).count(),
+            listed().count()
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_usage_errors_name_the_command() {
+        for (index, command) in COMMANDS.iter().enumerate() {
+            assert_eq!(find(command.name).map(|c| c.name), Some(command.name));
+            assert!(COMMANDS[..index].iter().all(|c| c.name != command.name));
+        }
+        let err = find("git:load-image")
+            .unwrap()
+            .usage_error("IMAGE is required");
+        assert_eq!(
+            err.to_string(),
+            "IMAGE is required; usage: dokku git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]"
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The arguments of a deploy from a reference or an archive (`image:from`, `image:load` and
+//! their `git:*-image` twins take the same ones), validated before any side effect.
+
+use std::ffi::OsString;
+
+use crate::args;
+use crate::command::Command;
+use crate::context::BuildContext;
+use crate::deploy::{Content, DeployRequest};
+use crate::digest::ImageId;
+use crate::reference::Reference;
+use crate::repo::Author;
+use crate::trigger;
+
+/// What a deploy asks for, before the image's ID is known.
+#[derive(Debug)]
+pub struct ImageRequest {
+    pub app: String,
+    /// The reference as the user wrote it.
+    pub image: String,
+    pub reference: Reference,
+    pub context: BuildContext,
+    pub author: Author,
+    pub pull: bool,
+    pub force: bool,
+}
+
+impl ImageRequest {
+    /// Parses and validates `APP IMAGE [USER_NAME [USER_EMAIL]]` and the build dir; the app
+    /// must exist for the current user.
+    pub fn parse(argv: Vec<OsString>, command: &Command) -> anyhow::Result<ImageRequest> {
+        let (app, parsed) = args::parse_for_app(argv, command)?;
+        let mut positionals = parsed.positionals.into_iter();
+        let image = positionals
+            .next()
+            .filter(|image| !image.is_empty())
+            .ok_or_else(|| command.usage_error("IMAGE is required"))?;
+        let name = positionals.next();
+        let email = positionals.next();
+        trigger::ensure_app(&app)?;
+        let reference = Reference::parse(&image)?;
+        let author = Author::new(name.as_deref(), email.as_deref())?;
+        let context = match &parsed.build_dir {
+            Some(dir) => BuildContext::from_build_dir(dir)?,
+            None => BuildContext::default(),
+        };
+        Ok(ImageRequest {
+            app,
+            image,
+            reference,
+            context,
+            author,
+            pull: parsed.pull,
+            force: parsed.force,
+        })
+    }
+
+    /// The deploy of the requested image once its ID is known; `note` ends the commit subject.
+    pub fn into_deploy(
+        self,
+        image_id: ImageId,
+        command: &'static str,
+        note: &str,
+    ) -> DeployRequest {
+        DeployRequest {
+            subject: format!("Deploy {}{note}", self.image),
+            image: self.image,
+            image_id,
+            content: Content::Context(self.context),
+            author: self.author,
+            force: self.force,
+            command,
+        }
+    }
+}
