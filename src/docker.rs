@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::archive::{self, Contents, Limits};
-use crate::digest::ImageId;
+use crate::digest::{Digest, ImageId};
 use crate::host::Host;
 use crate::output;
 use crate::process::{Cmd, ProcessError};
@@ -50,12 +50,65 @@ impl Docker {
             })?;
             return Ok(Some(id));
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("No such image") || stderr.contains("No such object") {
+        if is_no_such_image(&output.stderr) {
             return Ok(None);
         }
         cmd.check(&output)?;
         Ok(None)
+    }
+
+    /// What the engine says of an image, or None when it has no such image.
+    pub fn inspect(&self, reference: &str) -> anyhow::Result<Option<ImageInfo>> {
+        let cmd = self
+            .command()
+            .args(["image", "inspect", "--format", "{{json .}}", "--"])
+            .arg(reference);
+        let output = cmd.output()?;
+        if !output.status.success() {
+            if is_no_such_image(&output.stderr) {
+                return Ok(None);
+            }
+            cmd.check(&output)?;
+        }
+        let raw: RawImageInfo = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("docker image inspect of {reference} printed no image"))?;
+        let id = ImageId::parse(&raw.id).with_context(|| {
+            format!(
+                "docker image inspect returned an unexpected ID {:?} for {reference}",
+                raw.id
+            )
+        })?;
+        Ok(Some(ImageInfo {
+            id,
+            platform: format!("{}/{}", raw.os, raw.architecture),
+            created: raw.created,
+            diff_ids: raw
+                .rootfs
+                .layers
+                .iter()
+                .filter_map(|layer| Digest::parse(layer))
+                .collect(),
+        }))
+    }
+
+    /// Which image store the engine keeps its images in.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        let status = self
+            .command()
+            .args(["info", "--format", "{{json .DriverStatus}}"])
+            .read()?;
+        let pairs: Vec<Vec<String>> = serde_json::from_str(&status).unwrap_or_default();
+        let containerd = pairs.iter().any(|pair| {
+            pair.first().is_some_and(|key| key == "driver-type")
+                && pair
+                    .get(1)
+                    .is_some_and(|value| value.starts_with("io.containerd.snapshotter"))
+        });
+        Ok(if containerd {
+            Store::Containerd
+        } else {
+            Store::Classic
+        })
     }
 
     /// Pulls a reference; progress goes to stdout unless quiet, stderr goes into the error.
@@ -124,6 +177,53 @@ impl Docker {
             })?;
         Ok(contents)
     }
+}
+
+/// Where an engine keeps its images: what an image ID is, and what `docker image save` writes,
+/// differ between the two (docs/engines.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Graph drivers (overlay2): the ID is the config digest.
+    Classic,
+    /// The containerd image store (`containerd-snapshotter`, every fresh Engine 29): the ID is
+    /// the digest of the image's manifest or index.
+    Containerd,
+}
+
+/// What `docker image inspect` says of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: ImageId,
+    /// `os/architecture`.
+    pub platform: String,
+    pub created: Option<String>,
+    /// The layers' uncompressed digests, bottom first.
+    pub diff_ids: Vec<Digest>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawImageInfo {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Os", default)]
+    os: String,
+    #[serde(rename = "Architecture", default)]
+    architecture: String,
+    #[serde(rename = "Created")]
+    created: Option<String>,
+    #[serde(rename = "RootFS", default)]
+    rootfs: RawRootFs,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RawRootFs {
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+fn is_no_such_image(stderr: &[u8]) -> bool {
+    let stderr = String::from_utf8_lossy(stderr);
+    stderr.contains("No such image") || stderr.contains("No such object")
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

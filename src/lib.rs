@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod digest;
 pub mod docker;
 pub mod host;
+pub mod identity;
 pub mod lifecycle;
 pub mod lock;
 pub mod output;

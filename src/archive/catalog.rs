@@ -1,6 +1,6 @@
 //! What the archive holds, learnt from what the walker saw: the names of all entries, the
-//! held-back `manifest.json` and `index.json`, and the small OCI manifests and indexes kept on
-//! the way. It reads neither the input nor the sink.
+//! held-back `manifest.json` and `index.json`, and the small JSON blobs (OCI manifests and
+//! indexes, image configs) kept on the way. It reads neither the input nor the sink.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::header::normalize;
 use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
-use super::{ArchivedImage, Format};
+use super::{ArchivedImage, Format, ImageConfig};
 use crate::digest::Digest;
 use crate::output::human_bytes;
 
@@ -20,7 +20,7 @@ pub(super) struct Catalog {
     /// hashes keep this small however long the names are.
     seen: HashSet<u64>,
     hasher: RandomState,
-    /// Small OCI manifests and indexes by digest.
+    /// Small OCI manifests, indexes and image configs by digest.
     blobs: HashMap<Digest, BlobDoc>,
     kept_blob_bytes: u64,
 }
@@ -44,15 +44,19 @@ impl Catalog {
         Ok(())
     }
 
-    /// The digest of a blob entry worth a copy (it may be a manifest or an index), when there
-    /// is still room for it.
+    /// The digest of an entry worth a copy (an OCI blob or a legacy `<hex>.json` config: it may
+    /// be a manifest, an index or a config), when there is still room for it.
     pub(super) fn wants(&self, name: &str, data_len: u64) -> Option<Digest> {
-        let digest = Digest::from_hex(name.strip_prefix("blobs/sha256/")?)?;
+        let hex = name
+            .strip_prefix("blobs/sha256/")
+            .or_else(|| name.strip_suffix(".json").filter(|hex| !hex.contains('/')))?;
+        let digest = Digest::from_hex(hex)?;
         (data_len <= MAX_KEPT_BLOB && self.kept_blob_bytes + data_len <= MAX_KEPT_BLOBS_TOTAL)
             .then_some(digest)
     }
 
-    /// Keeps a blob asked for by [`Catalog::wants`], when it is a manifest or an index.
+    /// Keeps a blob asked for by [`Catalog::wants`], when it is a manifest, an index or a
+    /// config.
     pub(super) fn keep(&mut self, digest: Digest, data: &[u8]) {
         if let Some(doc) = BlobDoc::parse(data) {
             self.kept_blob_bytes += data.len() as u64;
@@ -68,7 +72,11 @@ impl Catalog {
         index: Option<&[u8]>,
     ) -> Result<(Vec<ArchivedImage>, Format)> {
         if let Some(manifest) = manifest {
-            return Ok((self.learn_manifest(manifest)?, Format::DockerSave));
+            let mut images = self.learn_manifest(manifest)?;
+            if let Some(index) = index {
+                self.add_targets(&mut images, index);
+            }
+            return Ok((images, Format::DockerSave));
         }
         if let Some(index) = index {
             return Ok((self.learn_index(index)?, Format::OciLayout));
@@ -101,9 +109,46 @@ impl Catalog {
             for layer in &item.layers {
                 self.require("manifest.json", layer)?;
             }
-            images.add(id, item.repo_tags.unwrap_or_default());
+            images.add(
+                self.image(id, Vec::new()),
+                item.repo_tags.unwrap_or_default(),
+            );
         }
         Ok(images.images)
+    }
+
+    /// Beside a `manifest.json`, an `index.json` names the same images by their manifest (or
+    /// index) digest: what the containerd store, which imports the OCI layout, takes for
+    /// their ID. Descriptors that cannot be resolved are left out: `manifest.json` is what a
+    /// classic engine loads.
+    fn add_targets(&self, images: &mut [ArchivedImage], index: &[u8]) {
+        let Ok(index) = serde_json::from_slice::<OciIndex>(index) else {
+            return;
+        };
+        for descriptor in &index.manifests {
+            let Ok(resolved) = self.resolve(descriptor, 0) else {
+                continue;
+            };
+            if let Some(image) = images.iter_mut().find(|i| i.config == resolved.config) {
+                if image.targets.is_empty() {
+                    image.targets = resolved.targets;
+                }
+            }
+        }
+    }
+
+    /// An image with config `config`, with what the archive's copy of that config says.
+    fn image(&self, config: Digest, targets: Vec<Digest>) -> ArchivedImage {
+        let facts = match self.blobs.get(&config) {
+            Some(BlobDoc::Config(facts)) => Some(facts.clone()),
+            _ => None,
+        };
+        ArchivedImage {
+            config,
+            tags: Vec::new(),
+            targets,
+            facts,
+        }
     }
 
     fn learn_index(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -114,7 +159,7 @@ impl Catalog {
         }
         let mut images = ImageSet::default();
         for descriptor in &index.manifests {
-            let id = self.resolve(descriptor, 0)?;
+            let resolved = self.resolve(descriptor, 0)?;
             let annotations = &descriptor.annotations;
             // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
             let name = annotations
@@ -125,13 +170,17 @@ impl Catalog {
                         .filter(|name| name.contains(':') || name.contains('/'))
                 })
                 .cloned();
-            images.add(id, name.into_iter().collect());
+            images.add(
+                self.image(resolved.config, resolved.targets),
+                name.into_iter().collect(),
+            );
         }
         Ok(images.images)
     }
 
-    /// The config digest of the image a descriptor in `index.json` (or a nested index) names.
-    fn resolve(&self, descriptor: &Descriptor, depth: usize) -> Result<Digest> {
+    /// The config of the image a descriptor in `index.json` (or a nested index) names, for
+    /// this host's platform, and the digests on the way to it.
+    fn resolve(&self, descriptor: &Descriptor, depth: usize) -> Result<Resolved> {
         let digest = sha256(&descriptor.digest, || {
             format!(
                 "index.json names digest {:?}, which is not a sha256 digest",
@@ -141,7 +190,7 @@ impl Catalog {
         let path = digest.blob_path();
         self.require("index.json", &path)?;
         match self.blobs.get(&digest) {
-            None => bail!(
+            None | Some(BlobDoc::Config(_)) => bail!(
                 "{path} is not an OCI image manifest or index of at most {}",
                 human_bytes(MAX_KEPT_BLOB)
             ),
@@ -156,7 +205,10 @@ impl Catalog {
                     })?;
                     self.require(&path, &layer.blob_path())?;
                 }
-                Ok(config)
+                Ok(Resolved {
+                    config,
+                    targets: vec![digest],
+                })
             }
             Some(BlobDoc::Index { manifests }) => {
                 if depth >= MAX_INDEX_DEPTH {
@@ -164,14 +216,24 @@ impl Catalog {
                 }
                 let chosen = choose_platform(manifests).ok_or_else(|| {
                     anyhow!(
-                        "{path} is a multi-platform index with no image for linux/{}",
-                        host_architecture()
+                        "{path} holds no image for this host's platform linux/{}; it holds {}",
+                        host_architecture(),
+                        platforms(manifests)
                     )
                 })?;
-                self.resolve(chosen, depth + 1)
+                let mut resolved = self.resolve(chosen, depth + 1)?;
+                resolved.targets.insert(0, digest);
+                Ok(resolved)
             }
         }
     }
+}
+
+/// An image descriptor followed to its config.
+struct Resolved {
+    config: Digest,
+    /// The digests from the descriptor down to the image manifest, outermost first.
+    targets: Vec<Digest>,
 }
 
 fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {
@@ -188,13 +250,10 @@ struct ImageSet {
 }
 
 impl ImageSet {
-    fn add(&mut self, id: Digest, tags: Vec<String>) {
+    fn add(&mut self, image: ArchivedImage, tags: Vec<String>) {
         let images = &mut self.images;
-        let (index, known) = self.by_id.entry(id).or_insert_with_key(|id| {
-            images.push(ArchivedImage {
-                id: id.clone(),
-                tags: Vec::new(),
-            });
+        let (index, known) = self.by_id.entry(image.config.clone()).or_insert_with(|| {
+            images.push(image);
             (images.len() - 1, HashSet::new())
         });
         for tag in tags {
@@ -206,27 +265,54 @@ impl ImageSet {
     }
 }
 
-/// Of a multi-platform index's manifests, the only image, or the one for this host.
+/// A multi-platform index's image manifests: BuildKit attaches attestations as extra
+/// manifests with an "unknown" platform.
+fn images_of(manifests: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
+    manifests.iter().filter(|d| {
+        d.annotations
+            .get("vnd.docker.reference.type")
+            .is_none_or(|t| t != "attestation-manifest")
+            && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
+    })
+}
+
+/// Of a multi-platform index's manifests, the only image without a platform, or the one for
+/// this host.
 fn choose_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
-    // BuildKit attaches attestations as extra manifests with an "unknown" platform.
-    let images: Vec<&Descriptor> = manifests
-        .iter()
-        .filter(|d| {
-            d.annotations
-                .get("vnd.docker.reference.type")
-                .is_none_or(|t| t != "attestation-manifest")
-                && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
-        })
-        .collect();
+    let images: Vec<&Descriptor> = images_of(manifests).collect();
     if let [only] = images.as_slice() {
-        return Some(only);
+        if only.platform.is_none() {
+            return Some(only);
+        }
     }
-    let arch = host_architecture();
     images.into_iter().find(|d| {
         d.platform
             .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+            .is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
     })
+}
+
+/// The platforms of an index's images, for messages: `linux/arm64, linux/arm/v7`.
+fn platforms(manifests: &[Descriptor]) -> String {
+    let mut names: Vec<String> = images_of(manifests)
+        .map(|d| {
+            d.platform
+                .as_ref()
+                .map_or("an image of no platform".into(), Platform::to_string)
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        "no image at all".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// This host's platform as OCI writes it: `linux/amd64`.
+pub fn host_platform() -> String {
+    format!("linux/{}", host_architecture())
 }
 
 /// The host's architecture in the OCI (Go) spelling.
@@ -280,23 +366,48 @@ struct Platform {
     architecture: String,
     #[serde(default)]
     os: String,
+    variant: Option<String>,
 }
 
-/// A small blob understood as an OCI image manifest or index.
+/// `os/architecture[/variant]`, as docker writes platforms.
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A small blob understood as an OCI image manifest, an index, or an image config.
 #[derive(Debug)]
 enum BlobDoc {
     Manifest { config: String, layers: Vec<String> },
     Index { manifests: Vec<Descriptor> },
+    Config(ImageConfig),
 }
 
-/// The fields that tell a manifest or an index apart; an image config fails to parse as this
-/// because its `config` object has no `digest`.
+/// The fields that tell a manifest, an index and a config apart: a manifest's `config` is a
+/// descriptor, an index has `manifests`, a config has `rootfs`.
 #[derive(Deserialize)]
 struct RawBlobDoc {
-    config: Option<Descriptor>,
+    config: Option<serde_json::Value>,
     manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
     layers: Vec<Descriptor>,
+    rootfs: Option<RootFs>,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    created: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
 }
 
 impl BlobDoc {
@@ -305,9 +416,25 @@ impl BlobDoc {
             return None;
         }
         let raw: RawBlobDoc = serde_json::from_slice(data).ok()?;
-        match (raw.config, raw.manifests) {
+        if let Some(rootfs) = raw.rootfs {
+            let diff_ids = rootfs
+                .diff_ids
+                .iter()
+                .map(|d| Digest::parse(d))
+                .collect::<Option<_>>()?;
+            return Some(BlobDoc::Config(ImageConfig {
+                platform: format!("{}/{}", raw.os, raw.architecture),
+                created: raw.created,
+                diff_ids,
+            }));
+        }
+        let config_digest = raw
+            .config
+            .as_ref()
+            .and_then(|config| config.get("digest")?.as_str().map(str::to_string));
+        match (config_digest, raw.manifests) {
             (Some(config), None) => Some(BlobDoc::Manifest {
-                config: config.digest,
+                config,
                 layers: raw.layers.into_iter().map(|l| l.digest).collect(),
             }),
             (None, Some(manifests)) => Some(BlobDoc::Index { manifests }),

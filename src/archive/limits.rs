@@ -17,10 +17,10 @@ pub(super) const MAX_EXTENSION_HEADER: u64 = MIB;
 /// names from growing without bound.
 pub(super) const MAX_ENTRIES: usize = 100_000;
 pub(super) const MAX_PATH_LEN: usize = 4096;
-/// OCI manifests and indexes are kept, to be read at the end, only up to this size each and
-/// in all.
-pub(super) const MAX_KEPT_BLOB: u64 = 64 << 10;
-pub(super) const MAX_KEPT_BLOBS_TOTAL: u64 = 4 * MIB;
+/// OCI manifests, indexes and image configs are kept, to be read at the end, only up to this
+/// size each and in all (a config with a long history is some tens of KiB).
+pub(super) const MAX_KEPT_BLOB: u64 = 512 << 10;
+pub(super) const MAX_KEPT_BLOBS_TOTAL: u64 = 8 * MIB;
 /// Nested OCI indexes deeper than this are not followed.
 pub(super) const MAX_INDEX_DEPTH: usize = 4;
 /// `xz -9` needs 65 MiB to decode; a stream that asks for more than this is refused, so a
@@ -37,8 +37,8 @@ pub(super) const XZ_MEMORY_LIMIT: u64 = 256 * MIB;
 ///
 /// Both environment variables take a plain positive integer of bytes; unset or empty means the
 /// default. Fixed bounds also apply: extension headers up to 1 MiB, entry paths up to 4096 bytes,
-/// at most 100000 entries, and OCI manifest blobs are only read when at most 64 KiB each
-/// (4 MiB in all).
+/// at most 100000 entries, and OCI manifests, indexes and configs are only read when at most
+/// 512 KiB each (8 MiB in all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_metadata_entry: u64,

@@ -48,6 +48,7 @@ use anyhow::Result;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
+pub use catalog::host_platform;
 pub use input::Compression;
 pub use limits::Limits;
 
@@ -64,9 +65,28 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchivedImage {
     /// The config digest, which is the image ID on Docker's classic store.
-    pub id: Digest,
+    pub config: Digest,
     /// The image's names as written in the archive (`alpine:latest`, `docker.io/library/app:1`).
     pub tags: Vec<String>,
+    /// The digests `index.json` names the image by, outermost first: the manifest or index its
+    /// descriptor points at, then (through nested indexes) the image manifest chosen for this
+    /// host. The containerd store takes the first for the image's ID. Empty without an
+    /// `index.json` entry for the image.
+    pub targets: Vec<Digest>,
+    /// What the archive's copy of the image's config says, when it was small enough to read.
+    pub facts: Option<ImageConfig>,
+}
+
+/// What an image's config says about it: enough to recognise the image where the engine made
+/// a manifest of its own (a legacy archive loaded into the containerd store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `os/architecture`.
+    pub platform: String,
+    /// The creation time, as written.
+    pub created: Option<String>,
+    /// The layers' uncompressed digests, bottom first.
+    pub diff_ids: Vec<Digest>,
 }
 
 /// What [`forward`] learnt about an archive.

@@ -7,12 +7,13 @@ use std::io::{self, IsTerminal};
 
 use anyhow::Context;
 
-use crate::archive::{Contents, Limits};
+use crate::archive::{self, ArchivedImage, Contents, Limits};
 use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
+use crate::identity;
 use crate::output;
 use crate::progress::Progress;
 use crate::reference::Reference;
@@ -51,33 +52,46 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<ImageId> {
     output::info(format!("Loading {image} from the archive on stdin"));
     let mut input = Progress::new(io::stdin());
-    let mut wanted_id = None;
+    let mut wanted = None;
     let loaded = docker.load_archive(&mut input, limits, |contents: &Contents| {
-        let found = contents
-            .find(image)
-            .with_context(|| not_in_archive(image, contents))?;
-        wanted_id = Some(found.id.clone());
+        wanted = Some(check(contents, image)?.clone());
         Ok(())
     });
     input.finish();
     loaded?;
 
-    let wanted_id = wanted_id.context("the archive check did not run")?;
-    let loaded_id = docker
-        .image_id(&image.to_string())?
+    let wanted = wanted.context("the archive check did not run")?;
+    let loaded = docker
+        .inspect(&image.to_string())?
         .with_context(|| format!("{image} is not on the host after loading the archive"))?;
     anyhow::ensure!(
-        loaded_id == wanted_id,
-        "after the load {image} is {}, not {} as the archive says",
-        loaded_id.short(),
-        wanted_id.short()
+        identity::is_archived(&loaded, &wanted, || docker.store())?,
+        "after the load {image} is {}, not the archive's image (config {})",
+        loaded.id.short(),
+        wanted.config.short()
     );
     output::info(format!(
         "Loaded {image} ({}), {} read",
-        loaded_id.short(),
+        loaded.id.short(),
         output::human_bytes(input.bytes_read())
     ));
-    Ok(loaded_id)
+    Ok(loaded.id)
+}
+
+/// The image IMAGE names in the archive, when it is one this host can run.
+fn check<'c>(contents: &'c Contents, image: &Reference) -> anyhow::Result<&'c ArchivedImage> {
+    let found = contents
+        .find(image)
+        .with_context(|| not_in_archive(image, contents))?;
+    if let Some(facts) = &found.facts {
+        let host = archive::host_platform();
+        anyhow::ensure!(
+            facts.platform == host,
+            "the archive holds {image} for {}, which this {host} host cannot run; nothing was loaded",
+            facts.platform
+        );
+    }
+    Ok(found)
 }
 
 fn not_in_archive(image: &Reference, contents: &Contents) -> String {

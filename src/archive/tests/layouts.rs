@@ -10,7 +10,10 @@ fn legacy_layout_in_every_compression() {
         let contents = result.unwrap();
         assert_eq!(contents.compression, compression);
         assert_eq!(contents.format, Format::DockerSave);
-        assert_eq!(contents.images, vec![image(2, &["app:1", "app:latest"])]);
+        assert_eq!(
+            named(&contents.images),
+            vec![image(2, &["app:1", "app:latest"])]
+        );
         assert_eq!(entries(&sink), entries(&original), "{compression}");
         assert!(sink.ends_with(&END_OF_ARCHIVE));
     }
@@ -23,7 +26,7 @@ fn docker25_layout_in_every_compression() {
         let (result, sink) = run(&compress(&original, compression));
         let contents = result.unwrap();
         assert_eq!(contents.format, Format::DockerSave);
-        assert_eq!(contents.images, vec![image(11, &["web:2"])]);
+        assert_eq!(named(&contents.images), vec![image(11, &["web:2"])]);
         assert_eq!(entries(&sink), entries(&original), "{compression}");
     }
 }
@@ -44,7 +47,7 @@ fn oci_only_layout_resolves_config_digests() {
         let contents = result.unwrap();
         assert_eq!(contents.format, Format::OciLayout);
         assert_eq!(
-            contents.images,
+            named(&contents.images),
             vec![
                 image(21, &["ghcr.io/acme/tool:v3"]),
                 image(31, &["docker.io/library/solo:1"]),
@@ -61,7 +64,7 @@ fn find_normalises_names() {
     let wanted = contents
         .find(&reference("docker.io/library/app:1"))
         .unwrap();
-    assert_eq!(wanted.id.hex(), hex(2));
+    assert_eq!(wanted.config.hex(), hex(2));
     assert!(contents.find(&reference("app")).is_some());
     assert!(contents
         .find(&reference("index.docker.io/library/app:latest"))
@@ -83,7 +86,12 @@ fn find_normalises_names() {
     assert!(contents.find(&reference("latest")).is_none());
 
     let odd = Contents {
-        images: vec![image(5, &["Not A Reference", "ok:1"])],
+        images: vec![ArchivedImage {
+            config: digest(5),
+            tags: vec!["Not A Reference".into(), "ok:1".into()],
+            targets: Vec::new(),
+            facts: None,
+        }],
         compression: Compression::None,
         format: Format::DockerSave,
     };
@@ -194,7 +202,7 @@ fn null_repo_tags_and_dot_slash_names() {
     file(&mut b, "./manifest.json", manifest.as_bytes());
     let (result, sink) = run(&finish(b));
     let contents = result.unwrap();
-    assert_eq!(contents.images, vec![image(4, &[])]);
+    assert_eq!(named(&contents.images), vec![image(4, &[])]);
     assert!(contents.all_tags().is_empty());
     assert!(sink.ends_with(&END_OF_ARCHIVE));
 }
@@ -227,4 +235,123 @@ fn regression_tags_are_listed_once_in_linear_time() {
     let tags = &contents.images[0].tags;
     assert_eq!(tags[..4], ["a:1", "b:2", "c:0", "c:1"]);
     assert_eq!(tags.len(), 2 + 20_000);
+}
+
+#[test]
+fn index_targets_and_config_facts_are_learnt() {
+    let (result, _) = run(&legacy());
+    let legacy = &result.unwrap().images[0];
+    assert_eq!(legacy.targets, vec![]);
+    let facts = legacy.facts.as_ref().expect("the legacy config is read");
+    assert_eq!(facts.platform, "linux/amd64");
+    assert_eq!(facts.diff_ids, vec![]);
+
+    let (result, _) = run(&docker25("docker.io/library/web:2"));
+    let docker25 = &result.unwrap().images[0];
+    assert_eq!(docker25.targets, vec![digest(12)]);
+    assert!(docker25.facts.is_some());
+
+    let (result, _) = run(&oci_only());
+    let images = result.unwrap().images;
+    assert_eq!(images[0].targets, vec![digest(27), digest(22)]);
+    assert_eq!(images[1].targets, vec![digest(30)]);
+}
+
+#[test]
+fn a_config_with_diff_ids_and_created_is_read() {
+    let config = br#"{"architecture":"arm64","os":"linux","created":"2026-12-01T22:41:48.641642843Z","rootfs":{"type":"layers","diff_ids":["sha256:00000000000000000000000000000000000000000000000000000000000000aa"]}}"#;
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, &format!("{}/layer.tar", hex(1)), &pattern(1, 100));
+    file(&mut b, &format!("{}.json", hex(2)), config);
+    let manifest = format!(
+        r#"[{{"Config":"{}.json","RepoTags":["arm:1"],"Layers":["{}/layer.tar"]}}]"#,
+        hex(2),
+        hex(1)
+    );
+    file(&mut b, "manifest.json", manifest.as_bytes());
+    let (result, _) = run(&finish(b));
+    let facts = result.unwrap().images[0].facts.clone().unwrap();
+    assert_eq!(
+        facts,
+        ImageConfig {
+            platform: "linux/arm64".into(),
+            created: Some("2026-12-01T22:41:48.641642843Z".into()),
+            diff_ids: vec![digest(0xaa)],
+        }
+    );
+}
+
+/// An OCI layout whose index names a multi-platform index of the given platforms (each an
+/// image manifest of its own), beside an attestation manifest, tagged `multi:1`.
+fn multi_platform(platforms: &[&str]) -> Vec<u8> {
+    let layer = hex(50);
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    file(&mut b, &format!("blobs/sha256/{layer}"), &pattern(5, 700));
+    let mut manifests = Vec::new();
+    for (n, platform) in (60..).zip(platforms) {
+        let mut parts = platform.split('/');
+        let (os, architecture, variant) = (parts.next(), parts.next(), parts.next());
+        file(&mut b, &format!("blobs/sha256/{}", hex(n)), &config_json());
+        file(
+            &mut b,
+            &format!("blobs/sha256/{}", hex(n + 100)),
+            &oci_manifest(&hex(n), &[&layer]),
+        );
+        let mut platform = serde_json::json!({"architecture": architecture, "os": os});
+        if let Some(variant) = variant {
+            platform["variant"] = variant.into();
+        }
+        manifests.push(
+            serde_json::json!({"digest": format!("sha256:{}", hex(n + 100)),
+            "platform": platform}),
+        );
+    }
+    manifests.push(serde_json::json!({"digest": format!("sha256:{}", hex(59)),
+        "platform": {"architecture": "unknown", "os": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}));
+    file(&mut b, &format!("blobs/sha256/{}", hex(58)), &config_json());
+    file(
+        &mut b,
+        &format!("blobs/sha256/{}", hex(59)),
+        &oci_manifest(&hex(58), &[&layer]),
+    );
+    let nested = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+    file(
+        &mut b,
+        &format!("blobs/sha256/{}", hex(57)),
+        &serde_json::to_vec(&nested).unwrap(),
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"digest": format!("sha256:{}", hex(57)), "annotations": {"io.containerd.image.name": "docker.io/library/multi:1"}},
+    ]});
+    file(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
+    finish(b)
+}
+
+#[test]
+fn a_multi_platform_index_gives_the_hosts_image() {
+    let host = host_platform();
+    let (result, _) = run(&multi_platform(&["linux/arm/v7", &host, "linux/s390x"]));
+    let images = result.unwrap().images;
+    assert_eq!(images.len(), 1);
+    // the host's manifest is the second platform: config 61, manifest 161
+    assert_eq!(images[0].config, digest(61));
+    assert_eq!(images[0].targets, vec![digest(57), digest(161)]);
+}
+
+#[test]
+fn an_index_of_foreign_platforms_only_is_refused_naming_them() {
+    let err = error(&multi_platform(&["linux/s390x", "linux/arm/v7"]));
+    assert_eq!(
+        err,
+        format!(
+            "blobs/sha256/{} holds no image for this host's platform {}; it holds linux/arm/v7, linux/s390x",
+            hex(57),
+            host_platform()
+        )
+    );
+    // one foreign image alone is refused too
+    let err = error(&multi_platform(&["linux/s390x"]));
+    assert!(err.ends_with("it holds linux/s390x"), "{err}");
 }

@@ -12,6 +12,7 @@ use super::input::CHUNK_SIZE;
 use super::limits::{ARCHIVE_ENV, METADATA_ENV};
 use super::walker::METADATA_NAMES;
 use super::*;
+use super::{host_platform, ImageConfig};
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -270,11 +271,23 @@ fn assert_nothing_committed(sink: &[u8]) {
     );
 }
 
-fn image(id: u32, tags: &[&str]) -> ArchivedImage {
-    ArchivedImage {
-        id: Digest::from_hex(&hex(id)).unwrap(),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-    }
+fn digest(n: u32) -> Digest {
+    Digest::from_hex(&hex(n)).unwrap()
+}
+
+/// An image as the tests name it: its config digest's number and its tags.
+type Named = (Digest, Vec<String>);
+
+fn image(config: u32, tags: &[&str]) -> Named {
+    (digest(config), tags.iter().map(|t| t.to_string()).collect())
+}
+
+/// The images of an archive, by config digest and tags.
+fn named(images: &[ArchivedImage]) -> Vec<Named> {
+    images
+        .iter()
+        .map(|image| (image.config.clone(), image.tags.clone()))
+        .collect()
 }
 
 fn reference(s: &str) -> Reference {

@@ -205,7 +205,7 @@ fn streams_a_large_layer_in_constant_memory() {
         layer_sum: 0,
     };
     let contents = forward(input, &mut sink, &Limits::default(), |_| Ok(())).unwrap();
-    assert_eq!(contents.images, vec![image(41, &["big:1"])]);
+    assert_eq!(named(&contents.images), vec![image(41, &["big:1"])]);
     assert_eq!(sink.written, BLOCK as u64 + layer_len + tail.len() as u64);
     assert!(sink.largest_write <= CHUNK_SIZE, "{}", sink.largest_write);
     let mut expected = Generated {

@@ -196,7 +196,7 @@ fn long_names_pax_and_gnu() {
     file(&mut b, "manifest.json", manifest.as_bytes());
     let original = finish(b);
     let (result, sink) = run(&original);
-    assert_eq!(result.unwrap().images, vec![image(8, &["long:1"])]);
+    assert_eq!(named(&result.unwrap().images), vec![image(8, &["long:1"])]);
     let mut expected = original[..original.len() - END_OF_ARCHIVE.len()].to_vec();
     expected.extend_from_slice(&END_OF_ARCHIVE);
     assert_eq!(sink, expected, "forwarded byte for byte");

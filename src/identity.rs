@@ -1,0 +1,110 @@
+//! What "same image" means after a load, on each image store (docs/engines.md):
+//!
+//! - classic store: the image ID is the config digest, which every archive layout names;
+//! - containerd store: the image ID is the digest of the manifest or index the archive's
+//!   `index.json` names for the image; an archive without one (a legacy `docker save` of
+//!   Engine 24 or older) makes the engine write a manifest of its own, so the image is
+//!   recognised by what its config says: its layers, platform and creation time.
+//!
+//! Nothing else passes: a local image that merely has IMAGE's name is never taken for the
+//! archive's.
+
+use crate::archive::ArchivedImage;
+use crate::docker::{ImageInfo, Store};
+
+/// Whether the engine's image is the archive's. `store` is asked only when the answer
+/// depends on it.
+pub fn is_archived(
+    loaded: &ImageInfo,
+    archived: &ArchivedImage,
+    store: impl FnOnce() -> anyhow::Result<Store>,
+) -> anyhow::Result<bool> {
+    if loaded.id == archived.config || archived.targets.contains(&loaded.id) {
+        return Ok(true);
+    }
+    let Some(facts) = archived
+        .facts
+        .as_ref()
+        .filter(|_| archived.targets.is_empty())
+    else {
+        return Ok(false);
+    };
+    Ok(store()? == Store::Containerd
+        && loaded.diff_ids == facts.diff_ids
+        && loaded.platform == facts.platform
+        && loaded.created == facts.created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ImageConfig;
+    use crate::digest::Digest;
+
+    fn digest(n: u32) -> Digest {
+        Digest::from_hex(&format!("{n:064x}")).unwrap()
+    }
+
+    fn archived(targets: Vec<Digest>) -> ArchivedImage {
+        ArchivedImage {
+            config: digest(1),
+            tags: vec!["app:1".into()],
+            targets,
+            facts: Some(ImageConfig {
+                platform: "linux/amd64".into(),
+                created: Some("2026-12-01T22:41:48.641642843Z".into()),
+                diff_ids: vec![digest(10), digest(11)],
+            }),
+        }
+    }
+
+    fn loaded(id: Digest) -> ImageInfo {
+        ImageInfo {
+            id,
+            platform: "linux/amd64".into(),
+            created: Some("2026-12-01T22:41:48.641642843Z".into()),
+            diff_ids: vec![digest(10), digest(11)],
+        }
+    }
+
+    fn never() -> anyhow::Result<Store> {
+        panic!("the store was asked though the IDs decide")
+    }
+
+    #[test]
+    fn the_config_digest_or_an_index_target_is_the_image() {
+        assert!(is_archived(&loaded(digest(1)), &archived(vec![]), never).unwrap());
+        let targets = vec![digest(3), digest(4)];
+        assert!(is_archived(&loaded(digest(3)), &archived(targets.clone()), never).unwrap());
+        assert!(is_archived(&loaded(digest(4)), &archived(targets), never).unwrap());
+    }
+
+    #[test]
+    fn with_an_index_entry_nothing_else_passes() {
+        let other = loaded(digest(9));
+        assert!(!is_archived(&other, &archived(vec![digest(3)]), never).unwrap());
+    }
+
+    #[test]
+    fn an_engine_made_manifest_passes_by_the_config_facts_on_containerd_only() {
+        let made = loaded(digest(9));
+        let containerd = || Ok(Store::Containerd);
+        assert!(is_archived(&made, &archived(vec![]), containerd).unwrap());
+        assert!(!is_archived(&made, &archived(vec![]), || Ok(Store::Classic)).unwrap());
+        let mut fewer_layers = loaded(digest(9));
+        fewer_layers.diff_ids.pop();
+        let mut foreign = loaded(digest(9));
+        foreign.platform = "linux/arm64".into();
+        let mut undated = loaded(digest(9));
+        undated.created = None;
+        for other in [fewer_layers, foreign, undated] {
+            assert!(
+                !is_archived(&other, &archived(vec![]), containerd).unwrap(),
+                "{other:?}"
+            );
+        }
+        let mut unread = archived(vec![]);
+        unread.facts = None;
+        assert!(!is_archived(&made, &unread, containerd).unwrap());
+    }
+}
