@@ -3,8 +3,11 @@
 SHELL := /bin/bash
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 TARBALL := dist/image-$(VERSION).tar.gz
-BATS ?= bats
-BATS_FLAGS ?= --print-output-on-failure
+# The engines the bats suite runs on (scripts/engines): 20 (the system's 20.10, classic store),
+# 26 (26.1, classic store), 26-c8d (26.1, containerd image store). `make test ENGINES=20`
+# for a quick run.
+ENGINES ?= 20,26,26-c8d
+export ENGINES
 
 .PHONY: setup build package test unit lint bats demo bench soak fuzz clean
 
@@ -26,7 +29,7 @@ lint:
 	cargo clippy --locked --all-targets -- -D warnings
 
 bats: package
-	IMAGE_PLUGIN_TARBALL=$(abspath $(TARBALL)) $(BATS) $(BATS_FLAGS) tests/bats
+	scripts/test-engines $(abspath $(TARBALL))
 
 test: setup
 	$(MAKE) unit lint bats

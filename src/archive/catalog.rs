@@ -159,7 +159,6 @@ impl Catalog {
         }
         let mut images = ImageSet::default();
         for descriptor in &index.manifests {
-            let resolved = self.resolve(descriptor, 0)?;
             let annotations = &descriptor.annotations;
             // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
             let name = annotations
@@ -170,6 +169,16 @@ impl Catalog {
                         .filter(|name| name.contains(':') || name.contains('/'))
                 })
                 .cloned();
+            let resolved = self.resolve(descriptor, 0).map_err(|err| {
+                match (err.downcast_ref::<NoHostPlatform>(), &name) {
+                    (Some(missing), Some(name)) => anyhow!(
+                        "the archive holds {name} only for {}, not for this host's platform {}; nothing was loaded",
+                        missing.platforms,
+                        host_platform()
+                    ),
+                    _ => err,
+                }
+            })?;
             images.add(
                 self.image(resolved.config, resolved.targets),
                 name.into_iter().collect(),
@@ -214,12 +223,9 @@ impl Catalog {
                 if depth >= MAX_INDEX_DEPTH {
                     bail!("index.json nests image indexes more than {MAX_INDEX_DEPTH} deep");
                 }
-                let chosen = choose_platform(manifests).ok_or_else(|| {
-                    anyhow!(
-                        "{path} holds no image for this host's platform linux/{}; it holds {}",
-                        host_architecture(),
-                        platforms(manifests)
-                    )
+                let chosen = choose_platform(manifests).ok_or_else(|| NoHostPlatform {
+                    path: path.clone(),
+                    platforms: platforms(manifests),
                 })?;
                 let mut resolved = self.resolve(chosen, depth + 1)?;
                 resolved.targets.insert(0, digest);
@@ -228,6 +234,28 @@ impl Catalog {
         }
     }
 }
+
+/// A multi-platform index without an image for this host.
+#[derive(Debug)]
+struct NoHostPlatform {
+    path: String,
+    /// What it does hold, for the message.
+    platforms: String,
+}
+
+impl std::fmt::Display for NoHostPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} holds no image for this host's platform {}; it holds {}",
+            self.path,
+            host_platform(),
+            self.platforms
+        )
+    }
+}
+
+impl std::error::Error for NoHostPlatform {}
 
 /// An image descriptor followed to its config.
 struct Resolved {

@@ -87,7 +87,7 @@ fn check<'c>(contents: &'c Contents, image: &Reference) -> anyhow::Result<&'c Ar
         let host = archive::host_platform();
         anyhow::ensure!(
             facts.platform == host,
-            "the archive holds {image} for {}, which this {host} host cannot run; nothing was loaded",
+            "the archive holds {image} only for {}, not for this host's platform {host}; nothing was loaded",
             facts.platform
         );
     }
