@@ -67,6 +67,21 @@ pub fn ensure_app(app: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The apps the current user may see (core's `app-list` trigger, which access-control
+/// plugins filter), sorted; lines that are no valid app name are left out.
+pub fn app_list() -> anyhow::Result<Vec<String>> {
+    let listed = command::<&str>("app-list", &[]).read()?;
+    let mut apps: Vec<String> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|app| host::is_valid_app_name(app))
+        .map(str::to_string)
+        .collect();
+    apps.sort();
+    apps.dedup();
+    Ok(apps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use crate::args;
 use crate::command::Command;
 use crate::deploy::AppSession;
-use crate::host::{self, Host};
+use crate::host::Host;
 use crate::output;
 use crate::record::app_deploys;
 use crate::trigger;
@@ -68,27 +68,6 @@ fn invalid_flag() -> anyhow::Error {
     anyhow::anyhow!("Invalid flag passed, valid flags: {}", flags.join(", "))
 }
 
-/// Dokku's app list: folders of `$DOKKU_ROOT` with a valid app name (`tls` is Dokku's own).
-fn all_apps(host: &Host) -> anyhow::Result<Vec<String>> {
-    let mut apps = Vec::new();
-    let listing = match std::fs::read_dir(&host.dokku_root) {
-        Ok(listing) => listing,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(apps),
-        Err(err) => return Err(err.into()),
-    };
-    for entry in listing {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name != "tls" && host::is_valid_app_name(&name) && entry.path().is_dir() {
-            apps.push(name);
-        }
-    }
-    apps.sort();
-    Ok(apps)
-}
-
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     if parsed.fields.len() > 1 {
@@ -107,7 +86,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     match parsed.app.filter(|app| !app.is_empty()) {
         Some(app) => report_app(&host, &app, field),
         None => {
-            let apps = all_apps(&host)?;
+            let apps = trigger::app_list()?;
             anyhow::ensure!(
                 !apps.is_empty(),
                 "You haven't deployed any applications yet"
@@ -142,21 +121,5 @@ mod tests {
     #[test]
     fn labels_fit_the_label_column() {
         assert!(FIELDS.iter().all(|(_, label)| label.len() < 30));
-    }
-
-    #[test]
-    fn app_list_takes_valid_folders_only() {
-        let dir = tempfile::tempdir().unwrap();
-        for folder in ["b-app", "a-app", ".docker", "tls", "Bad"] {
-            std::fs::create_dir(dir.path().join(folder)).unwrap();
-        }
-        std::fs::write(dir.path().join("c-file"), "").unwrap();
-        let host = Host {
-            dokku_root: dir.path().to_path_buf(),
-            lib_root: dir.path().join("lib"),
-            docker_bin: "docker".into(),
-            system_user: "nobody-here".into(),
-        };
-        assert_eq!(all_apps(&host).unwrap(), ["a-app", "b-app"]);
     }
 }
