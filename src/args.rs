@@ -18,6 +18,8 @@ pub struct Parsed {
     pub format: Option<String>,
     /// Report field flags (`--image-…`), in order.
     pub fields: Vec<String>,
+    /// `--global` stood in place of the app.
+    pub global: bool,
 }
 
 /// Parses the arguments of a command that needs an app (from the argv, `--app` or
@@ -63,6 +65,9 @@ pub fn parse(
     if flags.force {
         parsed.force = args.contains("--force");
     }
+    if flags.global {
+        parsed.global = args.contains("--global");
+    }
     if flags.format {
         parsed.format = flag_value(&mut args, "--format", "a format").map_err(usage)?;
     }
@@ -89,8 +94,14 @@ pub fn parse(
         }
     }
 
+    if parsed.global && argv_app.is_some() {
+        return Err(usage("give --global or --app, not both".to_string()));
+    }
     parsed.app = argv_app.or(env_app.filter(|a| !a.is_empty()));
-    if flags.takes_app && parsed.app.is_none() && !positionals.is_empty() {
+    if parsed.global {
+        parsed.app = None;
+    }
+    if flags.takes_app && !parsed.global && parsed.app.is_none() && !positionals.is_empty() {
         parsed.app = Some(positionals.remove(0));
     }
     if positionals.len() > flags.max_positionals {

@@ -28,6 +28,8 @@ pub struct Flags {
     pub format: bool,
     /// Report field flags (`--image-…`).
     pub fields: bool,
+    /// `--global` in place of the app (`image:set --global KEY VALUE`).
+    pub global: bool,
     /// Whether the first positional is the app (unless `--app`/`DOKKU_APP_NAME` gives it).
     pub takes_app: bool,
     /// Positionals after the app.
@@ -42,6 +44,7 @@ impl Flags {
         force: false,
         format: false,
         fields: false,
+        global: false,
         takes_app: true,
         max_positionals: 0,
     };

@@ -89,6 +89,18 @@ pub const COMMANDS: &[Command] = &[
         run: subcommands::report::run,
     },
     Command {
+        name: "image:set",
+        synopsis: "[--global|APP] keep-images [N]",
+        description: "Set how many earlier image deploys keep their source image (no N: unset)",
+        kind: Kind::Subcommand,
+        flags: Flags {
+            global: true,
+            max_positionals: 2,
+            ..Flags::APP
+        },
+        run: subcommands::set::run,
+    },
+    Command {
         name: "image:help",
         synopsis: "",
         description: "Show this help",
@@ -239,7 +251,7 @@ mod tests {
     #[test]
     fn help_lines_follow_dokku_format() {
         let text = help_lines();
-        assert_eq!(text.lines().count(), 6);
+        assert_eq!(text.lines().count(), 7);
         for line in text.lines() {
             assert!(line.starts_with("    image:"), "{line}");
             // `dokku help` splits each line into columns on its commas: exactly one.

@@ -6,11 +6,13 @@ use anyhow::Context;
 
 use crate::context::BuildContext;
 use crate::digest::ImageId;
+use crate::docker::Docker;
 use crate::host::Host;
 use crate::lock::{DeployInProgress, DeployLock};
 use crate::output;
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
+use crate::retention;
 use crate::trigger;
 
 /// An app held for a deploy: its lock, its repo (created at the first commit) and its deploy branch.
@@ -29,6 +31,8 @@ pub struct DeployRequest {
     /// The reference as the user wrote it.
     pub image: String,
     pub image_id: ImageId,
+    /// `REPOSITORY@sha256:…` when the image was pulled.
+    pub repo_digest: Option<String>,
     /// What to commit.
     pub content: Content,
     pub author: Author,
@@ -157,6 +161,7 @@ impl<'h> AppSession<'h> {
                     image: request.image.clone(),
                     image_id: request.image_id.clone(),
                     command: request.command.to_string(),
+                    repo_digest: request.repo_digest.clone(),
                 };
                 self.repo.commit_tree(
                     &tree,
@@ -197,6 +202,11 @@ impl<'h> AppSession<'h> {
             request.image_id.short(),
             short_commit(&rev)
         ));
+        if let Err(err) = retention::clean(self.host, app, &Docker::for_app(self.host, app)) {
+            output::warn(format!(
+                "cannot remove the images of old deploys of {app} (the deploy succeeded): {err:#}"
+            ));
+        }
         Ok(Outcome::Deployed { commit: rev })
     }
 

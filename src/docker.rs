@@ -80,6 +80,9 @@ impl Docker {
         })?;
         Ok(Some(ImageInfo {
             id,
+            repo_tags: raw.repo_tags.unwrap_or_default(),
+            repo_digests: raw.repo_digests.unwrap_or_default(),
+            size: raw.size,
             platform: format!("{}/{}", raw.os, raw.architecture),
             created: raw.created,
             diff_ids: raw
@@ -132,6 +135,24 @@ impl Docker {
             .args(["image", "tag", image_id.as_str(), reference])
             .read()
             .map(drop)
+    }
+
+    /// Removes a tag, or an image by ID; never forced, so an image a container uses stays.
+    pub fn remove(&self, reference: &str) -> anyhow::Result<()> {
+        self.command()
+            .args(["image", "rm", "--", reference])
+            .read()
+            .map(drop)
+    }
+
+    /// Whether any container, running or not, was made from the image or an image built on it.
+    pub fn has_containers(&self, image_id: &ImageId) -> anyhow::Result<bool> {
+        let ids = self
+            .command()
+            .args(["container", "ls", "--all", "--quiet", "--filter"])
+            .arg(format!("ancestor={image_id}"))
+            .read()?;
+        Ok(!ids.trim().is_empty())
     }
 
     /// Streams an archive into `docker image load` through [`archive::forward`]: `check` sees
@@ -194,6 +215,12 @@ pub enum Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
     pub id: ImageId,
+    pub repo_tags: Vec<String>,
+    /// `NAME@sha256:…`: where the image was pulled from (or, on the containerd store, what it
+    /// was loaded as).
+    pub repo_digests: Vec<String>,
+    /// Bytes on disk, as docker counts them.
+    pub size: u64,
     /// `os/architecture`.
     pub platform: String,
     pub created: Option<String>,
@@ -205,6 +232,12 @@ pub struct ImageInfo {
 struct RawImageInfo {
     #[serde(rename = "Id")]
     id: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "RepoDigests", default)]
+    repo_digests: Option<Vec<String>>,
+    #[serde(rename = "Size", default)]
+    size: u64,
     #[serde(rename = "Os", default)]
     os: String,
     #[serde(rename = "Architecture", default)]

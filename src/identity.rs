@@ -61,6 +61,9 @@ mod tests {
     fn loaded(id: Digest) -> ImageInfo {
         ImageInfo {
             id,
+            repo_tags: vec!["app:1".into()],
+            repo_digests: Vec::new(),
+            size: 1,
             platform: "linux/amd64".into(),
             created: Some("2026-12-01T22:41:48.641642843Z".into()),
             diff_ids: vec![digest(10), digest(11)],

@@ -20,5 +20,6 @@ pub mod record;
 pub mod reference;
 pub mod repo;
 pub mod request;
+pub mod retention;
 pub mod subcommands;
 pub mod trigger;

@@ -10,6 +10,7 @@ use crate::repo::{AppRepo, CommitInfo};
 const SOURCE: &str = "Image-Source";
 const ID: &str = "Image-Id";
 const COMMAND: &str = "Image-Command";
+const DIGEST: &str = "Image-Digest";
 
 /// An image deploy as recorded in its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +18,21 @@ pub struct DeployRecord {
     pub image: String,
     pub image_id: ImageId,
     pub command: String,
+    /// `REPOSITORY@sha256:…` of a pulled image: how to pull exactly it again once its tag
+    /// names something else.
+    pub repo_digest: Option<String>,
 }
 
 impl DeployRecord {
     pub fn message(&self, subject: &str) -> String {
-        format!(
+        let mut message = format!(
             "{subject}\n\n{SOURCE}: {}\n{ID}: {}\n{COMMAND}: {}\n",
             self.image, self.image_id, self.command
-        )
+        );
+        if let Some(digest) = &self.repo_digest {
+            message.push_str(&format!("{DIGEST}: {digest}\n"));
+        }
+        message
     }
 
     /// The record in a commit message, or None for commits this plugin did not make.
@@ -39,6 +47,7 @@ impl DeployRecord {
             image_id: ImageId::parse(&trailer(ID)?)?,
             image: trailer(SOURCE)?,
             command: trailer(COMMAND).unwrap_or_default(),
+            repo_digest: trailer(DIGEST),
         })
     }
 }
@@ -88,9 +97,15 @@ mod tests {
             image: "registry.example:5000/team/app:v1".into(),
             image_id: ImageId::from_hex(ID_HEX).unwrap(),
             command: "image:load".into(),
+            repo_digest: None,
         };
         let message = record.message("Deploy registry.example:5000/team/app:v1");
-        assert_eq!(DeployRecord::parse(&message), Some(record));
+        assert_eq!(DeployRecord::parse(&message), Some(record.clone()));
+        let pulled = DeployRecord {
+            repo_digest: Some(format!("registry.example:5000/team/app@sha256:{ID_HEX}")),
+            ..record
+        };
+        assert_eq!(DeployRecord::parse(&pulled.message("Deploy")), Some(pulled));
     }
 
     #[test]

@@ -86,6 +86,24 @@ impl Reference {
         out
     }
 
+    /// The normalised repository, `docker.io/library/alpine`, without tag or digest.
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.domain, self.path)
+    }
+
+    /// The one of `repo_digests` (`NAME@sha256:…`, as `docker image inspect` lists them) that
+    /// is in this reference's repository.
+    pub fn digest_among<'d>(&self, repo_digests: &'d [String]) -> Option<&'d str> {
+        repo_digests
+            .iter()
+            .find(|digest| {
+                Reference::parse(digest).is_ok_and(|parsed| {
+                    parsed.has_digest() && parsed.repository() == self.repository()
+                })
+            })
+            .map(String::as_str)
+    }
+
     /// True when both name the same repository and the same tag/digest once normalised, so
     /// `alpine`, `alpine:latest`, `docker.io/library/alpine:latest` and
     /// `index.docker.io/library/alpine:latest` are all the same.
@@ -370,6 +388,26 @@ mod tests {
         assert!(!ok("alpine").same_as(&ok("ghcr.io/library/alpine")));
         assert!(!ok("alpine").same_as(&ok(&format!("alpine@sha256:{HEX64}"))));
         assert!(!ok("localhost/alpine").same_as(&ok("alpine")));
+    }
+
+    #[test]
+    fn the_repo_digest_of_the_same_repository() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let digests = vec![
+            format!("other/app@{digest}"),
+            format!("127.0.0.1:5000/team/app@{digest}"),
+            format!("app@{digest}"),
+        ];
+        assert_eq!(
+            ok("127.0.0.1:5000/team/app:v1").digest_among(&digests),
+            Some(digests[1].as_str())
+        );
+        assert_eq!(
+            ok("docker.io/library/app").digest_among(&digests),
+            Some(digests[2].as_str())
+        );
+        assert_eq!(ok("third:1").digest_among(&digests), None);
+        assert_eq!(ok("app").repository(), "docker.io/library/app");
     }
 
     #[test]

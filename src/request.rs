@@ -66,6 +66,7 @@ impl ImageRequest {
             subject: format!("Deploy {}{note}", self.image),
             image: self.image,
             image_id,
+            repo_digest: None,
             content: Content::Context(self.context),
             author: self.author,
             force: self.force,

@@ -11,6 +11,7 @@ use crate::docker::Docker;
 use crate::host::Host;
 use crate::output;
 use crate::request::ImageRequest;
+use crate::retention;
 
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let host = Host::from_env();
@@ -19,20 +20,29 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let docker = Docker::for_app(&host, &request.app);
 
     // --force implies --pull: a forced deploy takes whatever the reference names now.
-    let image_id = match docker.image_id(&request.image)? {
-        Some(id) if !request.pull && !request.force => id,
+    let present = docker.image_id(&request.image)?;
+    let (image_id, repo_digest) = match present {
+        Some(id) if !request.pull && !request.force => (id, None),
         _ => {
             output::info(format!("Pulling {}", request.image));
             docker.pull(&request.image)?;
-            docker.image_id(&request.image)?.with_context(|| {
+            let pulled = docker.inspect(&request.image)?.with_context(|| {
                 format!(
                     "image {} is not on the host after pulling it",
                     request.image
                 )
-            })?
+            })?;
+            retention::note_brought(&host, &pulled.id)?;
+            let digest = request
+                .reference
+                .digest_among(&pulled.repo_digests)
+                .map(str::to_string);
+            (pulled.id, digest)
         }
     };
 
-    session.deploy(request.into_deploy(image_id, command.name, ""))?;
+    let mut deploy = request.into_deploy(image_id, command.name, "");
+    deploy.repo_digest = repo_digest;
+    session.deploy(deploy)?;
     Ok(())
 }

@@ -137,6 +137,7 @@ mod tests {
             image: "app:v2".to_string(),
             image_id: ImageId::from_hex(&"ab".repeat(32)).unwrap(),
             command: "image:from".to_string(),
+            repo_digest: None,
         };
         vec![
             Deploy {

@@ -18,6 +18,7 @@ use crate::output;
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::request::ImageRequest;
+use crate::retention;
 use crate::trigger;
 
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -37,6 +38,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let docker = Docker::for_app(&host, &request.app);
 
     let image_id = load(&docker, &request.reference, &limits)?;
+    retention::note_brought(&host, &image_id)?;
     trigger::fire(
         "post-image-load",
         &[request.app.as_str(), &request.image, image_id.as_str()],

@@ -6,3 +6,4 @@ pub mod history;
 pub mod load;
 pub mod report;
 pub mod rollback;
+pub mod set;

@@ -5,23 +5,33 @@ use std::ffi::OsString;
 use crate::args;
 use crate::command::Command;
 use crate::deploy::AppSession;
+use crate::docker::Docker;
 use crate::host::Host;
 use crate::output;
 use crate::record::app_deploys;
+use crate::retention::{self, Keep};
 use crate::trigger;
 
 /// The report's flags and labels, in the order they are printed.
-const FIELDS: [(&str, &str); 5] = [
+const FIELDS: [(&str, &str); 9] = [
     ("--image-source-image", "Image source image:"),
     ("--image-source-id", "Image source id:"),
     ("--image-deployed-at", "Image deployed at:"),
     ("--image-deploy-commit", "Image deploy commit:"),
     ("--image-deploys", "Image deploys:"),
+    ("--image-keep-images", "Image keep images:"),
+    ("--image-global-keep-images", "Image global keep images:"),
+    (
+        "--image-computed-keep-images",
+        "Image computed keep images:",
+    ),
+    ("--image-retained-size", "Image retained size:"),
 ];
 
 /// The values of one app's report, in `FIELDS` order.
-fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
+fn values(host: &Host, app: &str) -> anyhow::Result<[String; 9]> {
     let deploys = app_deploys(host, app)?;
+    let (own, global, keep) = retention::keep_images(host, app)?;
     let head = deploys.first();
     let record = head.and_then(|deploy| deploy.record.as_ref());
     // A head this plugin did not make may still come from an image (core's git:from-image).
@@ -41,6 +51,17 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 5]> {
             .filter(|d| d.record.is_some())
             .count()
             .to_string(),
+        own.unwrap_or_default(),
+        global.unwrap_or_default(),
+        match keep {
+            Keep::All => "0".to_string(),
+            Keep::Last(n) => n.to_string(),
+        },
+        output::human_bytes(retention::retained_size(
+            host,
+            app,
+            &Docker::for_app(host, app),
+        )?),
     ])
 }
 
@@ -114,7 +135,7 @@ mod tests {
     fn invalid_flag_lists_the_valid_ones() {
         assert_eq!(
             invalid_flag().to_string(),
-            "Invalid flag passed, valid flags: --image-deploy-commit, --image-deployed-at, --image-deploys, --image-source-id, --image-source-image"
+            "Invalid flag passed, valid flags: --image-computed-keep-images, --image-deploy-commit, --image-deployed-at, --image-deploys, --image-global-keep-images, --image-keep-images, --image-retained-size, --image-source-id, --image-source-image"
         );
     }
 

@@ -13,6 +13,7 @@ use crate::output;
 use crate::record::{self, short_commit, Deploy, DeployRecord};
 use crate::reference::Reference;
 use crate::repo::Author;
+use crate::retention;
 use crate::trigger;
 
 /// The image deploy to go back to: the one COMMIT names, or the first image deploy older than
@@ -60,6 +61,7 @@ fn pick_target<'d>(
 /// Returns the ID the reference named before when it re-pointed it, to put back if the deploy
 /// fails.
 fn restore_image(
+    host: &Host,
     docker: &Docker,
     record: &DeployRecord,
     commit: &str,
@@ -71,8 +73,8 @@ fn restore_image(
         return Ok(None);
     }
     // A digest reference cannot be re-pointed by a tag: only a pull can bring it back.
-    let digest = Reference::parse(image)?.has_digest();
-    if !digest && docker.image_id(wanted.as_str())?.is_some() {
+    let by_digest = Reference::parse(image)?.has_digest();
+    if !by_digest && docker.image_id(wanted.as_str())?.is_some() {
         output::info(format!(
             "Pointing {image} at {} again (it names {} now)",
             wanted.short(),
@@ -87,20 +89,34 @@ fn restore_image(
         wanted.short(),
         short_commit(commit)
     );
-    output::info(format!("Pulling {image}: {gone}"));
-    docker.pull(image).map_err(|err| {
+    if matches!(record.command.as_str(), "image:load" | "git:load-image") {
+        anyhow::bail!(
+            "{gone}, and it was loaded from an archive, so no registry can give it back; load it again with image:load (a deploy whose image is on the host, or was pulled from a registry, can be rolled back)"
+        );
+    }
+    // The registry digest names exactly the recorded image, wherever the tag points now.
+    let source = match &record.repo_digest {
+        Some(digest) => digest.as_str(),
+        None => image,
+    };
+    output::info(format!("Pulling {source}: {gone}"));
+    docker.pull(source).map_err(|err| {
         anyhow::anyhow!("{gone} and cannot be pulled ({err:#}); cannot roll back")
     })?;
-    let pulled = docker.image_id(image)?;
+    let pulled = docker.image_id(source)?;
     if pulled.as_ref() == Some(wanted) {
+        retention::note_brought(host, wanted)?;
+        if source != image {
+            docker.tag(wanted, image)?;
+        }
         return Ok(current);
     }
     // The pull moved the tag: point it back so that a refused rollback changes nothing.
-    if let Some(previous) = &current {
+    if let (Some(previous), true) = (&current, source == image) {
         docker.tag(previous, image)?;
     }
     Err(anyhow::anyhow!(
-        "{gone} and {image} now names sha256:{}; cannot roll back",
+        "{gone} and {source} now names sha256:{}; cannot roll back",
         pulled.as_ref().map_or("(nothing)", ImageId::short)
     ))
 }
@@ -148,10 +164,11 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     ));
 
     let docker = Docker::for_app(&host, &app);
-    let previous = restore_image(&docker, record, commit)?;
+    let previous = restore_image(&host, &docker, record, commit)?;
     let result = session.deploy(DeployRequest {
         image: record.image.clone(),
         image_id: record.image_id.clone(),
+        repo_digest: record.repo_digest.clone(),
         content: Content::Tree(target.commit.tree.clone()),
         author,
         force: false,
@@ -185,6 +202,7 @@ mod tests {
             image: image.to_string(),
             image_id: ImageId::from_hex(&"cd".repeat(32)).unwrap(),
             command: "image:from".to_string(),
+            repo_digest: None,
         });
         Deploy {
             commit: CommitInfo {
