@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 
+use crate::cancel;
 use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
@@ -172,16 +173,24 @@ impl<'h> AppSession<'h> {
             }
         };
 
+        let previous_source = self.host.property("git", app, "source-image")?;
+        let on_signal = {
+            let (host, repo, app, rev) = (
+                self.host.clone(),
+                self.repo.clone(),
+                self.app.clone(),
+                rev.clone(),
+            );
+            let previous = previous_source.clone();
+            cancel::on_cancel(move || undo(&host, &repo, &app, &rev, previous.as_deref()))
+        };
         self.repo
             .update_ref(PENDING_REF, &rev, None)
             .context("cannot record the pending deploy")?;
-        let previous_source = self.host.property("git", app, "source-image")?;
-        let result = self.release(&request, &rev, head.as_deref());
-        if let Err(err) = result {
-            self.undo(&rev, previous_source.as_deref());
+        if let Err(err) = self.release(&request, &rev, head.as_deref(), on_signal) {
+            undo(self.host, &self.repo, app, &rev, previous_source.as_deref());
             return Err(err);
         }
-        self.repo.delete_ref(PENDING_REF, Some(&rev))?;
 
         trigger::fire("deploy-source-set", &[app, "docker-image", &request.image]).with_context(
             || {
@@ -210,12 +219,14 @@ impl<'h> AppSession<'h> {
         Ok(Outcome::Deployed { commit: rev })
     }
 
-    /// Writes `source-image`, builds and releases REV, then moves the branch to it.
+    /// Writes `source-image`, builds and releases REV, then moves the branch to it and drops
+    /// the pending ref, a signal waiting meanwhile (`on_signal` is then pointless).
     fn release(
         &self,
         request: &DeployRequest,
         rev: &str,
         head: Option<&str>,
+        on_signal: cancel::Undo,
     ) -> anyhow::Result<()> {
         let app = self.app.as_str();
         self.host
@@ -226,26 +237,28 @@ impl<'h> AppSession<'h> {
                 request.image
             )
         })?;
+        let _hold = cancel::hold();
         if head != Some(rev) {
             let branch_ref = format!("refs/heads/{}", self.branch);
             self.repo.update_ref(&branch_ref, rev, head).with_context(|| {
                 format!("the {} branch of {app} moved during the deploy; the deploy is not recorded", self.branch)
             })?;
         }
-        self.repo.point_head_at(&self.branch)
+        self.repo.point_head_at(&self.branch)?;
+        self.repo.delete_ref(PENDING_REF, Some(rev))?;
+        drop(on_signal);
+        cancel::done();
+        Ok(())
     }
+}
 
-    /// Drops the pending commit and restores `source-image`; failures here are reported, not
-    /// raised, so the original error reaches the user.
-    fn undo(&self, rev: &str, previous_source: Option<&str>) {
-        if let Err(err) = self.repo.delete_ref(PENDING_REF, Some(rev)) {
-            output::warn(format!("cannot drop the pending deploy ref: {err:#}"));
-        }
-        let restored = self
-            .host
-            .put_property("git", &self.app, "source-image", previous_source);
-        if let Err(err) = restored {
-            output::warn(format!("cannot restore source-image: {err:#}"));
-        }
+/// Drops the pending commit and restores `source-image`, after a failure or a signal; failures
+/// here are reported, not raised, so the original error reaches the user.
+fn undo(host: &Host, repo: &AppRepo, app: &str, rev: &str, previous_source: Option<&str>) {
+    if let Err(err) = repo.delete_ref(PENDING_REF, Some(rev)) {
+        output::warn(format!("cannot drop the pending deploy ref: {err:#}"));
+    }
+    if let Err(err) = host.put_property("git", app, "source-image", previous_source) {
+        output::warn(format!("cannot restore source-image: {err:#}"));
     }
 }

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 
 use anyhow::Context;
 
+use crate::cancel;
 use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::docker::Docker;
@@ -16,6 +17,11 @@ use crate::retention;
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let host = Host::from_env();
     let request = ImageRequest::parse(argv, command)?;
+    cancel::install()?;
+    cancel::describe(format!(
+        "the deploy of {} to {}",
+        request.image, request.app
+    ));
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);
 

@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal};
 use anyhow::Context;
 
 use crate::archive::{self, ArchivedImage, Contents, Limits};
+use crate::cancel;
 use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::digest::ImageId;
@@ -33,6 +34,11 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             command.name, request.image
         )));
     }
+    cancel::install()?;
+    cancel::describe(format!(
+        "the deploy of {} to {}",
+        request.image, request.app
+    ));
     let limits = Limits::from_env()?;
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);

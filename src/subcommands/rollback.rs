@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 
 use crate::args;
+use crate::cancel;
 use crate::command::Command;
 use crate::deploy::{AppSession, Content, DeployRequest};
 use crate::digest::ImageId;
@@ -130,6 +131,8 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     trigger::ensure_app(&app)?;
 
     let host = Host::from_env();
+    cancel::install()?;
+    cancel::describe(format!("the rollback of {app}"));
     let session = AppSession::open(&host, &app)?;
     let wanted = match &revision {
         Some(revision) => {
@@ -165,6 +168,11 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 
     let docker = Docker::for_app(&host, &app);
     let previous = restore_image(&host, &docker, record, commit)?;
+    // A signal during the deploy points the reference back too.
+    let _on_signal = previous.clone().map(|previous| {
+        let (docker, image) = (docker.clone(), record.image.clone());
+        cancel::on_cancel(move || point_back(&docker, &previous, &image))
+    });
     let result = session.deploy(DeployRequest {
         image: record.image.clone(),
         image_id: record.image_id.clone(),
@@ -181,15 +189,19 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     });
     if let (Err(_), Some(previous)) = (&result, &previous) {
         // The deploy changed nothing else: leave the reference as it was too.
-        if let Err(err) = docker.tag(previous, &record.image) {
-            output::warn(format!(
-                "cannot point {} back at {}: {err:#}",
-                record.image,
-                previous.short()
-            ));
-        }
+        point_back(&docker, previous, &record.image);
     }
     result.map(drop)
+}
+
+/// Points the reference back at the image it named before the rollback re-pointed it.
+fn point_back(docker: &Docker, previous: &ImageId, image: &str) {
+    if let Err(err) = docker.tag(previous, image) {
+        output::warn(format!(
+            "cannot point {image} back at {}: {err:#}",
+            previous.short()
+        ));
+    }
 }
 
 #[cfg(test)]
