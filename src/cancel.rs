@@ -19,8 +19,6 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use crate::output;
 
 type Action = Box<dyn FnOnce() + Send>;
-/// Given the signal's name.
-type Finally = Box<dyn FnOnce(&str) + Send>;
 
 /// The undo steps registered and not yet dropped, by token.
 static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
@@ -30,8 +28,6 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static DONE: AtomicBool = AtomicBool::new(false);
 /// What the one line says, once installed: `the deploy of IMAGE to APP`.
 static WHAT: OnceLock<Mutex<String>> = OnceLock::new();
-/// Called once the undo steps ran, before the exit, with the signal's name (build records).
-static FINALLY: Mutex<Option<Finally>> = Mutex::new(None);
 
 /// A registered undo step; dropped, it is forgotten (the step completed, or the deploy's own
 /// failure path undid it).
@@ -60,11 +56,6 @@ pub fn on_cancel(action: impl FnOnce() + Send + 'static) -> Undo {
 /// Keeps a signal from being handled until the guard is dropped.
 pub fn hold() -> MutexGuard<'static, ()> {
     lock(&CRITICAL)
-}
-
-/// What to do last, with the signal's name, when a signal ends the deploy.
-pub fn finally(action: impl FnOnce(&str) + Send + 'static) {
-    *lock(&FINALLY) = Some(Box::new(action));
 }
 
 /// Names what a signal would end, for its one line: `the deploy of IMAGE to APP`.
@@ -111,11 +102,7 @@ fn cancel(signal: i32) -> ! {
     for (_, action) in actions.into_iter().rev() {
         action();
     }
-    let name = signal_name(signal);
     output::warn(message(&lock_what(), signal, DONE.load(Ordering::SeqCst)));
-    if let Some(finally) = lock(&FINALLY).take() {
-        finally(name);
-    }
     std::process::exit(128 + signal);
 }
 

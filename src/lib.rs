@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod args;
+pub mod builds;
 pub mod cancel;
 pub mod command;
 pub mod commands;

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 
 use anyhow::Context;
 
+use crate::builds;
 use crate::cancel;
 use crate::command::Command;
 use crate::deploy::AppSession;
@@ -17,6 +18,7 @@ use crate::retention;
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let host = Host::from_env();
     let request = ImageRequest::parse(argv, command)?;
+    builds::capture(&host, &request.app, builds::source_of(command.name))?;
     cancel::install()?;
     cancel::describe(format!(
         "the deploy of {} to {}",

@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal};
 use anyhow::Context;
 
 use crate::archive::{self, ArchivedImage, Contents, Limits};
+use crate::builds;
 use crate::cancel;
 use crate::command::Command;
 use crate::deploy::AppSession;
@@ -34,6 +35,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             command.name, request.image
         )));
     }
+    builds::capture(&host, &request.app, builds::source_of(command.name))?;
     cancel::install()?;
     cancel::describe(format!(
         "the deploy of {} to {}",

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 
 use crate::args;
+use crate::builds;
 use crate::cancel;
 use crate::command::Command;
 use crate::deploy::{AppSession, Content, DeployRequest};
@@ -131,6 +132,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     trigger::ensure_app(&app)?;
 
     let host = Host::from_env();
+    builds::capture(&host, &app, builds::source_of(command.name))?;
     cancel::install()?;
     cancel::describe(format!("the rollback of {app}"));
     let session = AppSession::open(&host, &app)?;
