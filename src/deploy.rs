@@ -9,7 +9,7 @@ use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
-use crate::lock::{DeployInProgress, DeployLock};
+use crate::lock::{DeployInProgress, DeployLock, DokkuLock};
 use crate::output;
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
@@ -24,6 +24,8 @@ pub struct AppSession<'h> {
     pub repo: AppRepo,
     pub branch: String,
     _lock: DeployLock,
+    /// Dokku's lock, let go of when `receive-app` is fired.
+    dokku_lock: std::cell::RefCell<DokkuLock>,
 }
 
 /// What a deploy asks for.
@@ -65,6 +67,7 @@ impl<'h> AppSession<'h> {
     /// left behind.
     pub fn open(host: &'h Host, app: &str) -> anyhow::Result<AppSession<'h>> {
         let lock = DeployLock::acquire(host, app)?;
+        let dokku_lock = DokkuLock::acquire(host, app)?;
         // Under the lock, scratch folders in the app's data dir belong to killed deploys.
         repo::remove_stale_scratch(&host.plugin_data(app))?;
         let repo = AppRepo::at(host, app);
@@ -74,6 +77,7 @@ impl<'h> AppSession<'h> {
             branch: host.deploy_branch(app)?,
             repo,
             _lock: lock,
+            dokku_lock: std::cell::RefCell::new(dokku_lock),
         };
         session.repair()?;
         Ok(session)
@@ -231,6 +235,7 @@ impl<'h> AppSession<'h> {
         let app = self.app.as_str();
         self.host
             .set_property("git", app, "source-image", &request.image)?;
+        self.dokku_lock.borrow_mut().release();
         trigger::fire_or("receive-app", &[app, rev], |code| {
             anyhow::anyhow!(
                 "the deploy of {} to {app} failed (receive-app exited with status {code}); the app repo and source-image are left as they were",

@@ -1,24 +1,35 @@
-//! The plugin's own per-app deploy lock, so two `image:*` deploys of one app never interleave.
-//! It is a different file from Dokku's deploy lock, which `receive-app` takes itself; the kernel
-//! releases it when the process dies, so a killed deploy never blocks the next one.
+//! The locks of a deploy. The plugin's own per-app lock, so two `image:*` deploys of one app
+//! never interleave, is held for the whole deploy. Dokku's deploy lock (docs/dokku-builds.md)
+//! is held too until `receive-app` is fired, which takes it itself: meanwhile a `git push`
+//! waits, and `builds:cancel` finds the deploy by the build id written in it. The kernel
+//! releases both when the process dies, so a killed deploy never blocks the next one.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 
 use crate::host::{self, Host};
 
-/// Another process holds the app's lock.
+/// Another process holds the app's lock, or Dokku's.
 #[derive(Debug)]
 pub struct DeployInProgress {
     pub app: String,
+    /// Dokku's deploy lock (a `git push`, `ps:rebuild`…), not another image deploy.
+    pub dokku: bool,
 }
 
 impl std::fmt::Display for DeployInProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.dokku {
+            "a Dokku deploy"
+        } else {
+            "another image deploy"
+        };
         write!(
             f,
-            "another image deploy of {} is in progress; nothing was changed, try again when it has finished",
+            "{what} of {} is in progress; nothing was changed, try again when it has finished",
             self.app
         )
     }
@@ -48,12 +59,77 @@ impl DeployLock {
             Ok(()) => Ok(DeployLock { _file: file }),
             Err(TryLockError::WouldBlock) => Err(DeployInProgress {
                 app: app.to_string(),
+                dokku: false,
             }
             .into()),
             Err(TryLockError::Error(err)) => {
                 Err(err).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
+    }
+}
+
+/// Dokku's deploy lock, `$DOKKU_LIB_ROOT/data/apps/APP/.deploy.lock`, holding the deploy's
+/// build id as Dokku writes it. Absent on hosts before 0.34 (no `data/apps/APP`).
+#[derive(Debug)]
+pub struct DokkuLock {
+    held: Option<(File, PathBuf)>,
+}
+
+impl DokkuLock {
+    /// Takes Dokku's lock of the app, or fails at once when a Dokku deploy holds it.
+    pub fn acquire(host: &Host, app: &str) -> anyhow::Result<DokkuLock> {
+        let dir = host.lib_root.join("data").join("apps").join(app);
+        if !dir.is_dir() {
+            return Ok(DokkuLock { held: None });
+        }
+        let path = dir.join(".deploy.lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open Dokku's deploy lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(DeployInProgress {
+                    app: app.to_string(),
+                    dokku: true,
+                }
+                .into())
+            }
+            Err(TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        let id = std::env::var("DOKKU_BUILD_ID")
+            .ok()
+            .filter(|id| !id.is_empty())
+            .or_else(|| std::env::var("DOKKU_PID").ok())
+            .unwrap_or_else(|| std::process::id().to_string());
+        file.set_len(0)
+            .and_then(|()| writeln!(file, "{id}"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        host.chown_to_system_user(&path);
+        Ok(DokkuLock {
+            held: Some((file, path)),
+        })
+    }
+
+    /// Lets go of it as Dokku does (the file goes, then the lock), so that `receive-app` can
+    /// take it.
+    pub fn release(&mut self) {
+        if let Some((file, path)) = self.held.take() {
+            let _ = std::fs::remove_file(&path);
+            drop(file);
+        }
+    }
+}
+
+impl Drop for DokkuLock {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -77,5 +153,32 @@ mod tests {
         assert!(DeployLock::acquire(&host, "other").is_ok());
         drop(first);
         assert!(DeployLock::acquire(&host, "app").is_ok());
+    }
+
+    #[test]
+    fn dokkus_lock_holds_the_build_id_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host {
+            dokku_root: dir.path().join("home"),
+            lib_root: dir.path().join("lib"),
+            docker_bin: "docker".into(),
+            system_user: "nobody-here".into(),
+        };
+        // before Dokku 0.34, or an app without data/apps/APP: nothing to take
+        let mut none = DokkuLock::acquire(&host, "app").unwrap();
+        none.release();
+        let apps = host.lib_root.join("data/apps/app");
+        std::fs::create_dir_all(&apps).unwrap();
+        let mut lock = DokkuLock::acquire(&host, "app").unwrap();
+        let content = std::fs::read_to_string(apps.join(".deploy.lock")).unwrap();
+        assert!(content.ends_with('\n') && content.len() > 1, "{content:?}");
+        let err = DokkuLock::acquire(&host, "app").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a Dokku deploy of app is in progress; nothing was changed, try again when it has finished"
+        );
+        lock.release();
+        assert!(!apps.join(".deploy.lock").exists());
+        assert!(DokkuLock::acquire(&host, "app").is_ok());
     }
 }
