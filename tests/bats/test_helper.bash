@@ -185,18 +185,18 @@ app_port() {
   app_property sandbox "$1" web-port
 }
 
-# app_http_get APP [PATH]: GET http://127.0.0.1:PORT/PATH, retrying for about 10 s;
-# prints the body.
+# app_http_get APP [PATH]: GET http://127.0.0.1:PORT/PATH, retrying for up to 10 s (the web
+# container runs once receive-app is done, its server may still be starting); prints the body.
 app_http_get() {
-  local app="$1" path="${2:-}" port attempt
-  for ((attempt = 0; attempt < 50; attempt++)); do
-    if port="$(app_port "$app")" && curl -fsS --max-time 1 "http://127.0.0.1:$port/$path" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "app_http_get: no answer from $app (port ${port:-unknown})" >&2
-  return 1
+  wait_until 10 _http_get_once "$1" "${2:-}" 2>/dev/null || {
+    echo "app_http_get: no answer from $1 (port $(app_port "$1" || echo unknown))" >&2
+    return 1
+  }
+}
+
+_http_get_once() {
+  local port
+  port="$(app_port "$1")" && curl -fsS --max-time 1 "http://127.0.0.1:$port/$2" 2>/dev/null
 }
 
 # sandbox_fail_receive_app APP [on|off]: make the receive-app double fail (exit 1,
