@@ -374,15 +374,15 @@ registry_start() {
     } >"$dir/config.yml"
     env -u REGISTRY_HOST docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 3>&- &
     pid=$!
-    for ((try = 0; try < 100; try++)); do
+    for ((try = 0; try < 200; try++)); do
       kill -0 "$pid" 2>/dev/null || break
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/v2/" || true)"
       if [[ "$code" == "200" || "$code" == "401" ]]; then
-        sleep 0.1
-        kill -0 "$pid" 2>/dev/null && started=true
+        # the answer is ours when our registry holds the listening socket
+        [[ "$(ss -Hltnp "sport = :$port")" == *"pid=$pid,"* ]] && started=true
         break
       fi
-      sleep 0.1
+      sleep 0.05
     done
     if "$started"; then
       echo "$pid" >>"$(_helper_scope_dir)/.sandbox-registries"
