@@ -519,7 +519,7 @@ assert_installed() {
 }
 
 @test "plugin:install from a git repo builds the binaries with cargo" {
-  local src="$BATS_TEST_TMPDIR/src" file
+  local src="$BATS_TEST_TMPDIR/src" file hooks
   bare_host
   # The plugin's working tree (what the next commit will hold), as a git repo of its own.
   mkdir -p "$src"
@@ -534,9 +534,21 @@ assert_installed() {
   refute_path -e "$src/bin"
 
   # The wrapper sets HOME to the dokku user's; cargo and rustup stay root's, as with sudo.
-  # The suite's own target dir holds the dependencies already built, so only the crate builds.
+  # The suite's own target dir holds this tree built by `make package`. A post-checkout hook
+  # gives the files of the plugin's clone the times of the files they were cloned from, so
+  # cargo, as on a host whose build cache is warm, rebuilds only what changed since that
+  # build (nothing, or the crate); a file missing from the clone would still fail the build.
+  hooks="$BATS_TEST_TMPDIR/hooks"
+  mkdir -p "$hooks"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'git ls-files -z | while IFS= read -r -d "" file; do' \
+    "  [[ ! -e $(printf '%q' "$src")/\$file ]] || touch -h -r $(printf '%q' "$src")/\"\$file\" \"\$file\"" \
+    'done' >"$hooks/post-checkout"
+  chmod 0755 "$hooks/post-checkout"
   run env CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-    CARGO_TARGET_DIR="$REPO_ROOT/target" dokku plugin:install "file://$src" --name image
+    CARGO_TARGET_DIR="$REPO_ROOT/target" \
+    GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0="$hooks" \
+    dokku plugin:install "file://$src" --name image
   assert_success
   assert_line "-----> Building the image plugin (cargo build --release)"
   assert_installed
