@@ -339,12 +339,6 @@ sandbox_fail_receive_app() {
   fi
 }
 
-# sandbox_receive_app_delay APP SECONDS: receive-app sleeps that long holding the lock
-# (empty or 0: no delay).
-sandbox_receive_app_delay() {
-  set_app_property sandbox "$1" receive-app-delay "${2:-}"
-}
-
 # ---------------------------------------------------------------------------------------
 # Test images
 
