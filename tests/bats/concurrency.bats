@@ -4,34 +4,40 @@
 
 load test_helper
 
-# Images a test could not remove (a parent of another test image) are retried here.
+setup_file() {
+  sandbox_setup
+}
+
 teardown_file() {
-  cleanup_images
+  sandbox_teardown
 }
 
 setup() {
   use_test_tmpdir
-  sandbox_setup
+  PIDS=()
 }
 
 teardown() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -z "${SANDBOX_DIR:-}" ]] || wait_until 60 sandbox_idle || true
-  sandbox_teardown
+  wait_all
+  test_teardown
 }
 
-# derived_images BASE N: N images FROM BASE, each with its own ID; prints their tags.
+# derived_images BASE N: N images FROM BASE, each with its own ID (built side by side);
+# prints their tags.
 derived_images() {
-  local base="$1" count="$2" name i tag
+  local base="$1" count="$2" name i pids=() failed=false
   name="$(unique_name img)"
   for ((i = 1; i <= count; i++)); do
-    tag="$name:v$i"
-    printf 'FROM %s\nLABEL sandbox.variant=%s\n' "$base" "$i" | docker image build -q -t "$tag" - >/dev/null || return 1
-    track_image "$tag"
-    echo "$tag"
+    printf 'FROM %s\nLABEL sandbox.variant=%s\n' "$base" "$i" |
+      docker image build -q -t "$name:v$i" - >/dev/null &
+    pids+=("$!")
+  done
+  for ((i = 1; i <= count; i++)); do
+    wait "${pids[i - 1]}" && track_image "$name:v$i" || failed=true
+  done
+  ! "$failed" || return 1
+  for ((i = 1; i <= count; i++)); do
+    echo "$name:v$i"
   done
 }
 
@@ -50,7 +56,12 @@ start_all() {
   for arg in "$@"; do
     i=$((i + 1))
     (
-      until [[ -e "$go" ]]; do sleep 0.01; done
+      deadline=$((SECONDS + 60))
+      until [[ -e "$go" ]]; do
+        ((SECONDS < deadline)) || exit 1
+        sleep 0.01
+      done
+      # the stagger is the time between the starts, which the test is about
       sleep "$(awk "BEGIN { print ($i - 1) * $stagger }")"
       rc=0
       "${prefix[@]}" "$arg" </dev/null >"$BATS_TEST_TMPDIR/$name.$i.out" 2>"$BATS_TEST_TMPDIR/$name.$i.err" || rc=$?
@@ -69,6 +80,12 @@ wait_all() {
   PIDS=()
 }
 
+# finished NAME COUNT: true once COUNT commands of start_all NAME have ended.
+finished() {
+  local ended=("$BATS_TEST_TMPDIR/$1".*.rc)
+  [[ -e "${ended[0]}" && "${#ended[@]}" -ge "$2" ]]
+}
+
 # check_round NAME APP IMAGE…: each deploy of the round either deployed its image (exit 0)
 # or was refused with one clear line and no other output (exit 1). Adds to DEPLOYED and
 # REFUSED.
@@ -81,7 +98,8 @@ check_round() {
     case "$rc" in
       0)
         DEPLOYED=$((DEPLOYED + 1))
-        grep -q "^-----> Deployed $image " "$BATS_TEST_TMPDIR/$name.$i.out"
+        grep -q "^-----> Deployed $image " "$BATS_TEST_TMPDIR/$name.$i.out" \
+          || fail "deploy $i of $image exited 0 without deploying: $(<"$BATS_TEST_TMPDIR/$name.$i.out")"
         ;;
       1)
         REFUSED=$((REFUSED + 1))
@@ -98,52 +116,54 @@ check_round() {
 }
 
 @test "eight deploys of one app at once: one at a time, the others refused, a linear history" {
-  local app base images=() i log line
+  local app base images=() i log
   DEPLOYED=0 REFUSED=0
   app="$(unique_name concurrent)"
   dokku apps:create "$app" >/dev/null
   base="$(unique_name base):v1"
   build_busybox_image "$base" >/dev/null
   mapfile -t images < <(derived_images "$base" 16)
-  [ "${#images[@]}" -eq 16 ]
+  assert_equal "${#images[@]}" 16
   # Every deploy that gets through logs its start (pre-image-deploy, under the plugin's
-  # lock) and its end (deploy-source-set); receive-app takes a second, to widen the race.
+  # lock) and its end (deploy-source-set).
   log="$DOKKU_LIB_ROOT/data/probe.log"
   sandbox_plugin zz-probe \
     "pre-image-deploy=#!/usr/bin/env bash
 echo \"start \$2\" >>$(printf '%q' "$log")" \
     "deploy-source-set=#!/usr/bin/env bash
 echo \"end \$3\" >>$(printf '%q' "$log")"
-  sandbox_receive_app_delay "$app" 1
 
-  # Eight started together, then eight more spread over the time of a few deploys.
+  # Eight started together. The one that gets through is held in its receive-app (the
+  # post-extract trigger) until the seven others have ended: they all find it running.
+  pause_in post-extract
   start_all together 0 dokku image:from "$app" -- "${images[@]:0:8}"
+  wait_until 60 finished together 7
+  release_pauses
   wait_all
   check_round together "$app" "${images[@]:0:8}"
-  start_all spread 0.6 dokku image:from "$app" -- "${images[@]:8:8}"
+  rm "$PLUGIN_ENABLED_PATH/zz-pause"
+  # Eight more, spread over the time of a few deploys.
+  start_all spread 0.3 dokku image:from "$app" -- "${images[@]:8:8}"
   wait_all
   check_round spread "$app" "${images[@]:8:8}"
   echo "# $DEPLOYED deployed, $REFUSED refused" >&3
-  [ "$DEPLOYED" -ge 2 ]
-  [ $((DEPLOYED + REFUSED)) -eq 16 ]
+  ((DEPLOYED >= 2)) || fail "only $DEPLOYED deploys got through"
+  assert_equal "$((DEPLOYED + REFUSED))" 16
 
   # Exactly one at a time: starts and ends alternate, one pair per successful deploy.
   run cut -d' ' -f1 "$log"
   assert_output "$(for ((i = 0; i < DEPLOYED; i++)); do printf 'start\nend\n'; done)"
 
   # A linear history with one commit per successful deploy, in the order of the log.
-  assert_equal "$(git --git-dir="$DOKKU_ROOT/$app" rev-list --count refs/heads/master)" "$DEPLOYED"
-  while read -r line; do
-    [ "$(wc -w <<<"$line")" -le 2 ]
-  done < <(git --git-dir="$DOKKU_ROOT/$app" rev-list --parents refs/heads/master)
-  assert_equal "$(git --git-dir="$DOKKU_ROOT/$app" log --reverse --format=%B refs/heads/master | sed -n 's/^Image-Source: //p')" \
+  assert_equal "$(commit_count "$app")" "$DEPLOYED"
+  # no commit with two parents
+  assert_equal "$(app_git "$app" rev-list --min-parents=2 refs/heads/master)" ""
+  assert_equal "$(app_git "$app" log --reverse --format=%B refs/heads/master | sed -n 's/^Image-Source: //p')" \
     "$(sed -n 's/^end //p' "$log")"
-  run git --git-dir="$DOKKU_ROOT/$app" rev-parse --verify --quiet refs/image/pending
-  assert_failure
+  refute_pending "$app"
   assert_equal "$(app_property git "$app" source-image)" "$(sed -n 's/^end //p' "$log" | tail -n 1)"
 
   # The lock is free again.
-  sandbox_receive_app_delay "$app" 0
   run dokku image:from "$app" "$base"
   assert_success
 }
@@ -173,7 +193,7 @@ echo \"end \$3\" >>$(printf '%q' "$log")"
       cat "$BATS_TEST_TMPDIR/app.$i.out" >&2
       fail "the deploy of $app failed"
     fi
-    assert_equal "$(git --git-dir="$DOKKU_ROOT/$app" rev-list --count refs/heads/master)" 1
+    assert_equal "$(commit_count "$app")" 1
     assert_equal "$(app_property git "$app" source-image)" "${images[i]}"
     # Each app runs a build of its own image.
     run app_http_get "$app"

@@ -6,64 +6,43 @@
 # repaired what a kill left; no lock blocks the next deploy, no temp file is left, and the
 # next deploy works.
 
+# shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split and finish_bg (test_helper.bash)
+
 load test_helper
 
-# Images a test could not remove (a parent of another test image) are retried here.
-teardown_file() {
-  cleanup_images
-}
-
-setup() {
-  use_test_tmpdir
+# One host for the file, with the two images every test deploys; each test has an app of its
+# own, deployed once (at C1) before the test starts.
+setup_file() {
   sandbox_setup
-  APP="$(unique_name faults)"
-  dokku apps:create "$APP" >/dev/null
   V1="$(unique_name img):v1"
   V2="$(unique_name img):v2"
   build_busybox_image "$V1" >/dev/null
   build_busybox_image "$V2" >/dev/null
-  run dokku image:from "$APP" "$V1"
-  assert_success
-  C1="$(app_branch_rev "$APP")"
+  export V1 V2
+}
+
+teardown_file() {
+  sandbox_teardown
+}
+
+setup() {
+  use_test_tmpdir
+  APP="$(unique_name faults)"
+  new_app "$APP"
+  C1="$(deploy "$APP" "$V1")"
   MOUNTS="$BATS_TEST_TMPDIR/.mounts"
 }
 
 teardown() {
   local mount
-  # Release anything still paused, then wait for the sandbox's processes to end.
-  touch "$BATS_TEST_TMPDIR/release"
-  if [[ -n "${BG_PID:-}" ]]; then
-    wait "$BG_PID" 2>/dev/null || true
-  fi
-  [[ -z "${SANDBOX_DIR:-}" ]] || wait_until 60 sandbox_idle || true
+  # Releases what is paused, waits for the sandbox's processes to end, removes the test's
+  # plugins; then its mounts can go.
+  test_teardown
   if [[ -f "$MOUNTS" ]]; then
     while read -r mount; do
       umount "$mount" 2>/dev/null || umount -l "$mount" || true
     done <"$MOUNTS"
   fi
-  sandbox_teardown
-}
-
-# start_bg NAME COMMAND…: runs COMMAND in the background (stdin from $BG_STDIN, default
-# /dev/null); stdout, stderr and exit status go to $BATS_TEST_TMPDIR/NAME.{out,err,rc}.
-start_bg() {
-  local name="$1"
-  shift 1
-  (
-    rc=0
-    "$@" <"${BG_STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" || rc=$?
-    echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
-  ) 3>&- &
-  BG_PID=$!
-}
-
-# finish_bg NAME: waits for start_bg's command; sets $status, $output and $stderr.
-finish_bg() {
-  wait "$BG_PID" || true
-  BG_PID=""
-  status="$(<"$BATS_TEST_TMPDIR/$1.rc")"
-  output="$(<"$BATS_TEST_TMPDIR/$1.out")"
-  stderr="$(<"$BATS_TEST_TMPDIR/$1.err")"
 }
 
 # kill_plugin BINARY: SIGKILL of the running plugin binary (image-from, image-load), once.
@@ -74,18 +53,6 @@ kill_plugin() {
   kill -KILL "${pids[0]}"
 }
 
-# pause_in TRIGGER [NAME]: an enabled plugin NAME (default zz-pause) whose TRIGGER creates
-# $BATS_TEST_TMPDIR/paused-TRIGGER, then waits for $BATS_TEST_TMPDIR/release. Extra
-# lines of bash to run first come from $PAUSE_FIRST.
-pause_in() {
-  local trigger="$1" name="${2:-zz-pause}" dir
-  printf -v dir '%q' "$BATS_TEST_TMPDIR"
-  sandbox_plugin "$name" "$trigger=#!/usr/bin/env bash
-${PAUSE_FIRST:-}
-touch $dir/paused-$trigger
-until [[ -e $dir/release ]]; do sleep 0.05; done"
-}
-
 # plugin_child BINARY PATTERN: true when the running plugin BINARY has a child process
 # whose command line matches PATTERN; prints its pid.
 plugin_child() {
@@ -94,30 +61,17 @@ plugin_child() {
   [[ -n "$pid" ]] && pgrep -P "$pid" -f "$2"
 }
 
-# running PATTERN: true when a process's command line matches PATTERN.
-running() {
-  pgrep -f -- "$1" >/dev/null
-}
-
-paused() {
-  [[ -e "$BATS_TEST_TMPDIR/paused-$1" ]]
-}
-
-repo_git() {
-  git --git-dir="$DOKKU_ROOT/$APP" "$@"
-}
-
-pending_ref() {
-  repo_git rev-parse --verify --quiet refs/image/pending
-}
-
 # image_source COMMIT: the Image-Source trailer of a commit.
 image_source() {
   repo_git log -1 --format=%B "$1" | sed -n 's/^Image-Source: //p'
 }
 
+# temp_files: the plugin's scratch folders (image-tree-*) in TMPDIR, in its state folder or in
+# the test's app's part of it (the other apps of the file are the other tests' business).
 temp_files() {
-  find "$TMPDIR" "$DOKKU_LIB_ROOT/data/image" -name 'image-tree-*'
+  find "$TMPDIR" -name 'image-tree-*'
+  find "$DOKKU_LIB_ROOT/data/image" -maxdepth 1 -name 'image-tree-*'
+  find "$DOKKU_LIB_ROOT/data/image/$APP" -name 'image-tree-*' 2>/dev/null || true
 }
 
 # assert_branch_at COMMIT: the deploy branch is COMMIT, as the loose ref file Dokku reads.
@@ -131,8 +85,7 @@ assert_branch_at() {
 assert_settled() {
   local head
   head="$(app_branch_rev "$APP")"
-  run pending_ref
-  assert_failure
+  refute_pending
   assert_equal "$(cat "$DOKKU_ROOT/$APP/HEAD")" "ref: refs/heads/master"
   assert_equal "$(app_property git "$APP" source-image)" "$(image_source "$head")"
   assert_equal "$(temp_files)" ""
@@ -158,15 +111,6 @@ deploy_again() {
   assert_settled
 }
 
-# archive_of TAG: saves TAG to the file $ARCHIVE and removes it from the engine;
-# ARCHIVED_ID is its image ID.
-archive_of() {
-  ARCHIVE="$BATS_TEST_TMPDIR/${1//[:\/]/-}.tar"
-  ARCHIVED_ID="$(docker image inspect -f '{{.Id}}' "$1")"
-  docker image save -o "$ARCHIVE" "$1"
-  docker image rm "$1" >/dev/null
-}
-
 # ---------------------------------------------------------------------------------------
 # SIGKILL
 
@@ -175,6 +119,7 @@ archive_of() {
   tag="$(unique_name loaded):v1"
   build_busybox_image "$tag" >/dev/null
   archive_of "$tag"
+  # shellcheck disable=SC2153 # ARCHIVE is set by archive_of
   archive="$ARCHIVE"
   before="$(host_state "$APP" "$ARCHIVED_ID")"
   fifo="$BATS_TEST_TMPDIR/stdin"
@@ -199,7 +144,7 @@ archive_of() {
   assert_success
   track_image "$tag"
   [[ "$stderr" != *" !     "* ]] || fail "unexpected warning: $stderr"
-  assert_equal "$(docker image inspect -f '{{.Id}}' "$tag")" "$ARCHIVED_ID"
+  assert_equal "$(image_id "$tag")" "$ARCHIVED_ID"
   assert_equal "$(repo_git rev-parse "$(app_branch_rev "$APP")^")" "$C1"
   assert_equal "$(image_source "$(app_branch_rev "$APP")")" "$tag"
   assert_settled
@@ -214,7 +159,7 @@ archive_of() {
   kill_plugin image-from
   finish_bg from
   assert_equal "$status" 137
-  touch "$BATS_TEST_TMPDIR/release"
+  release_pauses
   wait_until 30 sandbox_idle
   assert_equal "$(host_state "$APP")" "$before"
   rm "$PLUGIN_ENABLED_PATH/zz-pause"
@@ -230,11 +175,11 @@ archive_of() {
   # which holds the plugin inside write_tree.
   printf -v fifo '%q' "$build/big"
   PAUSE_FIRST="rm $fifo && mkfifo $fifo" pause_in pre-image-deploy
-  touch "$BATS_TEST_TMPDIR/release"
+  release_pauses
   start_bg from dokku image:from --build-dir "$build" "$APP" "$V2"
   wait_until 30 plugin_child image-from "hash-object" >/dev/null
   scratch="$(find "$DOKKU_LIB_ROOT/data/image/$APP" -maxdepth 1 -name 'image-tree-*')"
-  [ -n "$scratch" ]
+  assert_not_equal "$scratch" ""
   kill_plugin image-from
   finish_bg from
   assert_equal "$status" 137
@@ -245,26 +190,24 @@ archive_of() {
   # Killed before the commit: the scratch folder of the plugin is all that is left, and
   # never in TMPDIR.
   assert_equal "$(find "$TMPDIR" -mindepth 1)" ""
-  [ -d "$scratch" ]
+  assert_path -d "$scratch"
   assert_equal "$(host_state "$APP" | grep -v image-tree-)" "$before"
   assert_branch_at "$C1"
   rm "$PLUGIN_ENABLED_PATH/zz-pause"
   deploy_again "$V2"
-  [ ! -e "$scratch" ]
+  refute_path -e "$scratch"
 }
 
 @test "SIGKILL during receive-app: the branch stays, the next command repairs and deploys" {
   local pending
   # receive-app's post-extract holds it until released, whatever the machine's speed.
-  pause_in post-extract
-  start_bg from dokku image:from "$APP" "$V2"
-  wait_until 60 paused post-extract
+  start_held_deploy from "$APP" "$V2"
   pending="$(pending_ref)"
   kill_plugin image-from
   finish_bg from
   assert_equal "$status" 137
   # Dokku's receive-app, orphaned, carries on with the commit it was given and ends.
-  touch "$BATS_TEST_TMPDIR/release"
+  release_pauses
   wait_until 60 sandbox_idle
   rm "$PLUGIN_ENABLED_PATH/zz-pause"
   assert_branch_at "$C1"
@@ -277,24 +220,22 @@ archive_of() {
   run_split dokku image:report "$APP" --image-source-image
   assert_success
   assert_output "$V1"
-  [[ "$stderr" == *"dropped its commit ${pending:0:12} and set source-image back to $V1" ]]
-  run pending_ref
-  assert_failure
+  [[ "$stderr" == *"dropped its commit ${pending:0:12} and set source-image back to $V1" ]] \
+    || fail "no repair warning: $stderr"
+  refute_pending
   assert_equal "$(app_property git "$APP" source-image)" "$V1"
   deploy_again "$V2"
 }
 
 @test "a read-only command does not repair while a deploy runs: its pending ref is not stale" {
   local pending
-  pause_in post-extract
-  start_bg from dokku image:from "$APP" "$V2"
-  wait_until 60 paused post-extract
+  start_held_deploy from "$APP" "$V2"
   pending="$(pending_ref)"
   run_split dokku image:history "$APP"
   assert_success
   assert_equal "$stderr" ""
   assert_equal "$(pending_ref)" "$pending"
-  touch "$BATS_TEST_TMPDIR/release"
+  release_pauses
   finish_bg from
   assert_equal "$status" 0
   assert_branch_at "$pending"
@@ -302,20 +243,21 @@ archive_of() {
 
 @test "power loss during receive-app (the whole process group killed): repaired, redeploys" {
   local pgid
-  sandbox_receive_app_delay "$APP" 30
+  # receive-app's post-extract holds the deploy until the whole group is killed.
+  pause_in post-extract
   (
     exec setsid dokku image:from "$APP" "$V2" >"$BATS_TEST_TMPDIR/from.out" 2>&1
   ) 3>&- &
   pgid=$!
+  # shellcheck disable=SC2034 # test_teardown waits for BG_PID
   BG_PID=$pgid
-  wait_until 30 running "git/receive-app $APP "
+  wait_until 60 paused post-extract
   kill -KILL -- "-$pgid"
   wait "$pgid" || true
-  BG_PID=""
   wait_until 30 sandbox_idle
   assert_branch_at "$C1"
-  [ -n "$(pending_ref)" ]
-  sandbox_receive_app_delay "$APP" 0
+  assert_not_equal "$(pending_ref)" ""
+  rm "$PLUGIN_ENABLED_PATH/zz-pause"
   deploy_again "$V2" --repaired
   deploy_again "$V1"
 }
@@ -390,8 +332,9 @@ mount_tmpfs() {
   state="$BATS_TEST_TMPDIR/engine"
   mkdir -p "$state"
   wrapper="$BATS_TEST_TMPDIR/docker-dies"
-  # A docker client whose `image load` gets the first MiB through to the engine, then the
-  # engine connection dies: the real load is killed mid-stream and the client fails.
+  # A docker client whose `image load` gets the first MiB through to the engine (head returns
+  # once the load has read all of it but what the FIFO holds), then the engine connection
+  # dies: the real load is killed mid-stream and the client fails.
   cat >"$wrapper" <<WRAPPER
 #!/usr/bin/env bash
 [[ "\$1 \$2" == "image load" ]] || exec $(printf '%q' "$real") "\$@"
@@ -403,7 +346,6 @@ $(printf '%q' "$real") image load <"\$fifo" >$(printf '%q' "$state")/load.log 2>
 load=\$!
 exec 3>"\$fifo"
 head -c 1048576 >&3
-sleep 0.2
 kill -KILL "\$load"
 wait "\$load"
 exec 3>&-
@@ -444,8 +386,7 @@ echo \"\$commit\" >$dir/moved-to"
   [[ "$stderr" == *" !     the master branch of $APP moved during the deploy; the deploy is not recorded"* ]] \
     || fail "the moved branch is not reported: $stderr"
   assert_branch_at "$moved"
-  run pending_ref
-  assert_failure
+  refute_pending
   assert_equal "$(app_property git "$APP" source-image)" "$V1"
   rm "$PLUGIN_ENABLED_PATH/aa-mover"
   run_split dokku image:from "$APP" "$V2"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # image:from end to end, on one sandbox Dokku host shared by the whole file (every test
-# uses apps of its own). The state is read where Dokku keeps it: the app's bare repo
+# uses apps of its own; the "first deploy" tests only read the fixture deploy of setup_file,
+# which no test changes). The state is read where Dokku keeps it: the app's bare repo
 # ($DOKKU_ROOT/APP), property files, the docker engine, the triggers log and HTTP.
 # shellcheck disable=SC2016 # scripts are single-quoted on purpose
+# shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split and finish_bg (test_helper.bash)
 
 load test_helper
 
@@ -36,61 +38,24 @@ setup() {
 }
 
 teardown() {
-  local plugin
-  for plugin in "${EXTRA_PLUGINS[@]}"; do
-    rm -rf "${PLUGIN_ENABLED_PATH:?}/$plugin" "${PLUGIN_AVAILABLE_PATH:?}/$plugin"
-  done
   rm -f "$DOKKU_LIB_ROOT/config/git/--global/deploy-branch"
-  cleanup_images
-  registry_stop
+  test_teardown
 }
-
-EXTRA_PLUGINS=()
 
 # ---------------------------------------------------------------------------------------
 # Helpers of this file
-
-# git on the bare repo of APP (default: $APP).
-repo_git() {
-  git --git-dir="$DOKKU_ROOT/$APP" "$@"
-}
-
-app_git() {
-  local app="$1"
-  shift 1
-  git --git-dir="$DOKKU_ROOT/$app" "$@"
-}
-
-image_id() {
-  docker image inspect -f '{{.Id}}' "$1"
-}
 
 image_label() {
   docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1"
 }
 
-new_app() {
-  dokku apps:create "$1" >/dev/null
-}
-
-# deploy APP ARGS…: image:from APP ARGS…, which must succeed; prints the branch head.
-deploy() {
-  local app="$1" output
-  output="$(dokku image:from "$@" 2>&1)" || {
-    echo "$output" >&2
-    fail "image:from $* failed"
-    return 1
-  }
-  app_branch_rev "$app"
-}
-
 # The REV of the latest `receive-app APP REV` call, and how many calls APP had.
 last_receive_rev() {
-  sandbox_triggers receive-app | awk -v app="$1" '$2 == app { rev = $3 } END { print rev }'
+  app_triggers receive-app "$1" | awk '{ rev = $3 } END { print rev }'
 }
 
 receive_count() {
-  sandbox_triggers receive-app | awk -v app="$1" '$2 == app { n++ } END { print n + 0 }'
+  app_triggers receive-app "$1" | wc -l
 }
 
 # The three lines the plugin appends to the Dockerfile.
@@ -99,24 +64,9 @@ dockerfile_tail() {
     "$1" "$1" "$2"
 }
 
-# assert_untouched APP HEAD SOURCE_IMAGE: the branch is at HEAD ("" = no branch),
-# source-image is SOURCE_IMAGE ("" = unset), and no deploy is pending.
-assert_untouched() {
-  local app="$1" head="$2" source="$3"
-  if [[ -n "$head" ]]; then
-    [ "$(app_branch_rev "$app")" = "$head" ]
-  else
-    run app_branch_rev "$app"
-    assert_failure
-  fi
-  if [[ -n "$source" ]]; then
-    [ "$(app_property git "$app" source-image)" = "$source" ]
-  else
-    run app_property git "$app" source-image
-    assert_failure
-  fi
-  run app_git "$app" rev-parse --verify --quiet refs/image/pending
-  assert_failure
+# authors APP REV: "author <email>|committer <email>" of commit REV of APP.
+authors() {
+  app_git "$1" show -s --format='%an <%ae>|%cn <%ce>' "$2"
 }
 
 # push_to_registry REF: pushes REF (quietly).
@@ -127,22 +77,14 @@ push_to_registry() {
 # veto_plugin APP: an enabled third-party plugin whose pre-image-deploy trigger refuses
 # deploys of APP (and records its arguments in $BATS_TEST_TMPDIR/veto-args).
 veto_plugin() {
-  local app="$1" name dir
-  name="$(unique_name veto)"
-  dir="$PLUGIN_AVAILABLE_PATH/$name"
-  mkdir -p "$dir"
-  printf '[plugin]\ndescription = "test veto"\nversion = "0.0.1"\n[plugin.config]\n' >"$dir/plugin.toml"
-  cat >"$dir/pre-image-deploy" <<SCRIPT
-#!/usr/bin/env bash
-printf '%s\n' "\$@" >"$BATS_TEST_TMPDIR/veto-args"
-if [[ "\$1" == "$app" ]]; then
-  echo " !     deploys of $app are frozen" >&2
+  local app="$1" args
+  printf -v args '%q' "$BATS_TEST_TMPDIR/veto-args"
+  sandbox_plugin "$(unique_name veto)" "pre-image-deploy=#!/usr/bin/env bash
+printf '%s\\n' \"\$@\" >$args
+if [[ \"\$1\" == $app ]]; then
+  echo ' !     deploys of $app are frozen' >&2
   exit 1
-fi
-SCRIPT
-  chmod 0755 "$dir/pre-image-deploy"
-  ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
-  EXTRA_PLUGINS+=("$name")
+fi"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -152,7 +94,7 @@ SCRIPT
   run dokku image:from no-such-app some/image:1
   assert_failure 20
   assert_output " !     App no-such-app does not exist"
-  [ ! -e "$DOKKU_ROOT/no-such-app" ]
+  refute_path -e "$DOKKU_ROOT/no-such-app"
 
   run dokku image:from Bad_Name some/image:1
   assert_failure 20
@@ -175,14 +117,14 @@ SCRIPT
   new_app "$APP"
   run dokku image:from "$APP" "Not/Valid:Image"
   assert_failure 1
-  [ "${#lines[@]}" -eq 1 ]
+  assert_equal "${#lines[@]}" 1
   assert_output --regexp '^ !     invalid image reference "Not/Valid:Image": .+$'
   run dokku image:from "$APP" "repo:bad tag"
   assert_failure 1
-  [ "${#lines[@]}" -eq 1 ]
+  assert_equal "${#lines[@]}" 1
   assert_output --regexp '^ !     invalid image reference "repo:bad tag": .+$'
   assert_untouched "$APP" "" ""
-  [ "$(receive_count "$APP")" = 0 ]
+  assert_equal "$(receive_count "$APP")" 0
 }
 
 @test "a --build-dir that is no readable folder, an unknown flag or an extra argument fail with exit 1" {
@@ -211,7 +153,7 @@ SCRIPT
   assert_failure 1
   assert_output --partial "usage: dokku image:from"
   assert_untouched "$APP" "" ""
-  [ "$(sandbox_triggers pre-image-deploy | grep -c " $APP ")" = 0 ]
+  assert_equal "$(app_triggers pre-image-deploy)" ""
 }
 
 @test "an image that no registry has fails with 'cannot pull image' and changes nothing" {
@@ -223,9 +165,9 @@ SCRIPT
   run dokku image:from "$APP" "$FILE_REGISTRY/nope:1"
   assert_failure 1
   assert_output --partial " !     cannot pull image $FILE_REGISTRY/nope:1: "
-  [ -z "$(repo_git for-each-ref)" ]
+  assert_equal "$(repo_git for-each-ref)" ""
   assert_untouched "$APP" "" ""
-  [ "$(receive_count "$APP")" = 0 ]
+  assert_equal "$(receive_count "$APP")" 0
   run dokku apps:report "$APP" --app-deploy-source
   assert_output ""
 }
@@ -240,28 +182,28 @@ SCRIPT
 }
 
 @test "first deploy: master holds one commit as a loose ref and HEAD points at it" {
-  [ "$(app_git "$FIRST_APP" symbolic-ref HEAD)" = refs/heads/master ]
-  [ -f "$DOKKU_ROOT/$FIRST_APP/refs/heads/master" ]
-  [ "$(tr -d '[:space:]' <"$DOKKU_ROOT/$FIRST_APP/refs/heads/master")" = "$FIRST_REV" ]
-  [ "$(app_git "$FIRST_APP" rev-list --count refs/heads/master)" = 1 ]
-  [ "$(app_git "$FIRST_APP" for-each-ref --format='%(refname)')" = refs/heads/master ]
+  assert_equal "$(app_git "$FIRST_APP" symbolic-ref HEAD)" refs/heads/master
+  assert_path -f "$DOKKU_ROOT/$FIRST_APP/refs/heads/master"
+  assert_equal "$(tr -d '[:space:]' <"$DOKKU_ROOT/$FIRST_APP/refs/heads/master")" "$FIRST_REV"
+  assert_equal "$(app_git "$FIRST_APP" rev-list --count refs/heads/master)" 1
+  assert_equal "$(app_git "$FIRST_APP" for-each-ref --format='%(refname)')" refs/heads/master
 }
 
 @test "first deploy: the commit's only file is a Dockerfile FROM the image with both labels" {
-  [ "$(app_git "$FIRST_APP" ls-tree --name-only -r "$FIRST_REV")" = Dockerfile ]
-  [ "$(app_git "$FIRST_APP" show "$FIRST_REV:Dockerfile")" = "$(dockerfile_tail "$FIRST_IMAGE" "$FIRST_ID")" ]
+  assert_equal "$(app_git "$FIRST_APP" ls-tree --name-only -r "$FIRST_REV")" Dockerfile
+  assert_equal "$(app_git "$FIRST_APP" show "$FIRST_REV:Dockerfile")" "$(dockerfile_tail "$FIRST_IMAGE" "$FIRST_ID")"
 }
 
 @test "first deploy: the commit message names the image and its full ID in trailers, by Dokku" {
-  [ "$(app_git "$FIRST_APP" show -s --format=%s "$FIRST_REV")" = "Deploy $FIRST_IMAGE" ]
-  [ "$(app_git "$FIRST_APP" show -s --format='%(trailers:key=Image-Source,valueonly)' "$FIRST_REV")" = "$FIRST_IMAGE" ]
-  [ "$(app_git "$FIRST_APP" show -s --format='%(trailers:key=Image-Id,valueonly)' "$FIRST_REV")" = "$FIRST_ID" ]
-  [[ "$FIRST_ID" =~ ^sha256:[0-9a-f]{64}$ ]]
-  [ "$(app_git "$FIRST_APP" show -s --format='%an <%ae>|%cn <%ce>' "$FIRST_REV")" = "Dokku <automated@dokku.sh>|Dokku <automated@dokku.sh>" ]
+  assert_equal "$(app_git "$FIRST_APP" show -s --format=%s "$FIRST_REV")" "Deploy $FIRST_IMAGE"
+  assert_equal "$(trailer "$FIRST_REV" Image-Source "$FIRST_APP")" "$FIRST_IMAGE"
+  assert_equal "$(trailer "$FIRST_REV" Image-Id "$FIRST_APP")" "$FIRST_ID"
+  assert_regex "$FIRST_ID" '^sha256:[0-9a-f]{64}$'
+  assert_equal "$(authors "$FIRST_APP" "$FIRST_REV")" "Dokku <automated@dokku.sh>|Dokku <automated@dokku.sh>"
 }
 
 @test "first deploy: source-image and the app's deploy source hold IMAGE as written" {
-  [ "$(app_property git "$FIRST_APP" source-image)" = "$FIRST_IMAGE" ]
+  assert_equal "$(app_property git "$FIRST_APP" source-image)" "$FIRST_IMAGE"
   run dokku apps:report "$FIRST_APP" --app-deploy-source
   assert_output docker-image
   run dokku apps:report "$FIRST_APP" --app-deploy-source-metadata
@@ -272,22 +214,17 @@ SCRIPT
 
 @test "first deploy: dokku/APP:latest carries the alternate-tags and image-source-id labels" {
   local built="dokku/$FIRST_APP:latest"
-  [ "$(image_label "$built" com.dokku.docker-image-labeler/alternate-tags)" = "[\"$FIRST_IMAGE\"]" ]
-  [ "$(image_label "$built" com.dokku.image-source-id)" = "$FIRST_ID" ]
+  assert_equal "$(image_label "$built" com.dokku.docker-image-labeler/alternate-tags)" "[\"$FIRST_IMAGE\"]"
+  assert_equal "$(image_label "$built" com.dokku.image-source-id)" "$FIRST_ID"
 }
 
 @test "first deploy: the triggers fire in order with the new commit and the app serves the image" {
   run sandbox_triggers
-  local veto receive source
-  veto="$(grep -n "^pre-image-deploy $FIRST_APP $FIRST_IMAGE $FIRST_ID\$" <<<"$output" | cut -d: -f1)"
-  receive="$(grep -n "^receive-app $FIRST_APP $FIRST_REV\$" <<<"$output" | cut -d: -f1)"
-  source="$(grep -n "^deploy-source-set $FIRST_APP docker-image $FIRST_IMAGE\$" <<<"$output" | cut -d: -f1)"
-  [ -n "$veto" ]
-  [ -n "$receive" ]
-  [ -n "$source" ]
-  [ "$veto" -lt "$receive" ]
-  [ "$receive" -lt "$source" ]
-  [ "$(app_property sandbox "$FIRST_APP" GIT_REV)" = "$FIRST_REV" ]
+  assert_equal "$(grep -E "^(pre-image-deploy|receive-app|deploy-source-set) $FIRST_APP " <<<"$output")" \
+    "pre-image-deploy $FIRST_APP $FIRST_IMAGE $FIRST_ID
+receive-app $FIRST_APP $FIRST_REV
+deploy-source-set $FIRST_APP docker-image $FIRST_IMAGE"
+  assert_equal "$(app_property sandbox "$FIRST_APP" GIT_REV)" "$FIRST_REV"
   run app_http_get "$FIRST_APP"
   assert_success
   assert_output "first content"
@@ -302,16 +239,16 @@ SCRIPT
   tag="$(unique_name img):v1"
   build_busybox_image "$tag" --content "no repo yet" >/dev/null
   rev="$(deploy "$APP" "$tag")"
-  [ "$(repo_git rev-parse --is-bare-repository)" = true ]
-  [ "$(repo_git symbolic-ref HEAD)" = refs/heads/master ]
-  [ -f "$DOKKU_ROOT/$APP/refs/heads/master" ]
-  [ -x "$DOKKU_ROOT/$APP/hooks/pre-receive" ]
-  [ "$(cat "$DOKKU_ROOT/$APP/hooks/pre-receive")" = "#!/usr/bin/env bash
+  assert_equal "$(repo_git rev-parse --is-bare-repository)" true
+  assert_equal "$(repo_git symbolic-ref HEAD)" refs/heads/master
+  assert_path -f "$DOKKU_ROOT/$APP/refs/heads/master"
+  assert_path -x "$DOKKU_ROOT/$APP/hooks/pre-receive"
+  assert_equal "$(cat "$DOKKU_ROOT/$APP/hooks/pre-receive")" "#!/usr/bin/env bash
 set -e
 set -o pipefail
 
-cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
-  [ "$(last_receive_rev "$APP")" = "$rev" ]
+cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP"
+  assert_equal "$(last_receive_rev "$APP")" "$rev"
   run app_http_get "$APP"
   assert_output "no repo yet"
 }
@@ -327,16 +264,16 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   set_app_property git "$APP" deploy-branch main
 
   rev="$(deploy "$APP" "$tag")"
-  [ "$(repo_git symbolic-ref HEAD)" = refs/heads/main ]
-  [ "$(tr -d '[:space:]' <"$DOKKU_ROOT/$APP/refs/heads/main")" = "$rev" ]
-  [ "$(repo_git for-each-ref --format='%(refname)')" = refs/heads/main ]
+  assert_equal "$(repo_git symbolic-ref HEAD)" refs/heads/main
+  assert_equal "$(tr -d '[:space:]' <"$DOKKU_ROOT/$APP/refs/heads/main")" "$rev"
+  assert_equal "$(repo_git for-each-ref --format='%(refname)')" refs/heads/main
 
   rev_other="$(deploy "$other" "$tag")"
-  [ "$(app_git "$other" symbolic-ref HEAD)" = refs/heads/release ]
-  [ "$(tr -d '[:space:]' <"$DOKKU_ROOT/$other/refs/heads/release")" = "$rev_other" ]
-  [ "$(app_git "$other" for-each-ref --format='%(refname)')" = refs/heads/release ]
+  assert_equal "$(app_git "$other" symbolic-ref HEAD)" refs/heads/release
+  assert_equal "$(tr -d '[:space:]' <"$DOKKU_ROOT/$other/refs/heads/release")" "$rev_other"
+  assert_equal "$(app_git "$other" for-each-ref --format='%(refname)')" refs/heads/release
   # the plugin reads the setting, it never writes it
-  [ "$(app_property git "$APP" deploy-branch)" = main ]
+  assert_equal "$(app_property git "$APP" deploy-branch)" main
   run app_property git "$other" deploy-branch
   assert_failure
 }
@@ -358,9 +295,9 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku --force image:from "$APP" "$tag"
   assert_success
   assert_output "-----> No changes detected, skipping deploy"
-  [ "$(app_branch_rev "$APP")" = "$rev" ]
-  [ "$(repo_git rev-list --count HEAD)" = 1 ]
-  [ "$(receive_count "$APP")" = 1 ]
+  assert_equal "$(app_branch_rev "$APP")" "$rev"
+  assert_equal "$(repo_git rev-list --count HEAD)" 1
+  assert_equal "$(receive_count "$APP")" 1
   assert_untouched "$APP" "$rev" "$tag"
 }
 
@@ -374,14 +311,14 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   assert_output "version one"
 
   id2="$(build_busybox_image "$tag" --content "version two")"
-  [ "$id1" != "$id2" ]
+  assert_not_equal "$id1" "$id2"
   rev2="$(deploy "$APP" "$tag")"
-  [ "$rev2" != "$rev1" ]
-  [ "$(repo_git rev-parse "$rev2^")" = "$rev1" ]
-  [ "$(repo_git show "$rev2:Dockerfile")" = "$(dockerfile_tail "$tag" "$id2")" ]
-  [ "$(repo_git show -s --format='%(trailers:key=Image-Id,valueonly)' "$rev2")" = "$id2" ]
-  [ "$(image_label "dokku/$APP:latest" com.dokku.image-source-id)" = "$id2" ]
-  [ "$(app_property git "$APP" source-image)" = "$tag" ]
+  assert_not_equal "$rev2" "$rev1"
+  assert_equal "$(repo_git rev-parse "$rev2^")" "$rev1"
+  assert_equal "$(repo_git show "$rev2:Dockerfile")" "$(dockerfile_tail "$tag" "$id2")"
+  assert_equal "$(trailer "$rev2" Image-Id)" "$id2"
+  assert_equal "$(image_label "dokku/$APP:latest" com.dokku.image-source-id)" "$id2"
+  assert_equal "$(app_property git "$APP" source-image)" "$tag"
   run app_http_get "$APP"
   assert_output "version two"
 }
@@ -403,16 +340,16 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   assert_success
   refute_line --partial "Pulling"
   assert_line "-----> No changes detected, skipping deploy"
-  [ "$(app_branch_rev "$APP")" = "$rev1" ]
+  assert_equal "$(app_branch_rev "$APP")" "$rev1"
 
   run dokku image:from "$APP" --pull "$ref"
   assert_success
   assert_line "-----> Pulling $ref"
   assert_line --partial "-----> Deployed $ref (${id2:7:12}) to $APP as commit "
   rev2="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$rev2^")" = "$rev1" ]
-  [ "$(image_id "$ref")" = "$id2" ]
-  [ "$(repo_git show -s --format='%(trailers:key=Image-Id,valueonly)' "$rev2")" = "$id2" ]
+  assert_equal "$(repo_git rev-parse "$rev2^")" "$rev1"
+  assert_equal "$(image_id "$ref")" "$id2"
+  assert_equal "$(trailer "$rev2" Image-Id)" "$id2"
   run app_http_get "$APP"
   assert_output "pulled two"
 }
@@ -431,9 +368,9 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   assert_line "-----> Pulling $ref"
   assert_line "-----> No changes detected, deploying $ref again (--force)"
   assert_line --partial "-----> Deployed $ref "
-  [ "$(receive_count "$APP")" = 2 ]
-  [ "$(last_receive_rev "$APP")" = "$rev" ]
-  [ "$(repo_git rev-list --count HEAD)" = 1 ]
+  assert_equal "$(receive_count "$APP")" 2
+  assert_equal "$(last_receive_rev "$APP")" "$rev"
+  assert_equal "$(repo_git rev-list --count HEAD)" 1
   assert_untouched "$APP" "$rev" "$ref"
   run app_http_get "$APP"
   assert_output "forced"
@@ -447,8 +384,8 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku --app "$APP" image:from "$tag" "App User" "app@example.com"
   assert_success
   rev="$(app_branch_rev "$APP")"
-  [ "$(repo_git show -s --format='%(trailers:key=Image-Source,valueonly)' "$rev")" = "$tag" ]
-  [ "$(repo_git show -s --format='%an <%ae>' "$rev")" = "App User <app@example.com>" ]
+  assert_equal "$(trailer "$rev" Image-Source)" "$tag"
+  assert_equal "$(repo_git show -s --format='%an <%ae>' "$rev")" "App User <app@example.com>"
   run app_http_get "$APP"
   assert_output "via --app"
 
@@ -464,7 +401,8 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   id="$(build_busybox_image "$tag" --content "by digest")"
   push_to_registry "$tag"
   digest_ref="$(docker image inspect -f '{{index .RepoDigests 0}}' "$tag")"
-  [[ "$digest_ref" == "${tag%:v1}@sha256:"* ]]
+  assert_equal "${digest_ref%@*}" "${tag%:v1}"
+  assert_regex "$digest_ref" '@sha256:[0-9a-f]{64}$'
   docker image rm "$tag" >/dev/null
   run docker image inspect "$id"
   assert_failure
@@ -473,11 +411,11 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   assert_success
   assert_line "-----> Pulling $digest_ref"
   track_image "$digest_ref"
-  [ "$(image_id "$digest_ref")" = "$id" ]
+  assert_equal "$(image_id "$digest_ref")" "$id"
   rev="$(app_branch_rev "$APP")"
-  [ "$(repo_git show "$rev:Dockerfile")" = "$(dockerfile_tail "$digest_ref" "$id")" ]
-  [ "$(app_property git "$APP" source-image)" = "$digest_ref" ]
-  [ "$(image_label "dokku/$APP:latest" com.dokku.docker-image-labeler/alternate-tags)" = "[\"$digest_ref\"]" ]
+  assert_equal "$(repo_git show "$rev:Dockerfile")" "$(dockerfile_tail "$digest_ref" "$id")"
+  assert_equal "$(app_property git "$APP" source-image)" "$digest_ref"
+  assert_equal "$(image_label "dokku/$APP:latest" com.dokku.docker-image-labeler/alternate-tags)" "[\"$digest_ref\"]"
   run app_http_get "$APP"
   assert_output "by digest"
 }
@@ -507,8 +445,8 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku image:from "$APP" "$ref"
   assert_success
   track_image "$ref"
-  [ "$(image_id "$ref")" = "$id" ]
-  [ "$(app_property git "$APP" source-image)" = "$ref" ]
+  assert_equal "$(image_id "$ref")" "$id"
+  assert_equal "$(app_property git "$APP" source-image)" "$ref"
   run app_http_get "$APP"
   assert_output "private content"
 }
@@ -527,14 +465,14 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   build_busybox_image "$tag3" >/dev/null
 
   rev="$(deploy "$APP" "$tag1" "Jane Doe" "jane@example.com")"
-  [ "$(repo_git show -s --format='%an <%ae>|%cn <%ce>' "$rev")" = "Jane Doe <jane@example.com>|Jane Doe <jane@example.com>" ]
+  assert_equal "$(authors "$APP" "$rev")" "Jane Doe <jane@example.com>|Jane Doe <jane@example.com>"
 
   rev="$(deploy "$APP" "$tag2" "" "")"
-  [ "$(repo_git show -s --format='%an <%ae>|%cn <%ce>' "$rev")" = "Dokku <automated@dokku.sh>|Dokku <automated@dokku.sh>" ]
+  assert_equal "$(authors "$APP" "$rev")" "Dokku <automated@dokku.sh>|Dokku <automated@dokku.sh>"
 
   rev="$(deploy "$APP" "$tag3" "Only Name")"
-  [ "$(repo_git show -s --format='%an <%ae>|%cn <%ce>' "$rev")" = "Only Name <automated@dokku.sh>|Only Name <automated@dokku.sh>" ]
-  [ "$(repo_git rev-list --count HEAD)" = 3 ]
+  assert_equal "$(authors "$APP" "$rev")" "Only Name <automated@dokku.sh>|Only Name <automated@dokku.sh>"
+  assert_equal "$(repo_git rev-list --count HEAD)" 3
 }
 
 # ---------------------------------------------------------------------------------------
@@ -561,9 +499,9 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku image:from "--build-dir=$build" "$APP" "$onbuild"
   assert_success
   rev1="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$rev1^")" = "$rev0" ]
-  [ "$(repo_git show "$rev1:app.txt")" = "from the build dir" ]
-  [ "$(app_property git "$APP" source-image)" = "$onbuild" ]
+  assert_equal "$(repo_git rev-parse "$rev1^")" "$rev0"
+  assert_equal "$(repo_git show "$rev1:app.txt")" "from the build dir"
+  assert_equal "$(app_property git "$APP" source-image)" "$onbuild"
   run docker container run --rm --entrypoint /bin/busybox "dokku/$APP:latest" cat /app.txt
   assert_success
   assert_output "from the build dir"
@@ -572,8 +510,8 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku image:from "$APP" "$onbuild"
   assert_failure 1
   attempt="$(last_receive_rev "$APP")"
-  [ "$attempt" != "$rev1" ]
-  [ "$(repo_git ls-tree --name-only -r "$attempt")" = Dockerfile ]
+  assert_not_equal "$attempt" "$rev1"
+  assert_equal "$(repo_git ls-tree --name-only -r "$attempt")" Dockerfile
   assert_untouched "$APP" "$rev1" "$onbuild"
   run app_http_get "$APP"
   assert_output "onbuild"
@@ -598,21 +536,21 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP" ]
   run dokku image:from --build-dir "$build" "$APP" "$tag"
   assert_success
   rev="$(app_branch_rev "$APP")"
-  [ "$(repo_git show "$rev:Dockerfile")" = "# from the build dir
+  assert_equal "$(repo_git show "$rev:Dockerfile")" "# from the build dir
 ARG SANDBOX_ARG=1
-$(dockerfile_tail "$tag" "$id")" ]
+$(dockerfile_tail "$tag" "$id")"
   run repo_git ls-tree -r "$rev"
   assert_success
-  [ "${#lines[@]}" -eq 6 ]
+  assert_equal "${#lines[@]}" 6
   assert_line --regexp $'^100644 blob [0-9a-f]+\t\\.env$'
   assert_line --regexp $'^100644 blob [0-9a-f]+\t\\.gitignore$'
   assert_line --regexp $'^100644 blob [0-9a-f]+\t\\.config/settings$'
   assert_line --regexp $'^100644 blob [0-9a-f]+\tDockerfile$'
   assert_line --regexp $'^100755 blob [0-9a-f]+\tbin/run$'
   assert_line --regexp $'^120000 blob [0-9a-f]+\tbin/env-link$'
-  [ "$(repo_git cat-file -p "$rev:bin/env-link")" = "../.env" ]
-  [ "$(repo_git show "$rev:.env")" = "SECRET=1" ]
-  [ "$(image_label "dokku/$APP:latest" com.dokku.image-source-id)" = "$id" ]
+  assert_equal "$(repo_git cat-file -p "$rev:bin/env-link")" "../.env"
+  assert_equal "$(repo_git show "$rev:.env")" "SECRET=1"
+  assert_equal "$(image_label "dokku/$APP:latest" com.dokku.image-source-id)" "$id"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -632,9 +570,9 @@ $(dockerfile_tail "$tag" "$id")" ]
   assert_failure 1
   assert_output --partial " !     the deploy of $tag2 to $APP failed (receive-app exited with status 1)"
   refute_line --partial "-----> Deployed"
-  [ "$(last_receive_rev "$APP")" != "$rev1" ]
+  assert_not_equal "$(last_receive_rev "$APP")" "$rev1"
   assert_untouched "$APP" "$rev1" "$tag1"
-  [ "$(repo_git symbolic-ref HEAD)" = refs/heads/master ]
+  assert_equal "$(repo_git symbolic-ref HEAD)" refs/heads/master
   run dokku apps:report "$APP" --app-deploy-source-metadata
   assert_output "$tag1"
   run app_http_get "$APP"
@@ -642,9 +580,9 @@ $(dockerfile_tail "$tag" "$id")" ]
 
   sandbox_fail_receive_app "$APP" off
   rev2="$(deploy "$APP" "$tag2")"
-  [ "$(repo_git rev-parse "$rev2^")" = "$rev1" ]
-  [ "$(repo_git rev-list --count HEAD)" = 2 ]
-  [ "$(app_property git "$APP" source-image)" = "$tag2" ]
+  assert_equal "$(repo_git rev-parse "$rev2^")" "$rev1"
+  assert_equal "$(repo_git rev-list --count HEAD)" 2
+  assert_equal "$(app_property git "$APP" source-image)" "$tag2"
   run app_http_get "$APP"
   assert_output "after retry"
 }
@@ -657,7 +595,7 @@ $(dockerfile_tail "$tag" "$id")" ]
   sandbox_fail_receive_app "$APP"
   run dokku image:from "$APP" "$tag"
   assert_failure 1
-  [ "$(receive_count "$APP")" = 1 ]
+  assert_equal "$(receive_count "$APP")" 1
   assert_untouched "$APP" "" ""
   run dokku apps:report "$APP" --app-deploy-source
   assert_output ""
@@ -677,18 +615,18 @@ $(dockerfile_tail "$tag" "$id")" ]
   assert_failure 1
   assert_line " !     deploys of $APP are frozen"
   assert_line --partial " !     the pre-image-deploy trigger refused the deploy of $tag2 (exit status 1)"
-  [ "$(cat "$BATS_TEST_TMPDIR/veto-args")" = "$APP
+  assert_equal "$(cat "$BATS_TEST_TMPDIR/veto-args")" "$APP
 $tag2
-$id2" ]
-  [ "$(receive_count "$APP")" = 1 ]
+$id2"
+  assert_equal "$(receive_count "$APP")" 1
   assert_untouched "$APP" "$rev1" "$tag1"
-  [ "$(repo_git rev-list --count HEAD)" = 1 ]
+  assert_equal "$(repo_git rev-list --count HEAD)" 1
   run dokku apps:report "$APP" --app-deploy-source-metadata
   assert_output "$tag1"
 }
 
 @test "a second deploy of an app while one runs fails at once with 'in progress'; history stays linear" {
-  local tag1 tag2 tag3 rev1 rev2 pid status try
+  local tag1 tag2 tag3 rev1 rev2
   new_app "$APP"
   tag1="$(unique_name img):v1"
   tag2="$(unique_name img):v2"
@@ -698,36 +636,27 @@ $id2" ]
   build_busybox_image "$tag3" >/dev/null
   rev1="$(deploy "$APP" "$tag1")"
 
-  sandbox_receive_app_delay "$APP" 5
-  dokku image:from "$APP" "$tag2" >"$BATS_TEST_TMPDIR/first.out" 2>&1 3>&- &
-  pid=$!
-  # receive-app is logged once the plugin holds its lock and has its commit pending
-  for ((try = 0; try < 100; try++)); do
-    [[ "$(receive_count "$APP")" -lt 2 ]] || break
-    sleep 0.1
-  done
-  [ "$(receive_count "$APP")" = 2 ]
+  # The first deploy is held in its receive-app until released: the plugin holds its lock
+  # and has its commit pending.
+  start_held_deploy first "$APP" "$tag2"
+  assert_equal "$(receive_count "$APP")" 2
 
   run dokku image:from "$APP" "$tag3"
   assert_failure 1
   assert_output --regexp "^ !     another image deploy of $APP is in progress"
-  [ "${#lines[@]}" -eq 1 ]
-  # it did not wait: the first deploy is still in its 5 s receive-app
-  kill -0 "$pid"
-  [ "$(receive_count "$APP")" = 2 ]
+  assert_equal "${#lines[@]}" 1
+  # it did not wait: the first deploy is still held in its receive-app
+  kill -0 "$BG_PID" || fail "the first deploy has ended"
+  assert_equal "$(receive_count "$APP")" 2
 
-  status=0
-  wait "$pid" || status=$?
-  sandbox_receive_app_delay "$APP" ""
-  [ "$status" -eq 0 ] || {
-    cat "$BATS_TEST_TMPDIR/first.out" >&2
-    false
-  }
+  release_pauses
+  finish_bg first
+  ((status == 0)) || fail "the first deploy failed with status $status: $output $stderr"
   rev2="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-list --count HEAD)" = 2 ]
-  [ "$(repo_git rev-parse "$rev2^")" = "$rev1" ]
-  [ -z "$(repo_git rev-list --merges HEAD)" ]
-  [ "$(repo_git show -s --format='%(trailers:key=Image-Source,valueonly)' "$rev2")" = "$tag2" ]
+  assert_equal "$(repo_git rev-list --count HEAD)" 2
+  assert_equal "$(repo_git rev-parse "$rev2^")" "$rev1"
+  assert_equal "$(repo_git rev-list --merges HEAD)" ""
+  assert_equal "$(trailer "$rev2" Image-Source)" "$tag2"
   assert_untouched "$APP" "$rev2" "$tag2"
   run app_http_get "$APP"
   assert_output "the first one wins"
@@ -737,12 +666,17 @@ $id2" ]
 # Output switches and Dokku commands after a deploy
 
 @test "--trace prints the git and docker commands the plugin runs" {
-  run dokku --trace image:from "$FIRST_APP" "$FIRST_IMAGE"
+  local tag rev
+  new_app "$APP"
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" >/dev/null
+  rev="$(deploy "$APP" "$tag")"
+  run dokku --trace image:from "$APP" "$tag"
   assert_success
   assert_line "-----> No changes detected, skipping deploy"
-  assert_line --regexp "^\+ git '?--git-dir=$DOKKU_ROOT/$FIRST_APP'? .+"
-  assert_line --regexp "^\+ docker image inspect .+ $FIRST_IMAGE\$"
-  [ "$(app_branch_rev "$FIRST_APP")" = "$FIRST_REV" ]
+  assert_line --regexp "^\+ git '?--git-dir=$DOKKU_ROOT/$APP'? .+"
+  assert_line --regexp "^\+ docker image inspect .+ $tag\$"
+  assert_equal "$(app_branch_rev "$APP")" "$rev"
 }
 
 @test "--quiet silences the plugin's info lines, failures still print" {
@@ -754,7 +688,7 @@ $id2" ]
   assert_success
   refute_line --partial "-----> Deployed"
   rev="$(app_branch_rev "$APP")"
-  [ "$(last_receive_rev "$APP")" = "$rev" ]
+  assert_equal "$(last_receive_rev "$APP")" "$rev"
   run app_http_get "$APP"
   assert_output "quiet"
 
@@ -775,7 +709,7 @@ $id2" ]
   build_busybox_image "$ref" --content "rebuilt" >/dev/null
   push_to_registry "$ref"
   rev="$(deploy "$APP" "$ref")"
-  [ -f "$DOKKU_ROOT/$APP/refs/heads/master" ]
+  assert_path -f "$DOKKU_ROOT/$APP/refs/heads/master"
 
   run dokku ps:rebuild "$APP"
   assert_success
@@ -785,14 +719,14 @@ $id2" ]
   # a git gc packs the branch away; the next deploy (here a forced no-change one, which
   # moves no ref) writes it back as a loose file
   repo_git gc --quiet
-  [ ! -f "$DOKKU_ROOT/$APP/refs/heads/master" ]
+  refute_path -f "$DOKKU_ROOT/$APP/refs/heads/master"
   run dokku image:from "$APP" "$ref" --force
   assert_success
-  [ -f "$DOKKU_ROOT/$APP/refs/heads/master" ]
-  [ "$(tr -d '[:space:]' <"$DOKKU_ROOT/$APP/refs/heads/master")" = "$rev" ]
+  assert_path -f "$DOKKU_ROOT/$APP/refs/heads/master"
+  assert_equal "$(tr -d '[:space:]' <"$DOKKU_ROOT/$APP/refs/heads/master")" "$rev"
   run dokku ps:rebuild "$APP"
   assert_success
-  [ "$(app_branch_rev "$APP")" = "$rev" ]
+  assert_equal "$(app_branch_rev "$APP")" "$rev"
   run app_http_get "$APP"
   assert_output "rebuilt"
 }

@@ -4,7 +4,9 @@
 # Every refusal is one ` !     ` line on stderr, a non-zero exit, and no change on the host.
 #
 # One sandbox host for the file: an app deployed once (so its repo, properties and lock file
-# exist), and an image archive whose image is not on the engine.
+# exist), and an image archive whose image is not on the engine. The tests aim their hostile
+# input at that app and assert that nothing on the host changed, so they leave it as it was;
+# a test that deploys does it to an app of its own (OWN_APP), destroyed by its teardown.
 
 load test_helper
 
@@ -20,10 +22,10 @@ setup_file() {
     return 1
   }
   ARCHIVE_TAG="$(unique_name archived):v1"
-  ARCHIVE_ID="$(build_busybox_image "$ARCHIVE_TAG")"
-  ARCHIVE="$BATS_FILE_TMPDIR/image.tar"
-  docker image save -o "$ARCHIVE" "$ARCHIVE_TAG"
-  docker image rm "$ARCHIVE_TAG" >/dev/null
+  build_busybox_image "$ARCHIVE_TAG" >/dev/null
+  archive_of "$ARCHIVE_TAG"
+  # shellcheck disable=SC2153 # ARCHIVED_ID is set by archive_of
+  ARCHIVE_ID="$ARCHIVED_ID"
 }
 
 teardown_file() {
@@ -37,7 +39,16 @@ setup() {
 }
 
 teardown() {
-  cleanup_images
+  # Its image is built FROM the image it deployed: without it, that image can go (the
+  # archived one has to, the next tests watch it stay absent).
+  [[ -z "${OWN_APP:-}" ]] || dokku --force apps:destroy "$OWN_APP" >/dev/null 2>&1 || true
+  test_teardown
+}
+
+# own_app: a new app of the test, in OWN_APP.
+own_app() {
+  OWN_APP="$(unique_name own)"
+  dokku apps:create "$OWN_APP" >/dev/null
 }
 
 # snapshot: host_state of the app (the archived image watched) and every file of the
@@ -59,6 +70,11 @@ assert_refused() {
     fail "stderr does not match ' !     ' and /$2/: $stderr"
   fi
   assert_equal "$(snapshot)" "$BEFORE"
+  refute_marker
+}
+
+# refute_marker: no shell ran the input (it would have created $MARKER).
+refute_marker() {
   [ ! -e "$MARKER" ] || fail "a shell ran the input: $MARKER exists"
 }
 
@@ -72,41 +88,7 @@ load_archive() {
 
 # mutate KIND: writes $BATS_TEST_TMPDIR/KIND.tar, the archive made hostile (see the script).
 mutate() {
-  python3 - "$1" "$ARCHIVE" "$BATS_TEST_TMPDIR/$1.tar" <<'PY'
-import io, json, sys, tarfile
-
-kind, source, out = sys.argv[1:4]
-
-def add(t, name, data):
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), 0o644
-    t.addfile(info, io.BytesIO(data))
-
-with tarfile.open(source) as s, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as t:
-    if kind == "absolute":
-        add(t, "/tmp/image-hostile-absolute", b"x")
-    elif kind == "dotdot":
-        add(t, "blobs/../../image-hostile-dotdot", b"x")
-    for member in s.getmembers():
-        data = s.extractfile(member).read() if member.isfile() else None
-        name = member.name
-        if name == "manifest.json":
-            manifest = json.loads(data)
-            if kind == "huge-manifest":
-                data = json.dumps(manifest).encode() + b" " * 4096
-            elif kind == "absent-layer":
-                manifest[0]["Layers"] = ["0" * 64 + "/layer.tar"]
-                data = json.dumps(manifest).encode()
-            elif kind == "absent-config":
-                manifest[0]["Config"] = "f" * 64 + ".json"
-                data = json.dumps(manifest).encode()
-            member.size = len(data)
-        t.addfile(member, io.BytesIO(data) if data is not None else None)
-        if name == "manifest.json" and kind == "two-manifests":
-            other = json.loads(data)
-            other[0]["RepoTags"] = ["somebody/else:latest"]
-            add(t, "./manifest.json", json.dumps(other).encode())
-PY
+  "$TEST_HELPERS/hostile-archive.py" "$1" "$ARCHIVE" "$BATS_TEST_TMPDIR/$1.tar"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -200,7 +182,7 @@ PY
   run_split dokku image:from "$APP" "$IMG" "\$(touch $MARKER)" "\`touch $MARKER\`"
   assert_success
   assert_output "-----> No changes detected, skipping deploy"
-  [ ! -e "$MARKER" ]
+  refute_marker
 }
 
 # ---------------------------------------------------------------------------------------
@@ -214,7 +196,7 @@ PY
   assert_refused 1 "No such file or directory"
   run_split dokku image:from --build-dir= "$APP" "$IMG"
   assert_failure 1
-  [ "$(snapshot)" = "$BEFORE" ]
+  assert_equal "$(snapshot)" "$BEFORE"
   mkdir -p "$BATS_TEST_TMPDIR/new"$'\n'"line"
   run_split dokku image:from --build-dir "$BATS_TEST_TMPDIR/new"$'\n'"line" "$APP" "$IMG"
   assert_refused 1 "holds a newline"
@@ -286,10 +268,11 @@ PY
   ln -s "$outside/folder" "$dir/folder-link"
   ln -s "$outside/missing" "$dir/dangling-link"
   ln -s "loop" "$dir/loop"
-  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  own_app
+  run dokku image:from --build-dir "$dir" "$OWN_APP" "$IMG"
   assert_success
-  head="$(app_branch_rev "$APP")"
-  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --full-tree "$head"
+  head="$(app_branch_rev "$OWN_APP")"
+  run app_git "$OWN_APP" ls-tree -r --full-tree "$head"
   assert_success
   assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"absolute-link$"
   assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"sub/relative-link$"
@@ -297,12 +280,12 @@ PY
   assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"dangling-link$"
   assert_line --regexp "^120000 blob [0-9a-f]+"$'\t'"loop$"
   refute_output --partial "inside.txt"
-  [ "$(git --git-dir="$DOKKU_ROOT/$APP" cat-file blob "$head:absolute-link")" = "$outside/secret.txt" ]
-  [ "$(git --git-dir="$DOKKU_ROOT/$APP" cat-file blob "$head:sub/relative-link")" = "../../outside/secret.txt" ]
+  assert_equal "$(app_git "$OWN_APP" cat-file blob "$head:absolute-link")" "$outside/secret.txt"
+  assert_equal "$(app_git "$OWN_APP" cat-file blob "$head:sub/relative-link")" "../../outside/secret.txt"
   # The outside files' content is in no object of the repo.
-  run bash -c "git --git-dir='$DOKKU_ROOT/$APP' cat-file --batch-all-objects --batch | grep -c -a -F '$secret'"
+  run bash -c "git --git-dir='$DOKKU_ROOT/$OWN_APP' cat-file --batch-all-objects --batch | grep -c -a -F '$secret'"
   assert_output 0
-  [ -z "$(find "$TMPDIR" -mindepth 1)" ]
+  assert_equal "$(find "$TMPDIR" -mindepth 1)" ""
 }
 
 @test "a .git folder in --build-dir is not deployed, at the top or below" {
@@ -313,19 +296,20 @@ PY
   printf 'gitdir: ../elsewhere\n' >"$dir/vendor/lib/.git/HEAD"
   printf 'code\n' >"$dir/src/main.txt"
   printf 'keep\n' >"$dir/.gitignore"
-  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  own_app
+  run dokku image:from --build-dir "$dir" "$OWN_APP" "$IMG"
   assert_success
-  head="$(app_branch_rev "$APP")"
-  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --name-only --full-tree "$head"
+  head="$(app_branch_rev "$OWN_APP")"
+  run app_git "$OWN_APP" ls-tree -r --name-only --full-tree "$head"
   assert_success
   assert_output "$(printf '%s\n' .gitignore Dockerfile src/main.txt)"
   # A .git file (a worktree's gitdir link) is skipped the same way.
   rm -rf "$dir/.git"
   printf 'gitdir: /somewhere/else\n' >"$dir/.git"
   printf 'more\n' >"$dir/src/more.txt"
-  run dokku image:from --build-dir "$dir" "$APP" "$IMG"
+  run dokku image:from --build-dir "$dir" "$OWN_APP" "$IMG"
   assert_success
-  run git --git-dir="$DOKKU_ROOT/$APP" ls-tree -r --name-only --full-tree "$(app_branch_rev "$APP")"
+  run app_git "$OWN_APP" ls-tree -r --name-only --full-tree "$(app_branch_rev "$OWN_APP")"
   assert_output "$(printf '%s\n' .gitignore Dockerfile src/main.txt src/more.txt)"
 }
 
@@ -336,7 +320,7 @@ PY
   mutate absolute
   load_archive "$BATS_TEST_TMPDIR/absolute.tar"
   assert_refused 1 'unsafe path: "/tmp/image-hostile-absolute"'
-  [ ! -e /tmp/image-hostile-absolute ]
+  refute_path -e /tmp/image-hostile-absolute
   mutate dotdot
   load_archive "$BATS_TEST_TMPDIR/dotdot.tar"
   assert_refused 1 'unsafe path: "blobs/../../image-hostile-dotdot"'
@@ -368,32 +352,13 @@ PY
 }
 
 @test "a decompression bomb stops at DOKKU_IMAGE_MAX_ARCHIVE_BYTES, nothing is loaded" {
+  local size
   # 200 MiB of zeros as one tar entry, gzipped to about 200 KiB.
-  python3 - "$BATS_TEST_TMPDIR/bomb.tar.gz" <<'PY'
-import io, sys, tarfile
-
-class Zeros(io.RawIOBase):
-    def __init__(self, n):
-        self.n = n
-    def readable(self):
-        return True
-    def readinto(self, b):
-        k = min(len(b), self.n)
-        b[:k] = bytes(k)
-        self.n -= k
-        return k
-
-size = 200 << 20
-with tarfile.open(sys.argv[1], "w:gz", format=tarfile.GNU_FORMAT) as t:
-    info = tarfile.TarInfo("0" * 64 + "/layer.tar")
-    info.size = size
-    t.addfile(info, io.BufferedReader(Zeros(size)))
-PY
-  [ "$(stat -c %s "$BATS_TEST_TMPDIR/bomb.tar.gz")" -lt $((1 << 20)) ]
-  SECONDS=0
+  "$TEST_HELPERS/hostile-archive.py" bomb "$BATS_TEST_TMPDIR/bomb.tar.gz" $((200 << 20))
+  size="$(stat -c %s "$BATS_TEST_TMPDIR/bomb.tar.gz")"
+  ((size < 1 << 20)) || fail "the bomb is $size bytes, not under 1 MiB"
   load_archive "$BATS_TEST_TMPDIR/bomb.tar.gz" DOKKU_IMAGE_MAX_ARCHIVE_BYTES=$((10 << 20))
   assert_refused 1 "archive exceeds the size limit of 10485760 bytes \(DOKKU_IMAGE_MAX_ARCHIVE_BYTES\)"
-  [ "$SECONDS" -lt 10 ]
 }
 
 @test "stdin closed early, empty or garbage is refused, nothing is loaded" {
@@ -420,10 +385,11 @@ PY
 }
 
 @test "the archive itself loads and deploys: the refusals above were about the input" {
-  run dokku image:load "$APP" "$ARCHIVE_TAG" <"$ARCHIVE"
+  own_app
+  run dokku image:load "$OWN_APP" "$ARCHIVE_TAG" <"$ARCHIVE"
   assert_success
   assert_output --partial "Deployed $ARCHIVE_TAG"
   track_image "$ARCHIVE_TAG"
-  [ "$(docker image inspect -f '{{.Id}}' "$ARCHIVE_TAG")" = "$ARCHIVE_ID" ]
-  [ -z "$(find "$TMPDIR" -mindepth 1)" ]
+  assert_equal "$(image_id "$ARCHIVE_TAG")" "$ARCHIVE_ID"
+  assert_equal "$(find "$TMPDIR" -mindepth 1)" ""
 }

@@ -7,29 +7,25 @@
 # checked on what this test could have imported: the archive's image IDs stay absent, and
 # no image built for the test's app appears.
 # shellcheck disable=SC2016 # scripts for bash -c are single-quoted on purpose
+# shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split and finish_bg (test_helper.bash)
 
 load test_helper
 
-setup() {
+setup_file() {
   sandbox_setup
-  APP="$(unique_name app)"
-  dokku apps:create "$APP" >/dev/null
-}
-
-teardown() {
-  sandbox_teardown
 }
 
 teardown_file() {
-  cleanup_images
+  sandbox_teardown
 }
 
-repo_git() {
-  git --git-dir="$DOKKU_ROOT/$APP" "$@"
+setup() {
+  APP="$(unique_name app)"
+  new_app "$APP"
 }
 
-image_id() {
-  docker image inspect -f '{{.Id}}' "$1"
+teardown() {
+  test_teardown
 }
 
 # engine_images: every image ID of the engine, sorted.
@@ -60,27 +56,6 @@ save_and_load() {
   docker image save "$image" | $filter | dokku image:load "$@"
 }
 
-# slow_feed FILE SECONDS: writes FILE to stdout in SECONDS+1 chunks, one second apart.
-slow_feed() {
-  local file="$1" seconds="$2" size chunk index
-  size="$(stat -c %s "$file")"
-  chunk=$(((size + seconds) / (seconds + 1)))
-  for ((index = 0; index <= seconds; index++)); do
-    dd if="$file" bs="$chunk" skip="$index" count=1 status=none
-    ((index == seconds)) || sleep 1
-  done
-}
-
-# commit_count: commits on the app's deploy branch.
-commit_count() {
-  repo_git rev-list --count "refs/heads/$(app_deploy_branch "$APP")"
-}
-
-# trailer REV KEY: the value of the KEY trailer of commit REV.
-trailer() {
-  repo_git log -1 --format=%B "$1" | sed -n "s/^$2: //p"
-}
-
 # assert_deployed ID IMAGE [CONTENT]: the app's branch head deploys IMAGE with image ID ID (commit
 # trailers, Dockerfile, source-image), IMAGE on the engine is ID, the built dokku/APP:latest has
 # ID's layers and source label, nothing is pending, and the app serves CONTENT.
@@ -103,9 +78,7 @@ assert_deployed() {
   [[ -n "$image_layers" && "$built_layers" == "$image_layers"* ]] \
     || fail "dokku/$APP:latest is not built on $id: layers $built_layers, not starting with $image_layers"
   assert_equal "$(repo_git symbolic-ref HEAD)" "refs/heads/$(app_deploy_branch "$APP")"
-  if repo_git rev-parse --verify --quiet refs/image/pending >/dev/null; then
-    fail "refs/image/pending is left after a successful deploy"
-  fi
+  refute_pending
   if [[ -n "$content" ]]; then
     assert_equal "$(app_http_get "$APP")" "$content"
   fi
@@ -166,8 +139,8 @@ deploy_with_filter() {
   assert_line --regexp "^-----> Deployed $tag \(${id:7:12}\) to $APP as commit [0-9a-f]{12}$"
   assert_equal "$stderr" ""
   assert_deployed "$id" "$tag" "served by $tag"
-  assert_equal "$(sandbox_triggers post-image-load)" "post-image-load $APP $tag $id"
-  assert_equal "$(sandbox_triggers pre-image-deploy)" "pre-image-deploy $APP $tag $id"
+  assert_equal "$(app_triggers post-image-load)" "post-image-load $APP $tag $id"
+  assert_equal "$(app_triggers pre-image-deploy)" "pre-image-deploy $APP $tag $id"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -203,14 +176,14 @@ deploy_with_filter() {
   tag_b="$base-b:2"
   id_a="$(build_busybox_image "$tag_a" --content "content a")"
   id_b="$(build_busybox_image "$tag_b" --content "content b")"
-  [ "$id_a" != "$id_b" ]
+  assert_not_equal "$id_a" "$id_b"
   archive="$(save_archive "$tag_a" "$tag_b")"
 
   run load_file "$archive" "$APP" "$tag_b"
   assert_success
   assert_deployed "$id_b" "$tag_b" "content b"
   rev_b="$(app_branch_rev "$APP")"
-  assert_equal "$(sandbox_triggers post-image-load)" "post-image-load $APP $tag_b $id_b"
+  assert_equal "$(app_triggers post-image-load)" "post-image-load $APP $tag_b $id_b"
 
   run load_file "$archive" "$APP" "$tag_a"
   assert_success
@@ -228,7 +201,7 @@ deploy_with_filter() {
   build_busybox_image "$tag_b" >/dev/null
   archive="$(save_archive "$tag_a" "$tag_b")"
   mapfile -t ids < <(forget_images "$tag_a" "$tag_b")
-  [ "${#ids[@]}" -eq 2 ]
+  assert_equal "${#ids[@]}" 2
   before="$BATS_TEST_TMPDIR/engine-before"
   engine_images >"$before"
 
@@ -237,8 +210,8 @@ deploy_with_filter() {
   assert_equal "$stderr" " !     the archive does not hold $other; it holds $tag_a, $tag_b; nothing was loaded"
   assert_nothing_imported "$before" "${ids[@]}"
   assert_no_deploy
-  assert_equal "$(sandbox_triggers post-image-load)" ""
-  assert_equal "$(sandbox_triggers receive-app)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
+  assert_equal "$(app_triggers receive-app)" ""
 
   # nothing is left locked: the right name then deploys from the same archive
   run load_file "$archive" "$APP" "$tag_a"
@@ -252,14 +225,14 @@ deploy_with_filter() {
   archived="$(build_busybox_image "$tag" --content "from the archive")"
   archive="$(save_archive "$tag")"
   local_id="$(build_busybox_image "$tag" --content "already on the host")"
-  [ "$local_id" != "$archived" ]
+  assert_not_equal "$local_id" "$archived"
   assert_equal "$(image_id "$tag")" "$local_id"
 
   run load_file "$archive" "$APP" "$tag"
   assert_success
   assert_line --regexp "^-----> Loaded $tag \(${archived:7:12}\), "
   assert_deployed "$archived" "$tag" "from the archive"
-  assert_equal "$(sandbox_triggers post-image-load)" "post-image-load $APP $tag $archived"
+  assert_equal "$(app_triggers post-image-load)" "post-image-load $APP $tag $archived"
 }
 
 @test "names are normalised: foo:latest in the archive matches foo and docker.io/library/foo:latest" {
@@ -278,7 +251,7 @@ deploy_with_filter() {
   assert_success
   assert_deployed "$id" "docker.io/library/$name:latest" "$name"
   assert_equal "$(commit_count)" "2"
-  run sandbox_triggers post-image-load
+  run app_triggers post-image-load
   assert_line --index 0 "post-image-load $APP $name $id"
   assert_line --index 1 "post-image-load $APP docker.io/library/$name:latest $id"
 }
@@ -316,7 +289,7 @@ deploy_with_filter() {
 
   assert_nothing_imported "$before" "$id"
   assert_no_deploy
-  assert_equal "$(sandbox_triggers post-image-load)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
 }
 
 @test "garbage and empty input: one clear line, nothing imported, nothing committed" {
@@ -353,7 +326,7 @@ deploy_with_filter() {
 
   assert_nothing_imported "$before"
   assert_no_deploy
-  assert_equal "$(sandbox_triggers post-image-load)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
 }
 
 @test "stdin is a terminal: refused before anything else" {
@@ -364,7 +337,7 @@ deploy_with_filter() {
   assert_failure 1
   assert_equal "${output//$'\r'/}" " !     Expecting tar archive containing docker image on STDIN"
   assert_no_deploy
-  assert_equal "$(sandbox_triggers post-image-load)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
 }
 
 # stdin_offset_after FILE ARGS…: runs dokku image:load ARGS… (through `run`) with stdin an open
@@ -399,7 +372,7 @@ stdin_offset_after() {
   assert_regex "$stderr" "^ !     image:load takes a tag reference"
 
   assert_no_deploy
-  assert_equal "$(sandbox_triggers post-image-load)" ""
+  assert_equal "$(app_triggers post-image-load)" ""
 
   # the control: a tag reference reads the whole archive through the same file description
   stdin_offset_after "$archive" "$APP" "$tag"
@@ -408,7 +381,7 @@ stdin_offset_after() {
 }
 
 @test "a missing app exits 20 before stdin is read, even with endless stdin" {
-  local tag archive start
+  local tag archive
   tag="$(unique_name img):v1"
   build_busybox_image "$tag" >/dev/null
   archive="$(save_archive "$tag")"
@@ -419,13 +392,12 @@ stdin_offset_after() {
   assert_equal "$stderr" " !     App no-such-app does not exist"
   assert_equal "$output" ""
 
-  # were stdin read, this would never end (or fail as garbage with status 1)
-  start="$SECONDS"
+  # were stdin read, this would never end (timeout would stop it, with status 124) or fail as
+  # garbage with status 1
   run_split bash -c 'yes | timeout 20 dokku image:load no-such-app "$1"' _ "$tag"
   assert_failure 20
   assert_equal "$stderr" " !     App no-such-app does not exist"
-  [ "$((SECONDS - start))" -lt 10 ]
-  [ ! -e "$DOKKU_ROOT/no-such-app" ]
+  refute_path -e "$DOKKU_ROOT/no-such-app"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -448,26 +420,26 @@ stdin_offset_after() {
   assert_equal "$stderr" ""
   assert_equal "$(app_branch_rev "$APP")" "$rev1"
   assert_equal "$(commit_count)" "1"
-  assert_equal "$(sandbox_triggers receive-app | wc -l)" "1"
+  assert_equal "$(app_triggers receive-app | wc -l)" "1"
   # post-image-load fires after every successful load, a no-op included
-  assert_equal "$(sandbox_triggers post-image-load | wc -l)" "2"
+  assert_equal "$(app_triggers post-image-load | wc -l)" "2"
 
   run load_file "$archive1" --force "$APP" "$tag"
   assert_success
   assert_line "-----> No changes detected, deploying $tag again (--force)"
   assert_equal "$(app_branch_rev "$APP")" "$rev1"
   assert_equal "$(commit_count)" "1"
-  assert_equal "$(sandbox_triggers receive-app | wc -l)" "2"
+  assert_equal "$(app_triggers receive-app | wc -l)" "2"
 
   id2="$(build_busybox_image "$tag" --content "second build")"
-  [ "$id2" != "$id1" ]
+  assert_not_equal "$id2" "$id1"
   archive2="$(save_archive "$tag")"
   # as on a Dokku host, the tag still names the deployed content when the new archive comes
   docker image tag "$id1" "$tag"
   run load_file "$archive2" "$APP" "$tag"
   assert_success
   rev2="$(app_branch_rev "$APP")"
-  [ "$rev2" != "$rev1" ]
+  assert_not_equal "$rev2" "$rev1"
   assert_equal "$(repo_git rev-parse "$rev2^")" "$rev1"
   assert_deployed "$id2" "$tag" "second build"
   assert_equal "$(commit_count)" "2"
@@ -482,12 +454,7 @@ stdin_offset_after() {
   run_split load_file "$archive" "$APP" "$tag"
   assert_failure 1
   assert_regex "$stderr" "the deploy of $tag to $APP failed \(receive-app exited with status 1\)"
-  run app_branch_rev "$APP"
-  assert_failure
-  run repo_git rev-parse --verify --quiet refs/image/pending
-  assert_failure
-  run app_property git "$APP" source-image
-  assert_failure
+  assert_untouched "$APP" "" ""
 
   dir="$BATS_TEST_TMPDIR/build-dir"
   mkdir -p "$dir"
@@ -519,11 +486,10 @@ stdin_offset_after() {
   assert_regex "$stderr" "the deploy of $tag2 to $APP failed \(receive-app exited with status 1\)"
   assert_equal "$(app_branch_rev "$APP")" "$rev1"
   assert_equal "$(app_property git "$APP" source-image)" "$tag1"
-  run repo_git rev-parse --verify --quiet refs/image/pending
-  assert_failure
+  refute_pending
   assert_equal "$(app_http_get "$APP")" "version one"
   # the load itself succeeded
-  assert_equal "$(sandbox_triggers post-image-load | tail -n 1)" "post-image-load $APP $tag2 $id2"
+  assert_equal "$(app_triggers post-image-load | tail -n 1)" "post-image-load $APP $tag2 $id2"
 
   sandbox_fail_receive_app "$APP" off
   run load_file "$archive2" "$APP" "$tag2"
@@ -536,25 +502,29 @@ stdin_offset_after() {
 # ---------------------------------------------------------------------------------------
 # Progress
 
-@test "progress: a slow stream without a terminal logs Received lines after 5 s; --quiet logs nothing" {
-  local tag id archive line seen=0
+@test "progress: a slow stream without a terminal logs Received lines, one an interval; --quiet logs nothing" {
+  local tag id archive
   tag="$(unique_name img):v1"
   id="$(build_busybox_image "$tag")"
   archive="$(save_archive "$tag")"
 
-  run_split bash -c "$(declare -f slow_feed); slow_feed \"\$1\" 7 | dokku image:load \"\$2\" \"\$3\"" _ "$archive" "$APP" "$tag"
+  # A 1 s interval: the lines give whole seconds, so their spacing can be checked. The
+  # stream flows until two lines are out.
+  load_slowly() {
+    feed_slowly "$archive" --lines 2 | DOKKU_IMAGE_PROGRESS_INTERVAL=1 dokku image:load "$APP" "$tag"
+  }
+  run_split load_slowly
   assert_success
   assert_deployed "$id" "$tag"
-  [ "${#stderr_lines[@]}" -ge 1 ]
-  for line in "${stderr_lines[@]}"; do
-    assert_regex "$line" '^-----> Received [0-9.]+ (B|KiB|MiB) in [0-9]+s \([0-9.]+ (B|KiB|MiB)/s\)$'
-    [[ "$line" =~ in\ ([0-9]+)s ]]
-    [ "${BASH_REMATCH[1]}" -ge 5 ]
-    seen=$((seen + 1))
-  done
-  [ "$seen" -le 2 ]
+  ((${#stderr_lines[@]} >= 2)) || fail "expected two Received lines or more on stderr: $stderr"
+  assert_progress_lines 1 "${stderr_lines[@]}"
 
-  run_split bash -c "$(declare -f slow_feed); slow_feed \"\$1\" 7 | dokku --quiet image:load --force \"\$2\" \"\$3\"" _ "$archive" "$APP" "$tag"
+  # Time for three lines at a 0.3 s interval, none logged.
+  load_quietly() {
+    feed_slowly "$archive" --seconds 1 |
+      DOKKU_IMAGE_PROGRESS_INTERVAL=0.3 dokku --quiet image:load --force "$APP" "$tag"
+  }
+  run_split load_quietly
   assert_success
   assert_equal "$stderr" ""
   refute_line --partial "Loading"

@@ -4,42 +4,28 @@
 
 load test_helper
 
-setup() {
+setup_file() {
   sandbox_setup
-  APP="$(unique_name app)"
-  dokku apps:create "$APP" >/dev/null
 }
 
-teardown() {
+teardown_file() {
   sandbox_teardown
 }
 
-# deploy APP IMAGE [ARGS…]: image:from, which must succeed; prints the new branch head.
-deploy() {
-  local app="$1"
-  run dokku image:from "$@"
-  assert_success
-  app_branch_rev "$app"
+setup() {
+  APP="$(unique_name app)"
+  new_app "$APP"
 }
 
-repo_git() {
-  git --git-dir="$DOKKU_ROOT/$APP" "$@"
+teardown() {
+  test_teardown
 }
 
-commit_count() {
-  repo_git rev-list --count "refs/heads/$(app_deploy_branch "$APP")"
-}
-
-image_id() {
-  docker image inspect -f '{{.Id}}' "$1"
-}
-
-# assert_unchanged HEAD SOURCE_IMAGE: the branch, source-image and pending ref are as before.
-assert_unchanged() {
-  [ "$(app_branch_rev "$APP")" = "$1" ]
-  [ "$(app_property git "$APP" source-image)" = "$2" ]
-  run repo_git rev-parse --verify --quiet refs/image/pending
-  assert_failure
+# own_host: a host of this test alone, with an app $APP, for a test that lists every app of
+# the host or removes the plugin from it.
+own_host() {
+  sandbox_setup
+  new_app "$APP"
 }
 
 # A commit of the deploy branch not made by the plugin, as a `git push` makes it.
@@ -93,27 +79,27 @@ push_commit() {
   assert_line --index 2 --regexp "^$short3  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(Z|[+-][0-9:]{5}) +Pusher <pusher@example.com> +\(git push\) +- +\*$"
   assert_line --index 3 --regexp "^${c2:0:12}  .* +Jane Doe <jane@example.com> +$tag2 +${id2:7:12}$"
   assert_line --index 4 --regexp "^${c1:0:12}  .* +Dokku <automated@dokku.sh> +$tag1 +${short1:0:12}$"
-  [ "${#lines[@]}" -eq 5 ]
+  assert_equal "${#lines[@]}" 5
 
   run dokku --app "$APP" image:history --format=json
   assert_success
-  [ "$(jq length <<<"$output")" = 3 ]
-  [ "$(jq -r '.[0].commit' <<<"$output")" = "$c3" ]
-  [ "$(jq -r '.[0].live' <<<"$output")" = true ]
-  [ "$(jq -r '.[0].image_deploy' <<<"$output")" = false ]
-  [ "$(jq -r '.[0].image' <<<"$output")" = null ]
-  [ "$(jq -r '.[0].image_id' <<<"$output")" = null ]
-  [ "$(jq -r '.[0].author_name' <<<"$output")" = Pusher ]
-  [ "$(jq -r '.[1].commit' <<<"$output")" = "$c2" ]
-  [ "$(jq -r '.[1].image' <<<"$output")" = "$tag2" ]
-  [ "$(jq -r '.[1].image_id' <<<"$output")" = "$id2" ]
-  [ "$(jq -r '.[1].command' <<<"$output")" = "image:from" ]
-  [ "$(jq -r '.[1].author_email' <<<"$output")" = "jane@example.com" ]
-  [ "$(jq -r '.[1].live' <<<"$output")" = false ]
-  [ "$(jq -r '.[1].date' <<<"$output")" = "$(repo_git show -s --format=%cI "$c2")" ]
-  [ "$(jq -r '.[2].commit' <<<"$output")" = "$c1" ]
-  [ "$(jq -r '.[2].image_id' <<<"$output")" = "$id1" ]
-  [ "$(jq -r '.[2].image_deploy' <<<"$output")" = true ]
+  assert_equal "$(jq length <<<"$output")" 3
+  assert_equal "$(jq -r '.[0].commit' <<<"$output")" "$c3"
+  assert_equal "$(jq -r '.[0].live' <<<"$output")" true
+  assert_equal "$(jq -r '.[0].image_deploy' <<<"$output")" false
+  assert_equal "$(jq -r '.[0].image' <<<"$output")" null
+  assert_equal "$(jq -r '.[0].image_id' <<<"$output")" null
+  assert_equal "$(jq -r '.[0].author_name' <<<"$output")" Pusher
+  assert_equal "$(jq -r '.[1].commit' <<<"$output")" "$c2"
+  assert_equal "$(jq -r '.[1].image' <<<"$output")" "$tag2"
+  assert_equal "$(jq -r '.[1].image_id' <<<"$output")" "$id2"
+  assert_equal "$(jq -r '.[1].command' <<<"$output")" "image:from"
+  assert_equal "$(jq -r '.[1].author_email' <<<"$output")" "jane@example.com"
+  assert_equal "$(jq -r '.[1].live' <<<"$output")" false
+  assert_equal "$(jq -r '.[1].date' <<<"$output")" "$(repo_git show -s --format=%cI "$c2")"
+  assert_equal "$(jq -r '.[2].commit' <<<"$output")" "$c1"
+  assert_equal "$(jq -r '.[2].image_id' <<<"$output")" "$id1"
+  assert_equal "$(jq -r '.[2].image_deploy' <<<"$output")" true
 }
 
 # ---------------------------------------------------------------------------------------
@@ -139,29 +125,29 @@ push_commit() {
   assert_success
   assert_line "-----> Rolling $APP back to $tag1 (${id1:7:12}) of deploy ${c1:0:12}"
   head="$(app_branch_rev "$APP")"
-  [ "$head" != "$c1" ]
-  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
-  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c1^{tree}")" ]
-  [ "$(repo_git show "$head:extra.txt")" = extra ]
-  [ "$(repo_git show -s --format=%s "$head")" = "Roll back to $tag1 (deploy ${c1:0:12})" ]
-  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Dokku <automated@dokku.sh>" ]
-  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: image:rollback"
-  repo_git show -s --format=%B "$head" | grep -qx "Image-Id: $id1"
-  [ "$(commit_count)" = 3 ]
-  [ "$(app_property git "$APP" source-image)" = "$tag1" ]
-  [ "$(app_property apps "$APP" deploy-source-metadata)" = "$tag1" ]
-  [ "$(repo_git symbolic-ref HEAD)" = refs/heads/master ]
+  assert_not_equal "$head" "$c1"
+  assert_equal "$(repo_git rev-parse "$head^")" "$c2"
+  assert_equal "$(repo_git rev-parse "$head^{tree}")" "$(repo_git rev-parse "$c1^{tree}")"
+  assert_equal "$(repo_git show "$head:extra.txt")" extra
+  assert_equal "$(repo_git show -s --format=%s "$head")" "Roll back to $tag1 (deploy ${c1:0:12})"
+  assert_equal "$(repo_git show -s --format='%an <%ae>' "$head")" "Dokku <automated@dokku.sh>"
+  assert_equal "$(trailer "$head" Image-Command)" image:rollback
+  assert_equal "$(trailer "$head" Image-Id)" "$id1"
+  assert_equal "$(commit_count)" 3
+  assert_equal "$(app_property git "$APP" source-image)" "$tag1"
+  assert_equal "$(app_property apps "$APP" deploy-source-metadata)" "$tag1"
+  assert_equal "$(repo_git symbolic-ref HEAD)" refs/heads/master
   run app_http_get "$APP"
   assert_output one
-  run sandbox_triggers receive-app
+  run app_triggers receive-app
   assert_line --index 2 "receive-app $APP $head"
 
   # Rolling back again goes to the deploy before the live one: tag2.
   run dokku image:rollback "$APP" "" "Jane" "jane@example.com"
   assert_success
   head="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c2^{tree}")" ]
-  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Jane <jane@example.com>" ]
+  assert_equal "$(repo_git rev-parse "$head^{tree}")" "$(repo_git rev-parse "$c2^{tree}")"
+  assert_equal "$(repo_git show -s --format='%an <%ae>' "$head")" "Jane <jane@example.com>"
   run app_http_get "$APP"
   assert_output two
 }
@@ -191,14 +177,14 @@ push_commit() {
   assert_output --partial "usage: dokku image:rollback"
   run dokku image:rollback no-such-app
   assert_failure 20
-  assert_unchanged "$push" "$tag2"
-  [ "$(commit_count)" = 3 ]
+  assert_untouched "$APP" "$push" "$tag2"
+  assert_equal "$(commit_count)" 3
 
   run dokku image:rollback "$APP" master~2
   assert_success
   head="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$head^")" = "$push" ]
-  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c1^{tree}")" ]
+  assert_equal "$(repo_git rev-parse "$head^")" "$push"
+  assert_equal "$(repo_git rev-parse "$head^{tree}")" "$(repo_git rev-parse "$c1^{tree}")"
   run app_http_get "$APP"
   assert_output one
 
@@ -206,8 +192,8 @@ push_commit() {
   run dokku image:rollback "$APP" "$c1"
   assert_success
   assert_output "-----> No changes detected, skipping deploy: $APP already runs the tree of deploy ${c1:0:12}"
-  assert_unchanged "$head" "$tag1"
-  [ "$(sandbox_triggers receive-app | wc -l)" = 3 ]
+  assert_untouched "$APP" "$head" "$tag1"
+  assert_equal "$(app_triggers receive-app | wc -l)" 3
   : "$c2"
 }
 
@@ -221,15 +207,15 @@ push_commit() {
   run dokku image:rollback "$APP"
   assert_failure 1
   assert_output " !     $APP has no image deploy before its live commit ${c1:0:12}; nothing to roll back to"
-  assert_unchanged "$c1" "$tag1"
+  assert_untouched "$APP" "$c1" "$tag1"
 
   c2="$(deploy "$APP" "$tag2")"
   push="$(push_commit "$tag1")"
   run dokku image:rollback "$APP"
   assert_success
   head="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$head^")" = "$push" ]
-  [ "$(repo_git rev-parse "$head^{tree}")" = "$(repo_git rev-parse "$c2^{tree}")" ]
+  assert_equal "$(repo_git rev-parse "$head^")" "$push"
+  assert_equal "$(repo_git rev-parse "$head^{tree}")" "$(repo_git rev-parse "$c2^{tree}")"
   run app_http_get "$APP"
   assert_output two
 }
@@ -248,7 +234,7 @@ push_commit() {
   sandbox_fail_receive_app "$APP" on
   run dokku image:from "$APP" "$tag3"
   assert_failure 1
-  assert_unchanged "$c2" "$tag2"
+  assert_untouched "$APP" "$c2" "$tag2"
 
   # tag1 now names another image; the recorded one survives under another tag.
   keep="$(unique_name keep):v1"
@@ -257,9 +243,9 @@ push_commit() {
   run dokku image:rollback "$APP"
   assert_failure 1
   assert_output --partial "receive-app exited with status 1"
-  assert_unchanged "$c2" "$tag2"
-  [ "$(image_id "$tag1")" = "$id1b" ]
-  [ "$(commit_count)" = 2 ]
+  assert_untouched "$APP" "$c2" "$tag2"
+  assert_equal "$(image_id "$tag1")" "$id1b"
+  assert_equal "$(commit_count)" 2
   run app_http_get "$APP"
   assert_output two
 
@@ -267,10 +253,10 @@ push_commit() {
   run dokku image:rollback "$APP"
   assert_success
   assert_line "-----> Pointing $tag1 at ${id1:7:12} again (it names ${id1b:7:12} now)"
-  [ "$(image_id "$tag1")" = "$id1" ]
+  assert_equal "$(image_id "$tag1")" "$id1"
   head="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
-  [ "$(app_property git "$APP" source-image)" = "$tag1" ]
+  assert_equal "$(repo_git rev-parse "$head^")" "$c2"
+  assert_equal "$(app_property git "$APP" source-image)" "$tag1"
   run app_http_get "$APP"
   assert_output one
 }
@@ -292,9 +278,9 @@ push_commit() {
   run dokku image:rollback "$APP"
   assert_success
   assert_line "-----> Pulling $ref: image sha256:${id1:7:12} of deploy ${c1:0:12} is no longer on the host"
-  [ "$(image_id "$ref")" = "$id1" ]
+  assert_equal "$(image_id "$ref")" "$id1"
   head="$(app_branch_rev "$APP")"
-  [ "$(repo_git rev-parse "$head^")" = "$c2" ]
+  assert_equal "$(repo_git rev-parse "$head^")" "$c2"
   run app_http_get "$APP"
   assert_output one
 }
@@ -322,8 +308,8 @@ push_commit() {
   assert_line --partial " !     image sha256:"
   assert_output --partial "of deploy ${c2:0:12} is no longer on the host and cannot be pulled (cannot pull image $gone:"
   assert_output --partial "; cannot roll back"
-  assert_unchanged "$head" "$tag2"
-  [ "$(commit_count)" = 4 ]
+  assert_untouched "$APP" "$head" "$tag2"
+  assert_equal "$(commit_count)" 4
 
   # Pullable, but the reference now names another image.
   docker image rm "$ref" >/dev/null
@@ -335,9 +321,9 @@ push_commit() {
   run dokku image:rollback "$APP" "$c1"
   assert_failure 1
   assert_line " !     image sha256:${id1:7:12} of deploy ${c1:0:12} is no longer on the host and $ref now names sha256:${id1b:7:12}; cannot roll back"
-  assert_unchanged "$head" "$tag2"
-  [ "$(commit_count)" = 4 ]
-  [ "$(sandbox_triggers pre-image-deploy | wc -l)" = 4 ]
+  assert_untouched "$APP" "$head" "$tag2"
+  assert_equal "$(commit_count)" 4
+  assert_equal "$(app_triggers pre-image-deploy | wc -l)" 4
   run app_http_get "$APP"
   assert_output two
 }
@@ -347,6 +333,7 @@ push_commit() {
 
 @test "report: Dokku's block for one app, each field alone, every app, and the report trigger" {
   local tag1 tag2 id2 c2 date other
+  own_host
   tag1="$(unique_name img):v1"
   tag2="$(unique_name img):v2"
   build_busybox_image "$tag1" >/dev/null
@@ -412,28 +399,30 @@ push_commit() {
 
 @test "post-delete removes the app's state; uninstall removes the plugin's, only for image" {
   local tag
+  own_host
   tag="$(unique_name img):v1"
   build_busybox_image "$tag" >/dev/null
   deploy "$APP" "$tag" >/dev/null
-  [ -d "$DOKKU_LIB_ROOT/data/image/$APP" ]
+  assert_path -d "$DOKKU_LIB_ROOT/data/image/$APP"
 
   run dokku --force apps:destroy "$APP"
   assert_success
-  [ ! -e "$DOKKU_LIB_ROOT/data/image/$APP" ]
-  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+  refute_path -e "$DOKKU_LIB_ROOT/data/image/$APP"
+  assert_path -d "$DOKKU_LIB_ROOT/data/image"
   # A name that is no app never becomes a path.
   run "$PLUGIN_AVAILABLE_PATH/image/post-delete" ..
   assert_success
-  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+  assert_path -d "$DOKKU_LIB_ROOT/data/image"
 
   run dokku plugin:trigger uninstall some-other-plugin
   assert_success
-  [ -d "$DOKKU_LIB_ROOT/data/image" ]
+  assert_path -d "$DOKKU_LIB_ROOT/data/image"
   run dokku plugin:uninstall image
   assert_success
   assert_output "-----> Plugin image uninstalled"
-  [ ! -e "$DOKKU_LIB_ROOT/data/image" ]
-  [ ! -e "$PLUGIN_AVAILABLE_PATH/image" ] && [ ! -e "$PLUGIN_ENABLED_PATH/image" ]
+  refute_path -e "$DOKKU_LIB_ROOT/data/image"
+  refute_path -e "$PLUGIN_AVAILABLE_PATH/image"
+  refute_path -e "$PLUGIN_ENABLED_PATH/image"
 }
 
 @test "post-app-clone-setup and post-app-rename-setup drop a pending ref copied from the old app" {
@@ -456,13 +445,13 @@ push_commit() {
     set_app_property git "$renamed" source-image "$tag2"
     run dokku plugin:trigger "$trigger" "$APP" "$renamed"
     assert_success
-    run git --git-dir="$DOKKU_ROOT/$renamed" rev-parse --verify --quiet refs/image/pending
+    run app_git "$renamed" rev-parse --verify --quiet refs/image/pending
     assert_failure
-    [ "$(app_branch_rev "$renamed")" = "$c1" ]
-    [ "$(app_property git "$renamed" source-image)" = "$tag1" ]
+    assert_equal "$(app_branch_rev "$renamed")" "$c1"
+    assert_equal "$(app_property git "$renamed" source-image)" "$tag1"
   done
   # The old app's own deploy is none of the triggers' business.
-  [ "$(repo_git rev-parse refs/image/pending)" = "$pending" ]
+  assert_equal "$(repo_git rev-parse refs/image/pending)" "$pending"
 
   # Without a pending ref the triggers change nothing and say nothing.
   clone="$(unique_name clone)"
@@ -472,16 +461,16 @@ push_commit() {
   run dokku plugin:trigger post-app-clone-setup "$APP" "$clone"
   assert_success
   assert_output ""
-  [ "$(app_property git "$clone" source-image)" = "$tag2" ]
+  assert_equal "$(app_property git "$clone" source-image)" "$tag2"
 }
 
 # ---------------------------------------------------------------------------------------
 # Installation
 
-# A host whose image plugin is a stub, removed so that plugin:install can put the real one.
+# bare_host: a host of this test alone whose image plugin is a stub, removed so that
+# plugin:install can put the real one.
 bare_host() {
   local stub="$BATS_TEST_TMPDIR/stub"
-  sandbox_teardown
   mkdir -p "$stub/image"
   printf '[plugin]\ndescription = "stub"\nversion = "0.0.0"\n[plugin.config]\n' >"$stub/image/plugin.toml"
   tar -czf "$BATS_TEST_TMPDIR/stub.tar.gz" -C "$stub" image
@@ -492,9 +481,9 @@ bare_host() {
 # assert_installed: enabled like Dokku does, commands in `dokku help`, one `commands` file.
 assert_installed() {
   local dir="$PLUGIN_AVAILABLE_PATH/image"
-  [ "$(readlink "$PLUGIN_ENABLED_PATH/image")" = "$PLUGIN_PATH/available/image" ]
-  [ -x "$dir/bin/image-commands" ]
-  [ "$(find -L "$dir" -name commands)" = "$dir/commands" ]
+  assert_equal "$(readlink "$PLUGIN_ENABLED_PATH/image")" "$PLUGIN_PATH/available/image"
+  assert_path -x "$dir/bin/image-commands"
+  assert_equal "$(find -L "$dir" -name commands)" "$dir/commands"
   run dokku help
   assert_success
   local command
@@ -520,7 +509,7 @@ assert_installed() {
   run dokku plugin:trigger install
   assert_success
   refute_output --partial "Building"
-  [ "$(cd "$PLUGIN_AVAILABLE_PATH/image" && find -L . -type f -exec sha256sum {} + | sort)" = "$sums" ]
+  assert_equal "$(cd "$PLUGIN_AVAILABLE_PATH/image" && find -L . -type f -exec sha256sum {} + | sort)" "$sums"
   assert_installed
 
   dokku apps:create "$APP" >/dev/null
@@ -530,7 +519,7 @@ assert_installed() {
 }
 
 @test "plugin:install from a git repo builds the binaries with cargo" {
-  local src="$BATS_TEST_TMPDIR/src" file
+  local src="$BATS_TEST_TMPDIR/src" file hooks
   bare_host
   # The plugin's working tree (what the next commit will hold), as a git repo of its own.
   mkdir -p "$src"
@@ -542,12 +531,24 @@ assert_installed() {
   git -C "$src" init -q
   git -C "$src" add -A
   git -C "$src" -c user.name=Test -c user.email=test@example.com commit -qm "plugin under test"
-  [ ! -e "$src/bin" ]
+  refute_path -e "$src/bin"
 
   # The wrapper sets HOME to the dokku user's; cargo and rustup stay root's, as with sudo.
-  # The suite's own target dir holds the dependencies already built, so only the crate builds.
+  # The suite's own target dir holds this tree built by `make package`. A post-checkout hook
+  # gives the files of the plugin's clone the times of the files they were cloned from, so
+  # cargo, as on a host whose build cache is warm, rebuilds only what changed since that
+  # build (nothing, or the crate); a file missing from the clone would still fail the build.
+  hooks="$BATS_TEST_TMPDIR/hooks"
+  mkdir -p "$hooks"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'git ls-files -z | while IFS= read -r -d "" file; do' \
+    "  [[ ! -e $(printf '%q' "$src")/\$file ]] || touch -h -r $(printf '%q' "$src")/\"\$file\" \"\$file\"" \
+    'done' >"$hooks/post-checkout"
+  chmod 0755 "$hooks/post-checkout"
   run env CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-    CARGO_TARGET_DIR="$REPO_ROOT/target" dokku plugin:install "file://$src" --name image
+    CARGO_TARGET_DIR="$REPO_ROOT/target" \
+    GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0="$hooks" \
+    dokku plugin:install "file://$src" --name image
   assert_success
   assert_line "-----> Building the image plugin (cargo build --release)"
   assert_installed
@@ -572,13 +573,13 @@ assert_installed() {
   local tag head
   tag="$(unique_name img):v1"
   build_busybox_image "$tag" --content core-less >/dev/null
-  [ ! -e "$PLUGIN_ENABLED_PATH/git/subcommands/from-image" ]
+  refute_path -e "$PLUGIN_ENABLED_PATH/git/subcommands/from-image"
   run dokku git:from-image "$APP" "$tag" "Jane" "jane@example.com"
   assert_success
   head="$(app_branch_rev "$APP")"
-  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: git:from-image"
-  [ "$(repo_git show -s --format='%an <%ae>' "$head")" = "Jane <jane@example.com>" ]
-  [ "$(app_property git "$APP" source-image)" = "$tag" ]
+  assert_equal "$(trailer "$head" Image-Command)" git:from-image
+  assert_equal "$(repo_git show -s --format='%an <%ae>' "$head")" "Jane <jane@example.com>"
+  assert_equal "$(app_property git "$APP" source-image)" "$tag"
   run app_http_get "$APP"
   assert_output core-less
   run dokku git:from-image
@@ -588,15 +589,14 @@ assert_installed() {
   assert_failure 1
   assert_output --partial "is not a dokku command"
 
-  mkdir -p "$PLUGIN_ENABLED_PATH/git/subcommands"
-  printf '#!/usr/bin/env bash\necho "core from-image $*"\n' >"$PLUGIN_ENABLED_PATH/git/subcommands/from-image"
-  chmod 0755 "$PLUGIN_ENABLED_PATH/git/subcommands/from-image"
+  sandbox_core_subcommand git from-image '#!/usr/bin/env bash
+echo "core from-image $*"'
   run dokku git:from-image "$APP" "$tag"
   assert_success
   assert_output "core from-image git:from-image $APP $tag"
   run "$PLUGIN_AVAILABLE_PATH/image/commands" git:from-image "$APP" "$tag"
   assert_failure 10
-  [ "$(app_branch_rev "$APP")" = "$head" ]
+  assert_equal "$(app_branch_rev "$APP")" "$head"
 }
 
 @test "git:load-image is answered by the plugin only when core git has no such subcommand" {
@@ -607,21 +607,18 @@ assert_installed() {
   run dokku git:load-image "$APP" "$tag" <"$BATS_TEST_TMPDIR/image.tar"
   assert_success
   head="$(app_branch_rev "$APP")"
-  repo_git show -s --format=%B "$head" | grep -qx "Image-Command: git:load-image"
-  repo_git show -s --format=%B "$head" | grep -qx "Image-Id: $id"
+  assert_equal "$(trailer "$head" Image-Command)" git:load-image
+  assert_equal "$(trailer "$head" Image-Id)" "$id"
   run app_http_get "$APP"
   assert_output loaded
   run dokku git:load-image "$APP" "$tag@sha256:$(printf '0%.0s' {1..64})" </dev/null
   assert_failure 1
   assert_output --partial "usage: dokku git:load-image"
 
-  mkdir -p "$PLUGIN_ENABLED_PATH/git/subcommands"
-  printf '#!/usr/bin/env bash
-echo "core load-image $*"
-' >"$PLUGIN_ENABLED_PATH/git/subcommands/load-image"
-  chmod 0755 "$PLUGIN_ENABLED_PATH/git/subcommands/load-image"
+  sandbox_core_subcommand git load-image '#!/usr/bin/env bash
+echo "core load-image $*"'
   run dokku git:load-image "$APP" "$tag" <"$BATS_TEST_TMPDIR/image.tar"
   assert_success
   assert_output "core load-image git:load-image $APP $tag"
-  [ "$(app_branch_rev "$APP")" = "$head" ]
+  assert_equal "$(app_branch_rev "$APP")" "$head"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Tests of the sandbox Dokku host itself (tests/sandbox/), so the plugin's suites can
 # trust it. Runs on its own: the plugin is a stub made here (one test checks the layout
-# of the built tarball, and skips when there is none).
+# of the built tarball, and skips when there is none). One host for the file; every test
+# uses apps of its own, and the plugins it adds go with it.
 # shellcheck disable=SC2016 # scripts and messages are single-quoted on purpose
 
 load test_helper
@@ -12,33 +13,15 @@ setup_file() {
   printf '[plugin]\ndescription = "stub"\nversion = "0.0.0"\n[plugin.config]\n' >"$stub/image/plugin.toml"
   tar -czf "$BATS_FILE_TMPDIR/image-0.0.0-stub.tar.gz" -C "$stub" image
   export STUB_TARBALL="$BATS_FILE_TMPDIR/image-0.0.0-stub.tar.gz"
-}
-
-setup() {
   sandbox_setup "$STUB_TARBALL"
 }
 
-teardown() {
+teardown_file() {
   sandbox_teardown
 }
 
-teardown_file() {
-  cleanup_images
-}
-
-# add_plugin NAME [PATH=SCRIPT…]: an enabled third-party plugin with executable files.
-add_plugin() {
-  local name="$1" dir="$PLUGIN_AVAILABLE_PATH/$1" spec path
-  shift 1
-  mkdir -p "$dir"
-  printf '[plugin]\ndescription = "%s"\nversion = "0.0.1"\n[plugin.config]\n' "$name" >"$dir/plugin.toml"
-  for spec in "$@"; do
-    path="$dir/${spec%%=*}"
-    mkdir -p "${path%/*}"
-    printf '%s\n' "${spec#*=}" >"$path"
-    chmod 0755 "$path"
-  done
-  ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
+teardown() {
+  test_teardown
 }
 
 # Prints its argv as [a] [b] … and the global-flag variables.
@@ -63,13 +46,14 @@ deploy_image_app() {
   run "$SANDBOX_TOOLS/create-host" "$dir" "$STUB_TARBALL"
   assert_success
   assert_output ""
-  [ "$(readlink "$dir/lib/plugins/enabled/image")" = "$dir/lib/plugins/available/image" ]
-  [ "$(readlink "$dir/lib/plugins/enabled/apps")" = "$dir/lib/core-plugins/available/apps" ]
-  [ -x "$dir/lib/core-plugins/available/git/commands" ]
-  [ -x "$dir/bin/dokku" ] && [ -x "$dir/bin/plugn" ]
+  assert_equal "$(readlink "$dir/lib/plugins/enabled/image")" "$dir/lib/plugins/available/image"
+  assert_equal "$(readlink "$dir/lib/plugins/enabled/apps")" "$dir/lib/core-plugins/available/apps"
+  assert_path -x "$dir/lib/core-plugins/available/git/commands"
+  assert_path -x "$dir/bin/dokku"
+  assert_path -x "$dir/bin/plugn"
   run "$SANDBOX_TOOLS/destroy-host" "$dir"
   assert_success
-  [ ! -e "$dir" ]
+  refute_path -e "$dir"
 }
 
 @test "an unknown command fails with Dokku's message" {
@@ -79,7 +63,7 @@ deploy_image_app() {
 }
 
 @test "a subcommand gets the full command name first; leading global flags are removed" {
-  add_plugin probe "subcommands/args=$PROBE"
+  sandbox_plugin probe "subcommands/args=$PROBE"
   run dokku --quiet --app my-app probe:args one 'two words'
   assert_success
   assert_line --index 0 'argv=[probe:args] [one] [two words]'
@@ -89,7 +73,7 @@ deploy_image_app() {
 }
 
 @test "global flags after the command stay in the argv and set their variables" {
-  add_plugin probe "subcommands/args=$PROBE"
+  sandbox_plugin probe "subcommands/args=$PROBE"
   run dokku probe:args one --app other --force --quiet
   assert_success
   assert_line --index 0 'argv=[probe:args] [one] [--app] [other] [--force] [--quiet]'
@@ -99,22 +83,22 @@ deploy_image_app() {
 }
 
 @test "dokku PLUGIN runs subcommands/default" {
-  add_plugin probe "subcommands/default=$PROBE"
+  sandbox_plugin probe "subcommands/default=$PROBE"
   run dokku probe x
   assert_success
   assert_line --index 0 'argv=[probe] [x]'
 }
 
 @test "commands chain: 10 tries the next, 0 handles and the rest still run, other statuses stop" {
-  add_plugin chain-a 'commands=#!/usr/bin/env bash
+  sandbox_plugin chain-a 'commands=#!/usr/bin/env bash
 echo "a saw $1"; exit 10'
-  add_plugin chain-b 'commands=#!/usr/bin/env bash
+  sandbox_plugin chain-b 'commands=#!/usr/bin/env bash
 case "$1" in
   chain:ok) echo "b handled $1"; exit 0 ;;
   chain:fail) echo "b failed $1"; exit 3 ;;
   *) exit 10 ;;
 esac'
-  add_plugin chain-c 'commands=#!/usr/bin/env bash
+  sandbox_plugin chain-c 'commands=#!/usr/bin/env bash
 echo "c saw $1"; exit 10' 'nested/deeper/commands=#!/usr/bin/env bash
 echo "nested saw $1"; exit 10'
 
@@ -138,7 +122,7 @@ echo "nested saw $1"; exit 10'
 }
 
 @test "dokku help prints every plugin's help lines, sorted" {
-  add_plugin aaa 'commands=#!/usr/bin/env bash
+  sandbox_plugin aaa 'commands=#!/usr/bin/env bash
 [[ "$1" == help ]] && echo "    aaa:zzz, Last of aaa" && echo "    aaa:first, First of aaa" && exit 0
 exit 10'
   run dokku help
@@ -147,7 +131,7 @@ exit 10'
   assert_line '    apps:create <app>, Create a new app'
   local help_lines
   help_lines="$(printf '%s\n' "${lines[@]}" | grep '^    ')"
-  [ "$help_lines" = "$(LC_ALL=C sort <<<"$help_lines")" ]
+  assert_equal "$help_lines" "$(LC_ALL=C sort <<<"$help_lines")"
 }
 
 @test "apps:create makes a bare repo with Dokku's pre-receive hook and the data dir" {
@@ -156,14 +140,14 @@ exit 10'
   repo="$DOKKU_ROOT/$app"
   run dokku apps:create "$app"
   assert_success
-  [ "$(git --git-dir="$repo" rev-parse --is-bare-repository)" = true ]
-  [ -x "$repo/hooks/pre-receive" ]
+  assert_equal "$(git --git-dir="$repo" rev-parse --is-bare-repository)" true
+  assert_path -x "$repo/hooks/pre-receive"
   run cat "$repo/hooks/pre-receive"
   assert_line --index 0 '#!/usr/bin/env bash'
   assert_line 'set -o pipefail'
   assert_line "cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $app"
-  [ -d "$DOKKU_LIB_ROOT/data/apps/$app" ]
-  run sandbox_triggers post-create
+  assert_path -d "$DOKKU_LIB_ROOT/data/apps/$app"
+  run app_triggers post-create "$app"
   assert_output "post-create $app"
 
   run dokku apps:create "$app"
@@ -194,10 +178,10 @@ exit 10'
 name="$(basename "$(dirname "$0")")"
 echo "$name $*"
 [[ "$1" != fail || "$name" != t-b ]] || exit 4'
-  add_plugin t-c "probe-trigger=$script"
-  add_plugin t-a "probe-trigger=$script"
-  add_plugin t-b "probe-trigger=$script"
-  add_plugin t-d "probe-trigger=$script"
+  sandbox_plugin t-c "probe-trigger=$script"
+  sandbox_plugin t-a "probe-trigger=$script"
+  sandbox_plugin t-b "probe-trigger=$script"
+  sandbox_plugin t-d "probe-trigger=$script"
   chmod -x "$PLUGIN_AVAILABLE_PATH/t-d/probe-trigger"
 
   run plugn trigger probe-trigger ok 'two words'
@@ -215,7 +199,7 @@ echo "$name $*"
 }
 
 @test "plugn fails like the real one when a plugin has no [plugin.config] table" {
-  add_plugin broken 'x-trigger=#!/usr/bin/env bash
+  sandbox_plugin broken 'x-trigger=#!/usr/bin/env bash
 echo ran'
   printf '[plugin]\ndescription = "no config"\n' >"$PLUGIN_AVAILABLE_PATH/broken/plugin.toml"
   run plugn trigger x-trigger
@@ -239,18 +223,19 @@ echo ran'
   assert_output "version one"
   run app_property sandbox "$app" GIT_REV
   assert_output "$rev"
-  run sandbox_triggers core-post-extract
+  run app_triggers core-post-extract "$app"
   assert_output --regexp "^core-post-extract $app [^ ]+ $rev\$"
-  [ ! -e "$DOKKU_LIB_ROOT/data/apps/$app/.deploy.lock" ]
-  [ "$(git --git-dir="$DOKKU_ROOT/$app" worktree list | wc -l)" -eq 1 ]
+  refute_path -e "$DOKKU_LIB_ROOT/data/apps/$app/.deploy.lock"
+  assert_equal "$(app_git "$app" worktree list | wc -l)" 1
 
   rev2="$(deploy_image_app "$app" "version two")"
   run plugn trigger receive-app "$app" "$rev2"
   assert_success
   run app_http_get "$app"
   assert_output "version two"
-  containers="$(docker container ls -a --format '{{.Names}}' --filter "label=dokku-sandbox.id=$SANDBOX_ID")"
-  [ "$containers" = "sandbox-$SANDBOX_ID-$app-web.1" ]
+  containers="$(docker container ls -a --format '{{.Names}}' --filter "label=dokku-sandbox.id=$SANDBOX_ID" \
+    --filter "label=dokku-sandbox.app=$app")"
+  assert_equal "$containers" "sandbox-$SANDBOX_ID-$app-web.1"
 }
 
 @test "receive-app without a REV builds the deploy branch's loose ref, not a packed one" {
@@ -259,7 +244,7 @@ echo ran'
   dokku apps:create "$app" >/dev/null
   set_app_property git "$app" deploy-branch main
   deploy_image_app "$app" "from main" >/dev/null
-  [ -f "$DOKKU_ROOT/$app/refs/heads/main" ]
+  assert_path -f "$DOKKU_ROOT/$app/refs/heads/main"
 
   run dokku ps:rebuild "$app"
   assert_success
@@ -268,7 +253,7 @@ echo ran'
   run app_property sandbox "$app" GIT_REV
   assert_failure
 
-  git --git-dir="$DOKKU_ROOT/$app" pack-refs --all
+  app_git "$app" pack-refs --all
   run plugn trigger receive-app "$app"
   assert_failure 1
   assert_output --partial "Cannot build from 'main' as there are no commits stored at that branch"
@@ -282,9 +267,10 @@ echo ran'
   plugn trigger receive-app "$app" "$rev" >/dev/null
 
   lock="$DOKKU_LIB_ROOT/data/apps/$app/.deploy.lock"
+  # a holder of the lock until the test kills it (30 s at the most)
   bash -c 'exec 9>"$1"; flock 9; exec sleep 30' _ "$lock" </dev/null >/dev/null 2>&1 3>&- &
   pid=$!
-  while flock -n "$lock" true; do sleep 0.1; done
+  wait_until 30 bash -c '! flock -n "$1" true' _ "$lock"
   run plugn trigger receive-app "$app" "$rev"
   kill "$pid"
   wait "$pid" || true
@@ -295,7 +281,7 @@ echo ran'
   run plugn trigger receive-app "$app" "$rev"
   assert_failure 1
   assert_output --partial " !     Build failed (sandbox fail-receive-app)"
-  [ ! -e "$lock" ]
+  refute_path -e "$lock"
   run app_http_get "$app"
   assert_output "kept"
 
@@ -319,19 +305,19 @@ echo ran'
   assert_success
   run app_http_get "$app"
   assert_output "pushed"
-  [ "$(app_branch_rev "$app")" = "$(git -C "$work" rev-parse HEAD)" ]
+  assert_equal "$(app_branch_rev "$app")" "$(git -C "$work" rev-parse HEAD)"
 }
 
 @test "SSH_ORIGINAL_COMMAND is split honouring quotes, without any expansion" {
   local marker="$BATS_TEST_TMPDIR/expanded"
-  add_plugin probe "subcommands/args=$PROBE"
-  add_plugin probegit "subcommands/args=$PROBE"
+  sandbox_plugin probe "subcommands/args=$PROBE"
+  sandbox_plugin probegit "subcommands/args=$PROBE"
 
   run env SSH_ORIGINAL_COMMAND="probe:args 'two words' \"say \\\"hi\\\"\" back\\ slash \$(touch $marker) * --app x" dokku ignored
   assert_success
   assert_line --index 0 "argv=[probe:args] [two words] [say \"hi\"] [back slash] [\$(touch] [$marker)] [*] [--app] [x]"
   assert_line 'DOKKU_APP_NAME=x'
-  [ ! -e "$marker" ]
+  refute_path -e "$marker"
 
   run sandbox_ssh "probegit:args 'two words' *"
   assert_success
@@ -340,7 +326,7 @@ echo ran'
   run env SSH_ORIGINAL_COMMAND="probe:args 'open" dokku
   assert_failure 1
 
-  add_plugin stdin "subcommands/cat=#!/usr/bin/env bash
+  sandbox_plugin stdin "subcommands/cat=#!/usr/bin/env bash
 cat"
   run sandbox_ssh "stdin:cat" <<<"streamed payload"
   assert_success
@@ -359,7 +345,7 @@ cat"
   assert_output "some/image:1"
   run plugn trigger git-get-property "$app" source-image
   assert_output "some/image:1"
-  [ "$(stat -c %a "$DOKKU_LIB_ROOT/config/apps/$app/deploy-source")" = 600 ]
+  assert_equal "$(stat -c %a "$DOKKU_LIB_ROOT/config/apps/$app/deploy-source")" 600
 
   plugn trigger deploy-source-set "$app" git-push abc
   run app_property git "$app" source-image
@@ -376,17 +362,18 @@ cat"
 
   run dokku apps:destroy "$app" </dev/null
   assert_failure 1
-  [ -d "$DOKKU_ROOT/$app" ]
+  assert_path -d "$DOKKU_ROOT/$app"
 
   run dokku --force apps:destroy "$app"
   assert_success
-  [ ! -e "$DOKKU_ROOT/$app" ] && [ ! -e "$DOKKU_LIB_ROOT/data/apps/$app" ]
-  [ ! -e "$DOKKU_LIB_ROOT/config/sandbox/$app" ]
+  refute_path -e "$DOKKU_ROOT/$app"
+  refute_path -e "$DOKKU_LIB_ROOT/data/apps/$app"
+  refute_path -e "$DOKKU_LIB_ROOT/config/sandbox/$app"
   run docker image inspect "dokku/$app:latest"
   assert_failure
   run docker container ls -aq --filter "label=dokku-sandbox.app=$app"
   assert_output ""
-  run sandbox_triggers post-delete
+  run app_triggers post-delete "$app"
   assert_output "post-delete $app dokku/$app:latest"
 }
 
@@ -416,7 +403,10 @@ cat"
 }
 
 @test "destroy-host removes its containers, its apps' images and its folder" {
-  local app rev dir="$SANDBOX_DIR"
+  local app rev dir
+  # the host this test destroys is its own
+  sandbox_setup "$STUB_TARBALL"
+  dir="$SANDBOX_DIR"
   app="$(unique_name app)"
   dokku apps:create "$app" >/dev/null
   rev="$(deploy_image_app "$app" "gone")"
@@ -424,7 +414,7 @@ cat"
 
   run "$SANDBOX_TOOLS/destroy-host" "$dir"
   assert_success
-  [ ! -e "$dir" ]
+  refute_path -e "$dir"
   run docker container ls -aq --filter "label=dokku-sandbox.id=$SANDBOX_ID"
   assert_output ""
   run docker image inspect "dokku/$app:latest"

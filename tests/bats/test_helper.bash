@@ -4,8 +4,12 @@
 #
 # Scope: helpers called from setup_file/teardown_file work at file scope
 # ($BATS_FILE_TMPDIR), helpers called from a test, setup or teardown at test scope
-# ($BATS_TEST_TMPDIR). cleanup_images and registry_stop only undo what was made in
-# their own scope (an image still in use at test scope is retried at file scope).
+# ($BATS_TEST_TMPDIR). sandbox_teardown, cleanup_images and registry_stop only undo what was
+# made in their own scope (an image still in use at test scope is retried at file scope).
+#
+# The usual shape of a file: one host for the file (sandbox_setup in setup_file,
+# sandbox_teardown in teardown_file), fresh apps for every test (unique_name), and
+# test_teardown in teardown, which undoes what the test added to the shared host.
 
 bats_load_library bats-support
 bats_load_library bats-assert
@@ -38,6 +42,20 @@ require_plugin_tarball() {
   fi
 }
 
+# Helper scripts of the suites (tests/bats/helpers/).
+TEST_HELPERS="$REPO_ROOT/tests/bats/helpers"
+export TEST_HELPERS
+
+# assert_path TEST PATH: `[ TEST PATH ]` (-e, -f, -d, -x, -L…) holds; otherwise fails, showing
+# what is at PATH. refute_path TEST PATH: it does not hold.
+assert_path() {
+  test "$1" "$2" || fail "expected [ $1 $2 ]; there: $(ls -ld "$2" 2>&1)"
+}
+
+refute_path() {
+  ! test "$1" "$2" || fail "expected [ ! $1 $2 ]; there: $(ls -ld "$2" 2>&1)"
+}
+
 _helper_scope_dir() {
   echo "${BATS_TEST_TMPDIR:-${BATS_FILE_TMPDIR:?not running under bats}}"
 }
@@ -55,7 +73,8 @@ unique_name() {
 # sandbox_setup [TARBALL]: creates a host (default tarball: $PLUGIN_TARBALL) in the
 # current scope's temp dir and exports its env (SANDBOX_DIR, SANDBOX_ID, DOKKU_ROOT,
 # DOKKU_LIB_ROOT, PLUGIN_*, PATH with $SANDBOX_DIR/bin first), so `dokku` and `plugn`
-# run the sandbox's.
+# run the sandbox's. Called from a test, it makes a host of that test alone, in place of the
+# file's, for a test that needs a fresh host; sandbox_teardown of the scope destroys it.
 sandbox_setup() {
   local tarball="${1:-}" dir
   if [[ -z "$tarball" ]]; then
@@ -63,6 +82,7 @@ sandbox_setup() {
     tarball="$PLUGIN_TARBALL"
   fi
   dir="$(mktemp -d "$(_helper_scope_dir)/sandbox.XXXXXX")"
+  echo "$dir" >>"$(_helper_scope_dir)/.sandbox-hosts"
   "$SANDBOX_TOOLS/create-host" "$dir" "$tarball" || {
     fail "create-host $dir $tarball failed"
     return 1
@@ -77,14 +97,46 @@ sandbox_ssh() {
   env SSH_ORIGINAL_COMMAND="$*" NAME=admin dokku
 }
 
-# sandbox_teardown: destroys the host of sandbox_setup, then cleanup_images and
-# registry_stop of the current scope.
+# sandbox_teardown: destroys the hosts sandbox_setup made in the current scope, then
+# cleanup_images and registry_stop of the scope.
 sandbox_teardown() {
-  if [[ -n "${SANDBOX_DIR:-}" ]]; then
-    "$SANDBOX_TOOLS/destroy-host" "$SANDBOX_DIR" || true
+  local list dir
+  list="$(_helper_scope_dir)/.sandbox-hosts"
+  if [[ -f "$list" ]]; then
+    while read -r dir; do
+      [[ -z "$dir" ]] || "$SANDBOX_TOOLS/destroy-host" "$dir" || true
+    done <"$list"
+    rm -f "$list"
   fi
   cleanup_images
   registry_stop
+}
+
+# test_teardown: the teardown of a test on a shared host. Releases the test's pauses
+# (pause_in), waits for its background command (start_bg) and for the sandbox to be idle,
+# removes what the test added to the host (sandbox_plugin, sandbox_core_subcommand), then
+# sandbox_teardown of the test's scope (hosts, images, registries of the test).
+test_teardown() {
+  local list path
+  release_pauses
+  if [[ -n "${BG_PID:-}" ]]; then
+    wait "$BG_PID" 2>/dev/null || true
+    BG_PID=""
+  fi
+  [[ -z "${SANDBOX_DIR:-}" ]] || wait_until 60 sandbox_idle || true
+  list="$BATS_TEST_TMPDIR/.sandbox-added"
+  if [[ -f "$list" ]]; then
+    while read -r path; do
+      [[ -z "$path" ]] || rm -rf "$path"
+    done <"$list"
+    rm -f "$list"
+  fi
+  sandbox_teardown
+}
+
+# _added_to_host PATH…: test_teardown removes these paths of the shared host.
+_added_to_host() {
+  printf '%s\n' "$@" >>"$(_helper_scope_dir)/.sandbox-added"
 }
 
 # sandbox_triggers [NAME]: the `plugn trigger` calls so far, one line each
@@ -97,6 +149,12 @@ sandbox_triggers() {
   else
     cat "$log"
   fi
+}
+
+# app_triggers NAME [APP]: the calls of trigger NAME whose first argument is APP (default:
+# $APP), as sandbox_triggers prints them: on a shared host, those of the test's app.
+app_triggers() {
+  sandbox_triggers "$1" | awk -v app="${2:-$APP}" '$2 == app'
 }
 
 # ---------------------------------------------------------------------------------------
@@ -132,6 +190,78 @@ app_branch_rev() {
   local app="$1" branch="${2:-}"
   [[ -n "$branch" ]] || branch="$(app_deploy_branch "$app")"
   git --git-dir="$DOKKU_ROOT/$app" rev-parse --verify --quiet "refs/heads/$branch^{commit}"
+}
+
+# app_git APP GIT_ARGS…: git on the bare repo of APP.
+app_git() {
+  local app="$1"
+  shift 1
+  git --git-dir="$DOKKU_ROOT/$app" "$@"
+}
+
+# repo_git GIT_ARGS…: git on the bare repo of the test's app, $APP.
+repo_git() {
+  app_git "$APP" "$@"
+}
+
+# trailer REV KEY [APP]: the value of the KEY trailer (Image-Source, Image-Id, Image-Command)
+# of commit REV of APP (default: $APP).
+trailer() {
+  app_git "${3:-$APP}" show -s --format="%(trailers:key=$2,valueonly)" "$1"
+}
+
+# commit_count [APP]: the commits on the deploy branch of APP (default: $APP).
+commit_count() {
+  local app="${1:-$APP}"
+  app_git "$app" rev-list --count "refs/heads/$(app_deploy_branch "$app")"
+}
+
+# pending_ref [APP]: the commit of the deploy of APP (default: $APP) that is under way, or was
+# interrupted (refs/image/pending); status 1 when there is none.
+pending_ref() {
+  app_git "${1:-$APP}" rev-parse --verify --quiet refs/image/pending
+}
+
+# refute_pending [APP]: fails the test when a deploy of APP (default: $APP) is pending.
+refute_pending() {
+  local pending
+  if pending="$(pending_ref "${1:-$APP}")"; then
+    fail "refs/image/pending of ${1:-$APP} is left, at $pending"
+  fi
+}
+
+# assert_untouched APP HEAD SOURCE_IMAGE: the deploy branch of APP is at HEAD ("": there is no
+# branch), source-image is SOURCE_IMAGE ("": unset), and no deploy is pending.
+assert_untouched() {
+  local app="$1" head="$2" source="$3" actual
+  if [[ -n "$head" ]]; then
+    assert_equal "$(app_branch_rev "$app")" "$head"
+  elif actual="$(app_branch_rev "$app")"; then
+    fail "$app has a deploy branch, at $actual; expected none"
+  fi
+  if [[ -n "$source" ]]; then
+    assert_equal "$(app_property git "$app" source-image)" "$source"
+  elif actual="$(app_property git "$app" source-image)"; then
+    fail "source-image of $app is set, to $actual; expected it unset"
+  fi
+  refute_pending "$app"
+}
+
+# deploy APP ARGS…: `dokku image:from APP ARGS…`, which must succeed (its output is shown
+# when it does not); prints the new head of the deploy branch.
+deploy() {
+  local app="$1" output
+  output="$(dokku image:from "$@" 2>&1)" || {
+    echo "$output" >&2
+    fail "image:from $* failed"
+    return 1
+  }
+  app_branch_rev "$app"
+}
+
+# new_app NAME: creates app NAME (quietly).
+new_app() {
+  dokku apps:create "$1" >/dev/null
 }
 
 # app_commit APP [--branch B] [--no-update] FILE=CONTENT…: commits, with git plumbing
@@ -185,18 +315,18 @@ app_port() {
   app_property sandbox "$1" web-port
 }
 
-# app_http_get APP [PATH]: GET http://127.0.0.1:PORT/PATH, retrying for about 10 s;
-# prints the body.
+# app_http_get APP [PATH]: GET http://127.0.0.1:PORT/PATH, retrying for up to 10 s (the web
+# container runs once receive-app is done, its server may still be starting); prints the body.
 app_http_get() {
-  local app="$1" path="${2:-}" port attempt
-  for ((attempt = 0; attempt < 50; attempt++)); do
-    if port="$(app_port "$app")" && curl -fsS --max-time 1 "http://127.0.0.1:$port/$path" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "app_http_get: no answer from $app (port ${port:-unknown})" >&2
-  return 1
+  wait_until 10 _http_get_once "$1" "${2:-}" 2>/dev/null || {
+    echo "app_http_get: no answer from $1 (port $(app_port "$1" || echo unknown))" >&2
+    return 1
+  }
+}
+
+_http_get_once() {
+  local port
+  port="$(app_port "$1")" && curl -fsS --max-time 1 "http://127.0.0.1:$port/$2" 2>/dev/null
 }
 
 # sandbox_fail_receive_app APP [on|off]: make the receive-app double fail (exit 1,
@@ -207,12 +337,6 @@ sandbox_fail_receive_app() {
   else
     set_app_property sandbox "$1" fail-receive-app ""
   fi
-}
-
-# sandbox_receive_app_delay APP SECONDS: receive-app sleeps that long holding the lock
-# (empty or 0: no delay).
-sandbox_receive_app_delay() {
-  set_app_property sandbox "$1" receive-app-delay "${2:-}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -229,6 +353,21 @@ track_image() {
     id="$(docker image inspect -f '{{.Id}}' "$ref")" || return 1
     _record_image "$id"
   done
+}
+
+# image_id REF: the ID of image REF on the engine.
+image_id() {
+  docker image inspect -f '{{.Id}}' "$1"
+}
+
+# archive_of TAG: saves image TAG to the file $ARCHIVE (in this scope's temp dir) and removes
+# TAG from the engine; ARCHIVED_ID is its image ID.
+# shellcheck disable=SC2034 # ARCHIVE and ARCHIVED_ID are read by the caller
+archive_of() {
+  ARCHIVE="$(_helper_scope_dir)/${1//[:\/]/-}.tar"
+  ARCHIVED_ID="$(image_id "$1")" || return 1
+  docker image save -o "$ARCHIVE" "$1" || return 1
+  docker image rm "$1" >/dev/null
 }
 
 # cleanup_images: removes the images recorded in this scope (build_*_image, track_image)
@@ -250,14 +389,17 @@ cleanup_images() {
 }
 
 # build_busybox_image TAG [--content TEXT] [--port N] [--no-http] [DOCKERFILE_LINE…]
-# Builds FROM scratch an image holding only /bin/busybox (Debian's busybox-static, plus
-# /bin/sh -> busybox so RUN lines work) and /www/index.html = TEXT (default: TAG).
-# By default it serves that page: EXPOSE N and CMD busybox httpd -f -p N -h /www (N: 5000);
-# --no-http leaves out EXPOSE and CMD. Extra lines are appended to the Dockerfile. A last
-# unique LABEL makes every build a distinct image ID. Prints the image ID; records it for
-# cleanup_images.
+# Makes FROM scratch an image holding only /bin/busybox (Debian's busybox-static, plus
+# /bin/sh -> busybox so RUN lines work) and /www/index.html = TEXT (default: TAG), with the
+# PATH of a docker build FROM scratch. By default it serves that page: EXPOSE N and CMD
+# busybox httpd -f -p N -h /www (N: 5000); --no-http leaves out EXPOSE and CMD. A last
+# unique LABEL makes every image a distinct image ID. Without DOCKERFILE_LINEs the image is
+# a `docker image import` of that file tree with those settings, which is what a build of
+# the Dockerfile makes, in one step; with them (RUN, ONBUILD…) it is built from a Dockerfile
+# with the lines appended. Prints the image ID; records it for cleanup_images.
 build_busybox_image() {
-  local tag="$1" content port=5000 http=true extra=() context id
+  local tag="$1" content port=5000 http=true extra=() context id label made=true
+  local path_env="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   shift 1
   content="$tag"
   while [[ $# -gt 0 ]]; do
@@ -285,17 +427,30 @@ build_busybox_image() {
   cp "$BUSYBOX_BIN" "$context/rootfs/bin/busybox"
   ln -s busybox "$context/rootfs/bin/sh"
   printf '%s\n' "$content" >"$context/rootfs/www/index.html"
-  {
-    echo "FROM scratch"
-    echo "COPY rootfs/ /"
+  label="LABEL com.dokku.sandbox.test-image=\"$(unique_name build)\""
+  if [[ ${#extra[@]} -eq 0 ]]; then
+    local changes=(--change "ENV $path_env")
     if "$http"; then
-      echo "EXPOSE $port"
-      echo "CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"$port\", \"-h\", \"/www\"]"
+      changes+=(--change "EXPOSE $port")
+      changes+=(--change "CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"$port\", \"-h\", \"/www\"]")
     fi
-    [[ ${#extra[@]} -eq 0 ]] || printf '%s\n' "${extra[@]}"
-    echo "LABEL com.dokku.sandbox.test-image=\"$(unique_name build)\""
-  } >"$context/Dockerfile"
-  if ! id="$(docker image build -q -t "$tag" "$context" 2>"$context.log")"; then
+    changes+=(--change "$label")
+    id="$(tar -C "$context/rootfs" -cf - . | docker image import "${changes[@]}" - "$tag" 2>"$context.log")" \
+      || made=false
+  else
+    {
+      echo "FROM scratch"
+      echo "COPY rootfs/ /"
+      if "$http"; then
+        echo "EXPOSE $port"
+        echo "CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"$port\", \"-h\", \"/www\"]"
+      fi
+      printf '%s\n' "${extra[@]}"
+      echo "$label"
+    } >"$context/Dockerfile"
+    id="$(docker image build -q -t "$tag" "$context" 2>"$context.log")" || made=false
+  fi
+  if ! "$made"; then
     cat "$context.log" >&2
     rm -rf "$context" "$context.log"
     return 1
@@ -358,15 +513,15 @@ registry_start() {
     } >"$dir/config.yml"
     env -u REGISTRY_HOST docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 3>&- &
     pid=$!
-    for ((try = 0; try < 100; try++)); do
+    for ((try = 0; try < 200; try++)); do
       kill -0 "$pid" 2>/dev/null || break
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/v2/" || true)"
       if [[ "$code" == "200" || "$code" == "401" ]]; then
-        sleep 0.1
-        kill -0 "$pid" 2>/dev/null && started=true
+        # the answer is ours when our registry holds the listening socket
+        [[ "$(ss -Hltnp "sport = :$port")" == *"pid=$pid,"* ]] && started=true
         break
       fi
-      sleep 0.1
+      sleep 0.05
     done
     if "$started"; then
       echo "$pid" >>"$(_helper_scope_dir)/.sandbox-registries"
@@ -399,7 +554,7 @@ registry_stop() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Reliability suites (hostile.bats, faults.bats, concurrency.bats)
+# Temp files, host snapshots, processes and waiting
 
 # use_test_tmpdir: points TMPDIR (inherited by dokku, the plugin and the doubles) at a fresh
 # folder of this test, so temp files left behind can be seen. Prints nothing.
@@ -464,34 +619,168 @@ sandbox_idle() {
   ! pgrep -f -- "$SANDBOX_DIR/" >/dev/null
 }
 
-# sandbox_plugin NAME [FILE=SCRIPT…]: an enabled plugin with executable FILEs (triggers) in
-# the sandbox host; plugn runs plugins in name order, so NAME places its triggers.
+# ---------------------------------------------------------------------------------------
+# Plugins a test adds, pauses, commands in the background
+
+# sandbox_plugin NAME [PATH=SCRIPT…]: an enabled third-party plugin with executable files
+# (triggers, commands, subcommands/NAME…) in the sandbox host; plugn runs plugins in name
+# order, so NAME places its triggers. test_teardown removes it.
 sandbox_plugin() {
-  local name="$1" dir="$PLUGIN_AVAILABLE_PATH/$1" spec
+  local name="$1" dir="$PLUGIN_AVAILABLE_PATH/$1" spec path
   shift 1
+  _added_to_host "$dir" "$PLUGIN_ENABLED_PATH/$name"
   mkdir -p "$dir"
   printf '[plugin]\ndescription = "%s"\nversion = "0.0.1"\n[plugin.config]\n' "$name" >"$dir/plugin.toml"
   for spec in "$@"; do
-    printf '%s\n' "${spec#*=}" >"$dir/${spec%%=*}"
-    chmod 0755 "$dir/${spec%%=*}"
+    path="$dir/${spec%%=*}"
+    mkdir -p "${path%/*}"
+    printf '%s\n' "${spec#*=}" >"$path"
+    chmod 0755 "$path"
   done
   ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
 }
 
+# sandbox_core_subcommand PLUGIN NAME SCRIPT: an executable subcommands/NAME in the enabled
+# (core) plugin PLUGIN, as a newer Dokku's core plugin would have it. test_teardown removes it.
+sandbox_core_subcommand() {
+  local dir="$PLUGIN_ENABLED_PATH/$1/subcommands"
+  if [[ -d "$dir" ]]; then
+    _added_to_host "$dir/$2"
+  else
+    _added_to_host "$dir"
+    mkdir -p "$dir"
+  fi
+  printf '%s\n' "$3" >"$dir/$2"
+  chmod 0755 "$dir/$2"
+}
+
+# pause_in TRIGGER [NAME]: an enabled plugin NAME (default zz-pause) whose TRIGGER creates
+# $BATS_TEST_TMPDIR/paused-TRIGGER, then waits until the test calls release_pauses (at the
+# latest, test_teardown does; it gives up after 10 minutes). Extra lines of bash to run first
+# come from $PAUSE_FIRST. Holds a deploy at a known point for as long as the test needs.
+pause_in() {
+  local trigger="$1" name="${2:-zz-pause}" dir
+  printf -v dir '%q' "$BATS_TEST_TMPDIR"
+  sandbox_plugin "$name" "$trigger=#!/usr/bin/env bash
+${PAUSE_FIRST:-}
+touch $dir/paused-$trigger
+deadline=\$((SECONDS + 600))
+until [[ -e $dir/release ]]; do
+  ((SECONDS < deadline)) || exit 1
+  sleep 0.05
+done"
+}
+
+# paused TRIGGER: true once the pause_in plugin of TRIGGER has been reached.
+paused() {
+  [[ -e "$BATS_TEST_TMPDIR/paused-$1" ]]
+}
+
+# release_pauses: lets every pause_in plugin of the test go on, now and from now on.
+release_pauses() {
+  touch "$BATS_TEST_TMPDIR/release"
+}
+
+# start_held_deploy NAME ARGS…: `dokku image:from ARGS…` in the background (start_bg NAME),
+# held in its receive-app, where the plugin holds its lock and has its commit pending, by a
+# pause_in post-extract until release_pauses; returns once it is held there.
+start_held_deploy() {
+  local name="$1"
+  shift 1
+  pause_in post-extract
+  start_bg "$name" dokku image:from "$@"
+  wait_until 60 paused post-extract
+}
+
+# start_bg NAME COMMAND…: runs COMMAND in the background (stdin from $BG_STDIN, default
+# /dev/null); stdout, stderr and exit status go to $BATS_TEST_TMPDIR/NAME.{out,err,rc}.
+# BG_PID is its pid; test_teardown waits for it.
+start_bg() {
+  local name="$1"
+  shift 1
+  (
+    rc=0
+    "$@" <"${BG_STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" || rc=$?
+    echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
+  ) 3>&- &
+  BG_PID=$!
+}
+
+# finish_bg NAME: waits for start_bg's command; sets $status, $output and $stderr, as
+# run_split does.
+# shellcheck disable=SC2034 # status, output and stderr are read by the caller
+finish_bg() {
+  wait "$BG_PID" || true
+  BG_PID=""
+  status="$(<"$BATS_TEST_TMPDIR/$1.rc")"
+  output="$(<"$BATS_TEST_TMPDIR/$1.out")"
+  stderr="$(<"$BATS_TEST_TMPDIR/$1.err")"
+}
+
 # run_split CMD…: `run`, with CMD's stderr apart in $stderr and $stderr_lines, and $output only
 # its stdout. (`run --separate-stderr` of bats 1.8 strips the leading blank of " !     ".)
+# While CMD runs, its stderr so far is in the file $BATS_TEST_TMPDIR/stderr.
 # shellcheck disable=SC2034 # stderr and stderr_lines are read by the caller
 run_split() {
-  local file
-  file="$(mktemp "$BATS_TEST_TMPDIR/stderr.XXXXXX")"
+  local file="$BATS_TEST_TMPDIR/stderr"
   run _stderr_to "$file" "$@"
   stderr="$(cat "$file")"
   mapfile -t stderr_lines <"$file"
-  rm -f "$file"
 }
 
 _stderr_to() {
   local file="$1"
   shift 1
   "$@" 2>"$file"
+}
+
+# ---------------------------------------------------------------------------------------
+# Upload progress (load.bats, ssh.bats)
+
+# feed_slowly FILE --lines N | --seconds S: writes FILE to stdout 4 KiB at a time, 0.05 s
+# apart, then the rest at once: the plugin logs its progress only as it reads, so the stream
+# has to keep flowing while lines are awaited. With --lines, it flows until the stderr of
+# run_split ($BATS_TEST_TMPDIR/stderr) holds N "-----> Received" lines; with --seconds (for a
+# run that must log none), until the plugin's image-load has been running for S seconds;
+# 60 s at the most. Set DOKKU_IMAGE_PROGRESS_INTERVAL low, so that little time has to pass.
+feed_slowly() {
+  local file="$1" mode="$2" want="$3" log="$BATS_TEST_TMPDIR/stderr" size offset=0
+  local deadline=$((SECONDS + 60)) started="" limit="" count
+  size="$(stat -c %s "$file")"
+  [[ "$mode" != --seconds ]] || limit="$(awk -v s="$want" 'BEGIN { printf "%d", s * 1000000 }')"
+  while ((offset < size && SECONDS < deadline)); do
+    if [[ -n "$limit" ]]; then
+      # microseconds since the plugin was first seen running
+      if [[ -z "$started" ]]; then
+        [[ -z "$(plugin_pids image-load)" ]] || started="${EPOCHREALTIME//[!0-9]/}"
+      elif ((${EPOCHREALTIME//[!0-9]/} - started >= limit)); then
+        break
+      fi
+    else
+      count="$(grep -c '^-----> Received ' "$log" 2>/dev/null || true)"
+      ((${count:-0} < want)) || break
+    fi
+    dd if="$file" bs=4096 skip=$((offset / 4096)) count=1 status=none || return 1
+    offset=$((offset + 4096))
+    sleep 0.05
+  done
+  if ((offset < size)); then
+    dd if="$file" bs=4096 skip=$((offset / 4096)) status=none
+  fi
+}
+
+# assert_progress_lines INTERVAL LINE…: every LINE is a "-----> Received" line of the plugin's
+# upload progress, the first logged once INTERVAL (whole) seconds had passed, each of the
+# others INTERVAL seconds after the one before (the lines give whole seconds).
+assert_progress_lines() {
+  local interval="$1" line seconds previous=0
+  shift 1
+  for line in "$@"; do
+    assert_regex "$line" '^-----> Received [0-9.]+ (B|KiB|MiB) in [0-9]+s \([0-9.]+ (B|KiB|MiB)/s\)$'
+    [[ "$line" =~ in\ ([0-9]+)s ]]
+    seconds="${BASH_REMATCH[1]}"
+    ((seconds >= previous + interval)) \
+      || fail "logged after ${seconds}s, not ${interval}s after the line before (at ${previous}s): $*"
+    previous="$seconds"
+  done
 }
