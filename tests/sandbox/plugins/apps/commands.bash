@@ -29,7 +29,7 @@ HOOK
 
 cmd-apps-destroy() {
   local app="$1" answer
-  sandbox_verify_app "$app"
+  sandbox_verify_app_for_user "$app"
   if [[ -z "$DOKKU_APPS_FORCE_DELETE" ]]; then
     sandbox_log_warn "WARNING: Potentially Destructive Action"
     sandbox_log_warn "This command will destroy app $app."
@@ -47,25 +47,43 @@ cmd-apps-destroy() {
 }
 
 cmd-apps-exists() {
-  local app="$1" status=0
-  sandbox_app_exists "$app" || status=$?
-  [[ "$status" -ne 0 ]] && exit "$status"
-  sandbox_log_info "App $app exists"
+  sandbox_verify_app_for_user "$1"
 }
 
+# apps:list [--format json]: the apps the user may see (user-auth-app filtering included).
 cmd-apps-list() {
-  local dir
-  echo "=====> My Apps"
-  for dir in "$DOKKU_ROOT"/*/; do
-    dir="${dir%/}"
-    [[ -d "$dir/refs" || -d "$DOKKU_LIB_ROOT/data/apps/${dir##*/}" ]] && echo "${dir##*/}"
+  local apps=() app format=stdout
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --format)
+        format="${2:-}"
+        shift 2 || true
+        ;;
+      --format=*)
+        format="${1#--format=}"
+        shift 1
+        ;;
+      *) shift 1 ;;
+    esac
   done
-  return 0
+  mapfile -t apps < <(sandbox_filtered_apps)
+  if [[ "$format" == "json" ]]; then
+    printf '%s\n' "${apps[@]}" | jq -Rcn '[inputs | select(. != "")]'
+    return 0
+  fi
+  [[ -n "${DOKKU_QUIET_OUTPUT:-}" ]] || echo "=====> My Apps"
+  if [[ ${#apps[@]} -eq 0 ]]; then
+    sandbox_log_warn "You haven't deployed any applications yet"
+    return 0
+  fi
+  for app in "${apps[@]}"; do
+    echo "$app"
+  done
 }
 
 cmd-apps-report() {
   local app="$1" flag="$2" source metadata
-  sandbox_verify_app "$app"
+  sandbox_verify_app_for_user "$app"
   source="$(sandbox_property_get apps "$app" deploy-source)"
   metadata="$(sandbox_property_get apps "$app" deploy-source-metadata)"
   case "$flag" in
@@ -87,7 +105,7 @@ cmd-apps-help() {
     apps:create <app>, Create a new app
     apps:destroy <app>, Permanently destroy an app
     apps:exists <app>, Checks if an app exists
-    apps:list, List your apps
+    apps:list [--format json], List your apps
     apps:report <app> [<flag>], Displays an app report
 HELP
 }
@@ -99,7 +117,7 @@ main() {
     apps:create) cmd-apps-create "$@" ;;
     apps:destroy) cmd-apps-destroy "$@" ;;
     apps:exists) cmd-apps-exists "$@" ;;
-    apps | apps:list) cmd-apps-list ;;
+    apps | apps:list) cmd-apps-list "$@" ;;
     apps:report) cmd-apps-report "$@" ;;
     apps:help | help) cmd-apps-help ;;
     *) exit "$DOKKU_NOT_IMPLEMENTED_EXIT" ;;
