@@ -52,11 +52,13 @@ own_app() {
 }
 
 # snapshot: host_state of the app (the archived image watched) and every file of the
-# sandbox host with its size, but the doubles' trigger log.
+# sandbox host with its size, but the doubles' trigger log and Dokku's build records (a
+# refused deploy is recorded there, as a failed build: host.bats checks those).
 snapshot() {
   host_state "$APP" "$ARCHIVE_ID" "$IMG"
   echo "files:"
-  find "$SANDBOX_DIR" -path "$DOKKU_LIB_ROOT/data/sandbox" -prune -o -printf '  %P %y %s\n' | LC_ALL=C sort
+  find "$SANDBOX_DIR" \( -path "$DOKKU_LIB_ROOT/data/sandbox" -o -path "$DOKKU_LIB_ROOT/data/builds" \) \
+    -prune -o -printf '  %P %y %s\n' | LC_ALL=C sort
 }
 
 # assert_refused STATUS REGEX: after `run_split`, the command exited STATUS with

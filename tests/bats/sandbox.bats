@@ -275,7 +275,8 @@ echo ran'
   kill "$pid"
   wait "$pid" || true
   assert_failure 1
-  assert_output " !     $app currently has a deploy lock in place. Exiting..."
+  assert_output "$(printf '%s\n' " !     $app currently has a deploy lock in place. Exiting..." \
+    " !     Run 'apps:unlock' to release the existing deploy lock")"
 
   sandbox_fail_receive_app "$app"
   run plugn trigger receive-app "$app" "$rev"
