@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
@@ -26,6 +26,8 @@ static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
 static CRITICAL: Mutex<()> = Mutex::new(());
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static DONE: AtomicBool = AtomicBool::new(false);
+/// Set by the signal handler itself, before any child can have died of the same signal.
+static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 /// What the one line says, once installed: `the deploy of IMAGE to APP`.
 static WHAT: OnceLock<Mutex<String>> = OnceLock::new();
 
@@ -75,6 +77,10 @@ pub fn install() -> anyhow::Result<()> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
+    let requested = REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        signal_hook::flag::register(signal, Arc::clone(requested))?;
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
@@ -83,6 +89,24 @@ pub fn install() -> anyhow::Result<()> {
     });
     let _ = INSTALLED.set(());
     Ok(())
+}
+
+/// Whether a signal is ending the command: then its thread says what happened and exits, and
+/// the main thread must neither report nor undo anything of its own.
+pub fn requested() -> bool {
+    REQUESTED
+        .get()
+        .is_some_and(|flag| flag.load(Ordering::SeqCst))
+}
+
+/// Where the main thread ends: when a signal is being handled, it waits for the signal's
+/// thread to exit the process (its own failure was only the children being stopped).
+pub fn settle() {
+    if requested() {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 fn signal_name(signal: i32) -> &'static str {

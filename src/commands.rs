@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::command::{Command, Flags, Kind};
 use crate::output::{self, EXIT_NOT_IMPLEMENTED};
-use crate::{lifecycle, subcommands};
+use crate::{cancel, lifecycle, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -187,7 +187,9 @@ pub fn find(name: &str) -> Option<&'static Command> {
 pub fn main(name: &str) -> ! {
     let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    output::exit_on_error((command.run)(command, argv))
+    let result = (command.run)(command, argv);
+    cancel::settle();
+    output::exit_on_error(result)
 }
 
 /// The `commands` entry: `dokku help` lines, `image:help`, and core's

@@ -178,7 +178,7 @@ impl<'h> AppSession<'h> {
         };
 
         let previous_source = self.host.property("git", app, "source-image")?;
-        let on_signal = {
+        let mut on_signal = {
             let (host, repo, app, rev) = (
                 self.host.clone(),
                 self.repo.clone(),
@@ -186,13 +186,20 @@ impl<'h> AppSession<'h> {
                 rev.clone(),
             );
             let previous = previous_source.clone();
-            cancel::on_cancel(move || undo(&host, &repo, &app, &rev, previous.as_deref()))
+            Some(cancel::on_cancel(move || {
+                undo(&host, &repo, &app, &rev, previous.as_deref())
+            }))
         };
         self.repo
             .update_ref(PENDING_REF, &rev, None)
             .context("cannot record the pending deploy")?;
-        if let Err(err) = self.release(&request, &rev, head.as_deref(), on_signal) {
-            undo(self.host, &self.repo, app, &rev, previous_source.as_deref());
+        if let Err(err) = self.release(&request, &rev, head.as_deref(), &mut on_signal) {
+            // When a signal stopped the deploy, its thread runs `on_signal` instead.
+            let _hold = cancel::hold();
+            if !cancel::requested() {
+                drop(on_signal);
+                undo(self.host, &self.repo, app, &rev, previous_source.as_deref());
+            }
             return Err(err);
         }
 
@@ -224,13 +231,13 @@ impl<'h> AppSession<'h> {
     }
 
     /// Writes `source-image`, builds and releases REV, then moves the branch to it and drops
-    /// the pending ref, a signal waiting meanwhile (`on_signal` is then pointless).
+    /// the pending ref, a signal waiting meanwhile; `on_signal` is then dropped, pointless.
     fn release(
         &self,
         request: &DeployRequest,
         rev: &str,
         head: Option<&str>,
-        on_signal: cancel::Undo,
+        on_signal: &mut Option<cancel::Undo>,
     ) -> anyhow::Result<()> {
         let app = self.app.as_str();
         self.host
@@ -251,7 +258,7 @@ impl<'h> AppSession<'h> {
         }
         self.repo.point_head_at(&self.branch)?;
         self.repo.delete_ref(PENDING_REF, Some(rev))?;
-        drop(on_signal);
+        on_signal.take();
         cancel::done();
         Ok(())
     }

@@ -189,7 +189,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             short_commit(commit)
         ),
     });
-    if let (Err(_), Some(previous)) = (&result, &previous) {
+    if let (Err(_), Some(previous), false) = (&result, &previous, cancel::requested()) {
         // The deploy changed nothing else: leave the reference as it was too.
         point_back(&docker, previous, &record.image);
     }

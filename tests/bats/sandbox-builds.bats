@@ -32,16 +32,6 @@ teardown() {
 
 KILL_AT_TEARDOWN=()
 
-# wait_until SECONDS COMMAND…: polls COMMAND every 50 ms until it succeeds; 1 at the deadline.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift 1
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.05
-  done
-}
-
 # A third-party plugin with one command, `fake:deploy APP SOURCE EXIT_CODE [GATE]`: a deploy
 # as Dokku 0.38's receive-app makes one. It sets up the build capture (twice: the second is a
 # no-op), takes the deploy lock, prints a line on stdout, one on stderr and the lock file's
