@@ -330,6 +330,8 @@ cat | DOKKU_ROOT=\"$DOKKU_ROOT\" dokku git-hook $APP"
   id1="$(build_busybox_image "$ref" --content "pulled one")"
   push_to_registry "$ref"
   rev1="$(deploy "$APP" "$ref")"
+  # the containerd store drops an image whose last tag moves: a second tag keeps v1
+  docker image tag "$ref" "$ref-one"
 
   # v2 goes to the registry under the same tag; the local tag still names v1
   id2="$(build_busybox_image "$ref" --content "pulled two")"

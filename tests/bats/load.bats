@@ -274,7 +274,9 @@ deploy_with_filter() {
   head -c "$((size - 4096))" "$archive" >"$archive.cut"
   run_split load_file "$archive.cut" "$APP" "$tag"
   assert_failure 1
-  assert_equal "$stderr" " !     archive is truncated after $((size - 4096)) bytes"
+  # (where the cut falls between two entries, as it may in an OCI layout, there is no
+  # partial entry: only the end marker is missing)
+  assert_regex "$stderr" "^ !     archive is truncated after $((size - 4096)) bytes( \(no end-of-archive marker\))?\$"
 
   head -c 1000 "$archive" >"$archive.short"
   run_split load_file "$archive.short" "$APP" "$tag"
