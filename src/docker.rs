@@ -36,19 +36,16 @@ impl Docker {
         }
     }
 
-    /// The image ID behind a reference (or an ID), or None when the engine has no such image.
-    pub fn image_id(&self, reference: &str) -> anyhow::Result<Option<ImageId>> {
+    /// `docker image inspect --format FORMAT REFERENCE`'s output, or None when the engine has
+    /// no such image.
+    fn inspect_as(&self, reference: &str, format: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let cmd = self
             .command()
-            .args(["image", "inspect", "--format", "{{.Id}}", "--"])
+            .args(["image", "inspect", "--format", format, "--"])
             .arg(reference);
         let output = cmd.output()?;
         if output.status.success() {
-            let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
-            let id = ImageId::parse(&id).with_context(|| {
-                format!("docker image inspect returned an unexpected ID {id:?} for {reference}")
-            })?;
-            return Ok(Some(id));
+            return Ok(Some(output.stdout));
         }
         if is_no_such_image(&output.stderr) {
             return Ok(None);
@@ -57,20 +54,24 @@ impl Docker {
         Ok(None)
     }
 
+    /// The image ID behind a reference (or an ID), or None when the engine has no such image.
+    pub fn image_id(&self, reference: &str) -> anyhow::Result<Option<ImageId>> {
+        let Some(stdout) = self.inspect_as(reference, "{{.Id}}")? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&stdout).trim().to_string();
+        let id = ImageId::parse(&id).with_context(|| {
+            format!("docker image inspect returned an unexpected ID {id:?} for {reference}")
+        })?;
+        Ok(Some(id))
+    }
+
     /// What the engine says of an image, or None when it has no such image.
     pub fn inspect(&self, reference: &str) -> anyhow::Result<Option<ImageInfo>> {
-        let cmd = self
-            .command()
-            .args(["image", "inspect", "--format", "{{json .}}", "--"])
-            .arg(reference);
-        let output = cmd.output()?;
-        if !output.status.success() {
-            if is_no_such_image(&output.stderr) {
-                return Ok(None);
-            }
-            cmd.check(&output)?;
-        }
-        let raw: RawImageInfo = serde_json::from_slice(&output.stdout)
+        let Some(stdout) = self.inspect_as(reference, "{{json .}}")? else {
+            return Ok(None);
+        };
+        let raw: RawImageInfo = serde_json::from_slice(&stdout)
             .with_context(|| format!("docker image inspect of {reference} printed no image"))?;
         let id = ImageId::parse(&raw.id).with_context(|| {
             format!(

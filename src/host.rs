@@ -43,6 +43,17 @@ impl Host {
         }
     }
 
+    /// A host whose roots are folders under `dir`, for unit tests.
+    #[cfg(test)]
+    pub fn under(dir: &Path) -> Host {
+        Host {
+            dokku_root: dir.join("home"),
+            lib_root: dir.join("lib"),
+            docker_bin: "docker".into(),
+            system_user: "no-such-user-here".into(),
+        }
+    }
+
     /// The app's bare git repo.
     pub fn app_repo(&self, app: &str) -> PathBuf {
         self.dokku_root.join(app)
@@ -196,12 +207,7 @@ mod tests {
     #[test]
     fn properties_round_trip_and_empty_means_unset() {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host {
-            dokku_root: dir.path().join("home"),
-            lib_root: dir.path().join("lib"),
-            docker_bin: "docker".into(),
-            system_user: "no-such-user-here".into(),
-        };
+        let host = Host::under(dir.path());
         assert_eq!(host.deploy_branch("app").unwrap(), "master");
         host.set_property("git", "--global", "deploy-branch", "main")
             .unwrap();

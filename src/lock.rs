@@ -140,12 +140,7 @@ mod tests {
     #[test]
     fn second_lock_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host {
-            dokku_root: dir.path().join("home"),
-            lib_root: dir.path().join("lib"),
-            docker_bin: "docker".into(),
-            system_user: "nobody-here".into(),
-        };
+        let host = Host::under(dir.path());
         let first = DeployLock::acquire(&host, "app").unwrap();
         let err = DeployLock::acquire(&host, "app").unwrap_err();
         assert!(err.to_string().contains("in progress"), "{err}");
@@ -158,12 +153,7 @@ mod tests {
     #[test]
     fn dokkus_lock_holds_the_build_id_until_released() {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host {
-            dokku_root: dir.path().join("home"),
-            lib_root: dir.path().join("lib"),
-            docker_bin: "docker".into(),
-            system_user: "nobody-here".into(),
-        };
+        let host = Host::under(dir.path());
         // before Dokku 0.34, or an app without data/apps/APP: nothing to take
         let mut none = DokkuLock::acquire(&host, "app").unwrap();
         none.release();
