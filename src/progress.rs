@@ -104,11 +104,13 @@ impl<R: Read> Read for Progress<R> {
 fn log_interval(setting: Option<&str>) -> Duration {
     setting
         .and_then(|text| text.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-        .map_or(LOG_INTERVAL, Duration::from_secs_f64)
+        .filter(|seconds| *seconds > 0.0)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .unwrap_or(LOG_INTERVAL)
 }
 
-/// "Received 1.5 GiB in 12s (128.0 MiB/s)".
+/// "Received 1.5 GiB in 12s (128.0 MiB/s)"; tenths of a second under 10 s, so that short
+/// intervals do not all read "in 0s".
 pub fn status_line(bytes: u64, elapsed: Duration) -> String {
     let seconds = elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
@@ -116,10 +118,14 @@ pub fn status_line(bytes: u64, elapsed: Duration) -> String {
     } else {
         0.0
     };
+    let time = if elapsed < Duration::from_secs(10) {
+        format!("{:.1}", (seconds * 10.0).floor() / 10.0)
+    } else {
+        elapsed.as_secs().to_string()
+    };
     format!(
-        "Received {} in {}s ({}/s)",
+        "Received {} in {time}s ({}/s)",
         human_bytes(bytes),
-        elapsed.as_secs(),
         human_bytes(rate as u64)
     )
 }
@@ -130,8 +136,10 @@ mod tests {
 
     #[test]
     fn status_line_has_bytes_time_and_rate() {
-        let line = status_line(200 * 1024 * 1024, Duration::from_secs(2));
-        assert_eq!(line, "Received 200 MiB in 2s (100 MiB/s)");
+        let line = status_line(200 * 1024 * 1024, Duration::from_secs(20));
+        assert_eq!(line, "Received 200 MiB in 20s (10 MiB/s)");
+        let line = status_line(1024, Duration::from_millis(2990));
+        assert_eq!(line, "Received 1 KiB in 2.9s (342 B/s)");
     }
 
     #[test]
@@ -143,6 +151,9 @@ mod tests {
         assert_eq!(log_interval(Some("soon")), LOG_INTERVAL);
         assert_eq!(log_interval(Some("0.25")), Duration::from_millis(250));
         assert_eq!(log_interval(Some("2")), Duration::from_secs(2));
+        assert_eq!(log_interval(Some("1e30")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("inf")), LOG_INTERVAL);
+        assert_eq!(log_interval(Some("NaN")), LOG_INTERVAL);
     }
 
     #[test]

@@ -771,13 +771,13 @@ feed_slowly() {
 
 # assert_progress_lines INTERVAL LINE…: every LINE is a "-----> Received" line of the plugin's
 # upload progress, the first logged once INTERVAL (whole) seconds had passed, each of the
-# others INTERVAL seconds after the one before (the lines give whole seconds).
+# others INTERVAL seconds after the one before (compared in whole seconds).
 assert_progress_lines() {
   local interval="$1" line seconds previous=0
   shift 1
   for line in "$@"; do
-    assert_regex "$line" '^-----> Received [0-9.]+ (B|KiB|MiB) in [0-9]+s \([0-9.]+ (B|KiB|MiB)/s\)$'
-    [[ "$line" =~ in\ ([0-9]+)s ]]
+    assert_regex "$line" '^-----> Received [0-9.]+ (B|KiB|MiB) in [0-9]+(\.[0-9])?s \([0-9.]+ (B|KiB|MiB)/s\)$'
+    [[ "$line" =~ in\ ([0-9]+)(\.[0-9])?s ]]
     seconds="${BASH_REMATCH[1]}"
     ((seconds >= previous + interval)) \
       || fail "logged after ${seconds}s, not ${interval}s after the line before (at ${previous}s): $*"
