@@ -27,6 +27,7 @@ unit:
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
+	scripts/check-imports
 
 bats: package
 	scripts/test-engines $(abspath $(TARBALL))

@@ -275,6 +275,40 @@ mod tests {
         );
     }
 
+    /// Each subcommand and trigger is a small binary Dokku finds by its link: a missing one
+    /// would leave the command to the `commands` fallback, or unanswered.
+    #[test]
+    fn every_subcommand_and_trigger_has_its_binary_and_link() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for command in COMMANDS {
+            let (link, binary) = match command.kind {
+                Kind::Subcommand => {
+                    let name = command.name.trim_start_matches("image:");
+                    (format!("subcommands/{name}"), format!("image-{name}"))
+                }
+                Kind::Trigger => (
+                    command.name.to_string(),
+                    format!("image-trigger-{}", command.name),
+                ),
+                Kind::Fallback { .. } | Kind::Entry => continue,
+            };
+            let source = root.join("src/bin").join(format!("{binary}.rs"));
+            let text = std::fs::read_to_string(&source).unwrap_or_default();
+            assert!(
+                text.contains(&format!("main(\"{}\")", command.name)),
+                "{} should name {}",
+                source.display(),
+                command.name
+            );
+            let target = std::fs::read_link(root.join(&link)).unwrap_or_default();
+            assert!(
+                target.ends_with(Path::new("bin").join(&binary)),
+                "{link} should link to bin/{binary}, not {}",
+                target.display()
+            );
+        }
+    }
+
     #[test]
     fn names_are_unique_and_usage_errors_name_the_command() {
         for (index, command) in COMMANDS.iter().enumerate() {

@@ -1,0 +1,4 @@
+//! `image:set`.
+fn main() {
+    dokku_image::commands::main("image:set")
+}
