@@ -39,9 +39,13 @@ demo: setup
 	$(MAKE) package
 	scripts/demo $(abspath $(TARBALL))
 
+# The load benchmark runs on each engine of ENGINES, against that engine's own load.
 bench: setup package
 	bench/deploy-history $(abspath $(TARBALL))
-	bench/load-archive $(abspath $(TARBALL))
+	scripts/engines start $(ENGINES)
+	for engine in $${ENGINES//,/ }; do \
+		bench/load-archive --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
+	done
 
 # 200 sequential deploys on a sandbox host (SOAK_DEPLOYS to change): fails if deploys slow
 # down or anything but the app repo grows.
