@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use sha2::{Digest as _, Sha256};
+
 /// A `sha256:<64 lowercase hex>` digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
@@ -54,6 +56,34 @@ impl AsRef<str> for Digest {
     }
 }
 
+/// The ChainIDs of a stack of layers given bottom first by their diff IDs: the first layer's is
+/// its diff ID, each next one `sha256("<parent ChainID> <diff ID>")`. The classic store keys its
+/// layers by them, so a layer is the same on two hosts only with the same layers below it.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chains: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let chain = match chains.last() {
+            None => diff_id.clone(),
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        chains.push(chain);
+    }
+    chains
+}
+
+impl Digest {
+    /// The sha256 digest of `data`.
+    pub fn of(data: &[u8]) -> Digest {
+        Digest::from_sha256(Sha256::digest(data).into())
+    }
+
+    /// The digest a finished hasher holds.
+    pub fn from_sha256(bytes: [u8; 32]) -> Digest {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Digest(format!("sha256:{hex}"))
+    }
+}
+
 /// True when `text` is exactly `len` lowercase hex digits.
 pub fn is_lower_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -84,5 +114,21 @@ mod tests {
         ] {
             assert_eq!(Digest::parse(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn chain_ids_follow_the_layers_below() {
+        // `printf '' | sha256sum` and the chain of two layers as `docker` computes it.
+        let empty = Digest::of(b"");
+        assert_eq!(
+            empty.hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let a = Digest::from_hex(HEX).unwrap();
+        let chains = chain_ids(&[a.clone(), empty.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(chains[1], Digest::of(format!("{a} {empty}").as_bytes()));
+        assert_ne!(chain_ids(&[empty.clone(), a.clone()])[1], chains[1]);
+        assert!(chain_ids(&[]).is_empty());
     }
 }
