@@ -28,6 +28,17 @@ impl Docker {
         }
     }
 
+    /// The docker client of this machine: `$DOCKER_BIN` or `docker`, its own config.
+    pub fn local() -> Docker {
+        Docker {
+            bin: std::env::var("DOCKER_BIN")
+                .ok()
+                .filter(|bin| !bin.is_empty())
+                .unwrap_or_else(|| "docker".into()),
+            config_dir: None,
+        }
+    }
+
     pub fn command(&self) -> Cmd {
         let cmd = Cmd::new(&self.bin);
         match &self.config_dir {

@@ -60,6 +60,13 @@ pub fn detail(message: impl fmt::Display) {
     }
 }
 
+/// `-----> message` on stderr, unless quiet: for a program whose stdout is another's.
+pub fn note(message: impl fmt::Display) {
+    if !quiet() {
+        eprintln!("-----> {message}");
+    }
+}
+
 /// ` !     message` on stderr, always.
 pub fn warn(message: impl fmt::Display) {
     let text = message.to_string();

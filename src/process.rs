@@ -213,6 +213,38 @@ impl Cmd {
         })
     }
 
+    /// Starts the command in the background wired into a pipeline the caller builds: stdin
+    /// from `stdin` (None: /dev/null), stdout and stderr as [`Sink`]s say.
+    pub fn start_wired(
+        &self,
+        stdin: Option<OwnedFd>,
+        stdout: Sink,
+        stderr: Sink,
+    ) -> anyhow::Result<Running> {
+        let expression = match stdin {
+            Some(fd) => self.expression().stdin_file(fd),
+            None => self.expression().stdin_null(),
+        };
+        let expression = match stdout {
+            Sink::Inherit => expression,
+            Sink::Capture => expression.stdout_capture(),
+            Sink::Fd(fd) => expression.stdout_file(fd),
+        };
+        let expression = match stderr {
+            Sink::Inherit => expression,
+            Sink::Capture => expression.stderr_capture(),
+            Sink::Fd(fd) => expression.stderr_file(fd),
+        };
+        let handle = expression
+            .unchecked()
+            .start()
+            .map_err(|err| self.not_started(err))?;
+        Ok(Running {
+            cmd: self.clone(),
+            handle,
+        })
+    }
+
     /// Turns a finished run into an error when it failed.
     pub fn check(&self, output: &Output) -> anyhow::Result<()> {
         if output.status.success() {
@@ -236,7 +268,18 @@ impl Cmd {
     }
 }
 
-/// A command started with [`Cmd::start`].
+/// Where a started command's stdout or stderr goes.
+#[derive(Debug)]
+pub enum Sink {
+    /// This process's own.
+    Inherit,
+    /// Into the [`Output`] of [`Running::wait`].
+    Capture,
+    /// A file or the write end of a pipe.
+    Fd(OwnedFd),
+}
+
+/// A command started with [`Cmd::start`] or [`Cmd::start_wired`].
 pub struct Running {
     cmd: Cmd,
     handle: duct::Handle,
@@ -333,6 +376,22 @@ mod tests {
                 .starts_with("`/nonexistent/loader` could not be started"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_wired_command_writes_where_it_is_told() {
+        use std::io::Read;
+        let (mut out_reader, out_writer) = std::io::pipe().unwrap();
+        let running = Cmd::new("sh")
+            .args(["-c", "cat; echo to-stderr >&2"])
+            .start_wired(None, Sink::Fd(out_writer.into()), Sink::Capture)
+            .unwrap();
+        let mut text = String::new();
+        out_reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "", "stdin is /dev/null when none is given");
+        let output = running.wait().unwrap();
+        assert!(output.status.success());
+        assert_eq!(output.stderr, b"to-stderr\n");
     }
 
     #[test]

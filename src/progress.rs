@@ -49,7 +49,7 @@ impl<R: Read> Progress<R> {
             started: now,
             last_report: now,
             mode,
-            log_interval: log_interval(std::env::var(INTERVAL_ENV).ok().as_deref()),
+            log_interval: log_interval_from_env(),
             reported: false,
         }
     }
@@ -99,6 +99,11 @@ impl<R: Read> Read for Progress<R> {
     }
 }
 
+/// The log interval `DOKKU_IMAGE_PROGRESS_INTERVAL` asks for.
+pub fn log_interval_from_env() -> Duration {
+    log_interval(std::env::var(INTERVAL_ENV).ok().as_deref())
+}
+
 /// The log interval a setting asks for; unset, empty or not a positive number of seconds
 /// means the default (progress is never worth failing a deploy over).
 fn log_interval(setting: Option<&str>) -> Duration {
@@ -109,9 +114,14 @@ fn log_interval(setting: Option<&str>) -> Duration {
         .unwrap_or(LOG_INTERVAL)
 }
 
-/// "Received 1.5 GiB in 12s (128.0 MiB/s)"; tenths of a second under 10 s, so that short
-/// intervals do not all read "in 0s".
+/// "Received 1.5 GiB in 12s (128.0 MiB/s)".
 pub fn status_line(bytes: u64, elapsed: Duration) -> String {
+    rate_line("Received", bytes, elapsed)
+}
+
+/// "VERB 1.5 GiB in 12s (128.0 MiB/s)"; tenths of a second under 10 s, so that short
+/// intervals do not all read "in 0s".
+pub fn rate_line(verb: &str, bytes: u64, elapsed: Duration) -> String {
     let seconds = elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
         bytes as f64 / seconds
@@ -124,7 +134,7 @@ pub fn status_line(bytes: u64, elapsed: Duration) -> String {
         elapsed.as_secs().to_string()
     };
     format!(
-        "Received {} in {time}s ({}/s)",
+        "{verb} {} in {time}s ({}/s)",
         human_bytes(bytes),
         human_bytes(rate as u64)
     )
