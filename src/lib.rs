@@ -5,6 +5,7 @@ pub mod archive;
 pub mod args;
 pub mod builds;
 pub mod cancel;
+pub mod client;
 pub mod command;
 pub mod commands;
 pub mod context;

@@ -1,0 +1,4 @@
+//! `dokku-image`: the client that pushes an image to a Dokku host (src/client/).
+fn main() {
+    dokku_image::client::main()
+}

@@ -1,0 +1,222 @@
+//! The tar filter between `docker image save` and the host: copies the archive entry by entry,
+//! headers and data byte for byte and in order, leaving out the layers of a [`LeaveOut`].
+//! Memory stays constant: entries stream through, and a layer whose diff ID its name does not
+//! tell (a legacy `<v1id>/layer.tar`, a gzip or zstd blob of a containerd-store client) is
+//! spooled to a temp file while its uncompressed content is hashed, and only while a layer to
+//! leave out is still unmatched. The input is the local engine's own output, so it is trusted.
+
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read, Seek, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::client::held::LeaveOut;
+use crate::digest::Digest;
+
+/// Entries up to this size always pass straight through: they are metadata, or layers too
+/// small to be worth a spool.
+const SPOOL_THRESHOLD: u64 = 64 * 1024;
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// What the filter left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    pub entries: usize,
+    /// Their data, as the archive holds it.
+    pub bytes: u64,
+}
+
+/// Copies the archive on `input` to `output`, without the entries `plan` leaves out, and
+/// returns what was left out and `output` once the archive's end marker is written.
+pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Result<(LeftOut, W)> {
+    let mut walk = Walk {
+        plan,
+        unmatched: plan.diff_ids.clone(),
+        builder: tar::Builder::new(output),
+        pending: Vec::new(),
+        left_out: LeftOut::default(),
+    };
+    let mut archive = tar::Archive::new(input);
+    // Raw entries: PAX and GNU extension headers come as entries of their own and are copied
+    // as they are (or left out with the entry they describe).
+    for entry in archive.entries()?.raw(true) {
+        walk.entry(entry?)?;
+    }
+    let Walk {
+        builder, left_out, ..
+    } = walk;
+    Ok((left_out, builder.into_inner()?))
+}
+
+struct Walk<'p, W: Write> {
+    plan: &'p LeaveOut,
+    /// The diff IDs to leave out that no entry has matched yet.
+    unmatched: HashSet<Digest>,
+    builder: tar::Builder<W>,
+    /// Extension headers read ahead of the entry they belong to.
+    pending: Vec<(tar::Header, Vec<u8>)>,
+    left_out: LeftOut,
+}
+
+impl<W: Write> Walk<'_, W> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> io::Result<()> {
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            self.pending.push((header, data));
+            return Ok(());
+        }
+        let size = entry.size();
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let spoolable = size > SPOOL_THRESHOLD && !self.unmatched.is_empty() && kind.is_file();
+        if let Some(blob) = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(Digest::from_hex)
+        {
+            if self.plan.blobs.contains(&blob) || self.unmatched.remove(&blob) {
+                return self.leave_out(size);
+            }
+            if spoolable {
+                let mut magic = [0u8; 4];
+                entry.read_exact(&mut magic)?;
+                let layer = if magic.starts_with(GZIP_MAGIC) {
+                    Some(Layer::Gzip)
+                } else if magic.starts_with(ZSTD_MAGIC) {
+                    Some(Layer::Zstd)
+                } else {
+                    None
+                };
+                return match layer {
+                    Some(layer) => self.spool(&header, (&magic[..]).chain(entry), layer),
+                    None => self.write(&header, (&magic[..]).chain(entry)),
+                };
+            }
+        } else if spoolable && is_legacy_layer(&name) {
+            return self.spool(&header, entry, Layer::Plain);
+        }
+        self.write(&header, entry)
+    }
+
+    /// Hashes the entry's uncompressed content on its way to a temp file, then leaves it out
+    /// when that diff ID is to be, or writes it from the file.
+    fn spool<R: Read>(
+        &mut self,
+        header: &tar::Header,
+        mut data: R,
+        layer: Layer,
+    ) -> io::Result<()> {
+        let mut spool = tempfile::tempfile()?;
+        let mut hasher = Some(Hasher::new(layer)?);
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let count = match data.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(count) => count,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            spool.write_all(&buffer[..count])?;
+            // Content that does not decompress has no diff ID to match: it is sent.
+            if let Some(h) = hasher.as_mut() {
+                if h.write_all(&buffer[..count]).is_err() {
+                    hasher = None;
+                }
+            }
+        }
+        let diff_id = hasher.and_then(|h| h.finish().ok());
+        if let Some(diff_id) = diff_id.filter(|d| self.unmatched.contains(d)) {
+            self.unmatched.remove(&diff_id);
+            return self.leave_out(header.entry_size()?);
+        }
+        spool.rewind()?;
+        self.write(header, BufReader::with_capacity(256 * 1024, spool))
+    }
+
+    fn leave_out(&mut self, size: u64) -> io::Result<()> {
+        self.pending.clear();
+        self.left_out.entries += 1;
+        self.left_out.bytes += size;
+        Ok(())
+    }
+
+    fn write<R: Read>(&mut self, header: &tar::Header, data: R) -> io::Result<()> {
+        for (extension, bytes) in std::mem::take(&mut self.pending) {
+            self.builder.append(&extension, &bytes[..])?;
+        }
+        self.builder.append(header, data)
+    }
+}
+
+/// `<v1id>/layer.tar` of the legacy layout (engines up to 24).
+fn is_legacy_layer(name: &str) -> bool {
+    name.strip_suffix("/layer.tar")
+        .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layer {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+/// The sha256 of a layer's uncompressed content, fed its bytes as the archive holds them.
+enum Hasher {
+    Plain(Sha),
+    Gzip(Box<flate2::write::GzDecoder<Sha>>),
+    Zstd(zstd::stream::write::Decoder<'static, Sha>),
+}
+
+impl Hasher {
+    fn new(layer: Layer) -> io::Result<Hasher> {
+        Ok(match layer {
+            Layer::Plain => Hasher::Plain(Sha::default()),
+            Layer::Gzip => Hasher::Gzip(Box::new(flate2::write::GzDecoder::new(Sha::default()))),
+            Layer::Zstd => Hasher::Zstd(zstd::stream::write::Decoder::new(Sha::default())?),
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Hasher::Plain(sha) => sha.write_all(bytes),
+            Hasher::Gzip(decoder) => decoder.write_all(bytes),
+            Hasher::Zstd(decoder) => decoder.write_all(bytes),
+        }
+    }
+
+    fn finish(self) -> io::Result<Digest> {
+        let sha = match self {
+            Hasher::Plain(sha) => sha,
+            Hasher::Gzip(decoder) => decoder.finish()?,
+            Hasher::Zstd(mut decoder) => {
+                decoder.flush()?;
+                decoder.into_inner()
+            }
+        };
+        Ok(Digest::from_sha256(sha.0.finalize().into()))
+    }
+}
+
+#[derive(Default)]
+struct Sha(Sha256);
+
+impl Write for Sha {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

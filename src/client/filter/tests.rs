@@ -1,0 +1,269 @@
+//! The filter on small archives built in memory: an OCI layout as classic engines and
+//! containerd-store clients write it, and the legacy layout.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+
+use super::*;
+
+/// Bytes that do not repeat, so that sizes and digests mean something.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An entry: its name, data, and PAX records to put before it.
+struct Spec {
+    name: String,
+    data: Vec<u8>,
+    pax: bool,
+}
+
+fn spec(name: impl Into<String>, data: Vec<u8>) -> Spec {
+    Spec {
+        name: name.into(),
+        data,
+        pax: false,
+    }
+}
+
+fn archive(specs: &[Spec]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for spec in specs {
+        if spec.pax {
+            let record = b"30 comment=about the next one\n";
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::XHeader);
+            header.set_path("PaxHeaders.0/next").unwrap();
+            header.set_size(record.len() as u64);
+            header.set_cksum();
+            builder.append(&header, &record[..]).unwrap();
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_path(&spec.name).unwrap();
+        header.set_size(spec.data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        builder.append(&header, &spec.data[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Every entry of an archive, extension headers included: (header bytes, data).
+fn raw_entries(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .raw(true)
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let header = entry.header().as_bytes().to_vec();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (header, data)
+        })
+        .collect()
+}
+
+fn run(input: &[u8], plan: &LeaveOut) -> (LeftOut, Vec<u8>) {
+    filter(input, Vec::new(), plan).unwrap()
+}
+
+/// The output holds the input's entries but those of `dropped` (by name, with their
+/// extension headers), byte for byte and in order.
+fn assert_kept(specs: &[Spec], output: &[u8], dropped: &[&str]) {
+    let kept: Vec<Spec> = specs
+        .iter()
+        .filter(|s| !dropped.contains(&s.name.as_str()))
+        .map(|s| Spec {
+            name: s.name.clone(),
+            data: s.data.clone(),
+            pax: s.pax,
+        })
+        .collect();
+    assert_eq!(raw_entries(output), raw_entries(&archive(&kept)));
+}
+
+fn hex(digest: &Digest) -> String {
+    digest.hex().to_string()
+}
+
+#[test]
+fn classic_host_leaves_out_held_layers_by_name_and_by_hash() {
+    let (layer0, layer1, layer2) = (noise(0, 300_000), noise(1, 200_000), noise(2, 150_000));
+    let (d0, d1, d2) = (
+        Digest::of(&layer0),
+        Digest::of(&layer1),
+        Digest::of(&layer2),
+    );
+    // layer 2 as a containerd-store client writes it: gzip, named by the compressed digest
+    let gz2 = gzip(&layer2);
+    let blob2 = Digest::of(&gz2);
+    let specs = [
+        Spec {
+            pax: true,
+            ..spec(d0.blob_path(), layer0.clone())
+        },
+        spec(d1.blob_path(), layer1.clone()),
+        spec(blob2.blob_path(), gz2),
+        spec(
+            format!("blobs/sha256/{}", hex(&Digest::of(b"{}"))),
+            b"{}".to_vec(),
+        ),
+        Spec {
+            pax: true,
+            ..spec("index.json", b"{\"schemaVersion\":2}".to_vec())
+        },
+        spec("manifest.json", b"[]".to_vec()),
+        spec("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}".to_vec()),
+    ];
+    let input = archive(&specs);
+
+    let plan = LeaveOut {
+        diff_ids: HashSet::from([d0.clone(), d2.clone()]),
+        blobs: HashSet::new(),
+    };
+    let (left_out, output) = run(&input, &plan);
+    assert_eq!(
+        left_out,
+        LeftOut {
+            entries: 2,
+            bytes: layer0.len() as u64 + specs[2].data.len() as u64
+        }
+    );
+    assert_kept(&specs, &output, &[&d0.blob_path(), &blob2.blob_path()]);
+
+    // nothing to leave out: the archive as it was, entry for entry
+    let (left_out, output) = run(&input, &LeaveOut::default());
+    assert_eq!(left_out, LeftOut::default());
+    assert_kept(&specs, &output, &[]);
+
+    // a held diff ID the archive does not have changes nothing either
+    let plan = LeaveOut {
+        diff_ids: HashSet::from([Digest::of(b"elsewhere")]),
+        blobs: HashSet::new(),
+    };
+    assert_kept(&specs, &run(&input, &plan).1, &[]);
+    let _ = d1;
+}
+
+#[test]
+fn containerd_host_leaves_out_only_the_very_blobs_it_holds() {
+    let layer0 = noise(3, 100_000);
+    let gz0 = gzip(&layer0);
+    let (diff0, blob0) = (Digest::of(&layer0), Digest::of(&gz0));
+    let layer1 = noise(4, 100_000);
+    let d1 = Digest::of(&layer1);
+    let specs = [
+        spec(blob0.blob_path(), gz0),
+        spec(d1.blob_path(), layer1.clone()),
+        spec("index.json", b"{}".to_vec()),
+    ];
+    let input = archive(&specs);
+    let plan = LeaveOut {
+        diff_ids: HashSet::new(),
+        // the host holds layer 0 uncompressed (not this gzip blob) and layer 1's blob
+        blobs: HashSet::from([diff0, d1.clone()]),
+    };
+    let (left_out, output) = run(&input, &plan);
+    assert_eq!(
+        left_out,
+        LeftOut {
+            entries: 1,
+            bytes: layer1.len() as u64
+        }
+    );
+    assert_kept(&specs, &output, &[&d1.blob_path()]);
+}
+
+fn legacy_specs() -> (Vec<Spec>, Digest, Digest) {
+    let (layer0, layer1) = (noise(5, 120_000), noise(6, 90_000));
+    let (d0, d1) = (Digest::of(&layer0), Digest::of(&layer1));
+    let specs = vec![
+        spec("aaaa/VERSION", b"1.0".to_vec()),
+        spec("aaaa/json", b"{}".to_vec()),
+        spec("aaaa/layer.tar", layer0),
+        spec("bbbb/VERSION", b"1.0".to_vec()),
+        spec("bbbb/json", b"{}".to_vec()),
+        spec("bbbb/layer.tar", layer1),
+        spec("cfg.json", b"{}".to_vec()),
+        spec("manifest.json", b"[]".to_vec()),
+        spec("repositories", b"{}".to_vec()),
+    ];
+    (specs, d0, d1)
+}
+
+#[test]
+fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
+    let (specs, d0, _) = legacy_specs();
+    let input = archive(&specs);
+    let classic = LeaveOut {
+        diff_ids: HashSet::from([d0.clone()]),
+        blobs: HashSet::new(),
+    };
+    let (left_out, output) = run(&input, &classic);
+    assert_eq!(
+        left_out,
+        LeftOut {
+            entries: 1,
+            bytes: 120_000
+        }
+    );
+    assert_kept(&specs, &output, &["aaaa/layer.tar"]);
+
+    // a containerd host cannot take a slim legacy archive (docs/engines.md §5)
+    let containerd = LeaveOut {
+        diff_ids: HashSet::new(),
+        blobs: HashSet::from([d0]),
+    };
+    let (left_out, output) = run(&input, &containerd);
+    assert_eq!(left_out, LeftOut::default());
+    assert_kept(&specs, &output, &[]);
+}
+
+#[test]
+fn small_layers_pass_without_a_spool() {
+    let small = noise(7, 1000);
+    let specs = [
+        spec("cccc/layer.tar", small.clone()),
+        spec("manifest.json", b"[]".to_vec()),
+    ];
+    let plan = LeaveOut {
+        diff_ids: HashSet::from([Digest::of(&small)]),
+        blobs: HashSet::new(),
+    };
+    let (left_out, output) = run(&archive(&specs), &plan);
+    assert_eq!(left_out, LeftOut::default());
+    assert_kept(&specs, &output, &[]);
+}
+
+#[test]
+fn a_blob_that_only_looks_compressed_is_sent() {
+    let mut fake = GZIP_MAGIC.to_vec();
+    fake.extend(noise(8, 100_000));
+    let specs = [spec(Digest::of(&fake).blob_path(), fake)];
+    let plan = LeaveOut {
+        diff_ids: HashSet::from([Digest::of(b"some layer")]),
+        blobs: HashSet::new(),
+    };
+    let (left_out, output) = run(&archive(&specs), &plan);
+    assert_eq!(left_out, LeftOut::default());
+    assert_kept(&specs, &output, &[]);
+}

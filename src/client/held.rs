@@ -1,0 +1,137 @@
+//! What the host holds (`image:layers APP`'s one line of JSON) and, from it and the image's
+//! layers, what a push may leave out (docs/engines.md §5): on the classic store a layer whose
+//! ChainID the host holds, whatever its compression in the archive; on the containerd store
+//! only a blob whose very digest the host's content store holds.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+
+use crate::digest::{chain_ids, Digest};
+
+/// `image:layers`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// The ChainIDs of the layers the host's classic store holds.
+    Classic(HashSet<Digest>),
+    /// The layer blob digests of the host's content store.
+    Containerd(HashSet<Digest>),
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    store: String,
+    #[serde(default)]
+    chains: Vec<String>,
+    #[serde(default)]
+    blobs: Vec<String>,
+}
+
+impl Held {
+    pub fn parse(line: &str) -> anyhow::Result<Held> {
+        let answer: Answer = serde_json::from_str(line.trim())
+            .with_context(|| format!("image:layers printed no layer list: {line:?}"))?;
+        let digests = |list: Vec<String>| -> anyhow::Result<HashSet<Digest>> {
+            list.iter()
+                .map(|d| {
+                    Digest::parse(d)
+                        .with_context(|| format!("image:layers named {d:?}, not a digest"))
+                })
+                .collect()
+        };
+        match answer.store.as_str() {
+            "classic" => Ok(Held::Classic(digests(answer.chains)?)),
+            "containerd" => Ok(Held::Containerd(digests(answer.blobs)?)),
+            other => anyhow::bail!("image:layers named an unknown store {other:?}"),
+        }
+    }
+}
+
+/// What the filter leaves out of the archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaveOut {
+    /// Layers by diff ID (classic hosts): named blobs, or found by hashing.
+    pub diff_ids: HashSet<Digest>,
+    /// Blobs by their own digest (containerd hosts).
+    pub blobs: HashSet<Digest>,
+}
+
+impl LeaveOut {
+    /// For an image of these layers (diff IDs, bottom first); nothing for an unknown host.
+    pub fn plan(held: Option<&Held>, diff_ids: &[Digest]) -> LeaveOut {
+        match held {
+            None => LeaveOut::default(),
+            Some(Held::Classic(chains)) => LeaveOut {
+                diff_ids: diff_ids
+                    .iter()
+                    .zip(chain_ids(diff_ids))
+                    .filter(|(_, chain)| chains.contains(chain))
+                    .map(|(diff_id, _)| diff_id.clone())
+                    .collect(),
+                blobs: HashSet::new(),
+            },
+            Some(Held::Containerd(blobs)) => LeaveOut {
+                diff_ids: HashSet::new(),
+                blobs: blobs.clone(),
+            },
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.diff_ids.is_empty() && self.blobs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    #[test]
+    fn parses_both_stores_and_refuses_the_rest() {
+        let (a, b) = (digest(1), digest(2));
+        let classic = Held::parse(&format!(
+            "{{\"store\":\"classic\",\"chains\":[\"{a}\"],\"blobs\":[]}}\n"
+        ))
+        .unwrap();
+        assert_eq!(classic, Held::Classic(HashSet::from([a.clone()])));
+        let c8d = Held::parse(&format!(
+            "{{\"store\":\"containerd\",\"chains\":[],\"blobs\":[\"{b}\"]}}"
+        ))
+        .unwrap();
+        assert_eq!(c8d, Held::Containerd(HashSet::from([b])));
+        for bad in [
+            "",
+            "not json",
+            "{\"store\":\"zfs\"}",
+            "{\"store\":\"classic\",\"chains\":[\"sha256:x\"]}",
+        ] {
+            assert!(Held::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn classic_leaves_out_layers_whose_chain_is_held() {
+        let layers = [digest(1), digest(2), digest(3)];
+        let chains = chain_ids(&layers);
+        // the host holds the bottom two layers' chain, and layer 3's diff ID on another base
+        let held = Held::Classic(HashSet::from([
+            chains[0].clone(),
+            chains[1].clone(),
+            layers[2].clone(),
+        ]));
+        let plan = LeaveOut::plan(Some(&held), &layers);
+        assert_eq!(
+            plan.diff_ids,
+            HashSet::from([layers[0].clone(), layers[1].clone()])
+        );
+        assert!(plan.blobs.is_empty());
+        assert!(LeaveOut::plan(None, &layers).is_empty());
+        let c8d = LeaveOut::plan(Some(&Held::Containerd(HashSet::from([digest(9)]))), &layers);
+        assert_eq!(c8d.blobs, HashSet::from([digest(9)]));
+        assert!(c8d.diff_ids.is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! `dokku-image push`: ask the host what it holds, send the image's archive without it, and
+//! send the whole archive when the host cannot say or refuses the slim one.
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::client::args::Push;
+use crate::client::held::{Held, LeaveOut};
+use crate::client::send::{send, Sent};
+use crate::client::transport::Remote;
+use crate::docker::Docker;
+use crate::output::{self, human_bytes, EXIT_MISSING_APP};
+use crate::process::ProcessError;
+
+/// Runs a push; returns the exit status for the process: the host's.
+pub fn run(push: &Push) -> anyhow::Result<i32> {
+    let remote = Remote::for_push(push)?;
+    let docker = Docker::local();
+    let image = docker.inspect(&push.image)?.with_context(|| {
+        format!(
+            "no image {} on this machine (docker image inspect)",
+            push.image
+        )
+    })?;
+    let layers = image.diff_ids.len();
+    let held = match ask_host(&remote, &push.app)? {
+        Asked::Held(held) => Some(held),
+        Asked::MissingApp => return Ok(EXIT_MISSING_APP),
+        Asked::CannotSay => None,
+    };
+    let plan = LeaveOut::plan(held.as_ref(), &image.diff_ids);
+    let what = match &held {
+        Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
+        Some(Held::Containerd(blobs)) => format!(
+            "the host's content store holds {} layer blobs; those of the {layers} layers are left out",
+            blobs.len()
+        ),
+        None => format!("sending all {layers} layers"),
+    };
+    output::note(format!(
+        "Pushing {} to {} for {}: {what}",
+        push.image, push.dest.target, push.app
+    ));
+
+    let mut load = vec![
+        "image:load".to_string(),
+        push.app.clone(),
+        push.image.clone(),
+    ];
+    load.extend(push.user.iter().cloned());
+    let started = Instant::now();
+    let mut sent = send(&docker, &remote, &load, &push.image, &plan)?;
+    let mut bytes = sent.bytes;
+    if sent.refused && !plan.is_empty() {
+        output::note("The host no longer holds every layer left out; sending the whole archive");
+        sent = send(&docker, &remote, &load, &push.image, &LeaveOut::default())?;
+        bytes += sent.bytes;
+    }
+    if sent.status == 0 {
+        output::note(summary(
+            &sent,
+            bytes,
+            layers,
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+    Ok(sent.status)
+}
+
+/// "Sent 12.5 MiB in 3.2s (3.9 MiB/s), left out 2 of 3 layers (1 GiB)"
+fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
+    let rate = if seconds > 0.0 {
+        bytes as f64 / seconds
+    } else {
+        0.0
+    };
+    format!(
+        "Sent {} in {seconds:.1}s ({}/s), left out {} of {layers} layers ({})",
+        human_bytes(bytes),
+        human_bytes(rate as u64),
+        sent.left_out.entries,
+        human_bytes(sent.left_out.bytes)
+    )
+}
+
+enum Asked {
+    Held(Held),
+    MissingApp,
+    /// An older plugin, or an answer this client does not understand.
+    CannotSay,
+}
+
+/// `image:layers APP` on the host. A missing app passes the host's message through; any other
+/// failure but the remote shell's own (ssh's 255: the host is unreachable) means the host
+/// cannot say.
+fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
+    let cmd = remote
+        .command(&["image:layers", app])
+        .stdin_bytes(Vec::new());
+    let answer = cmd.output()?;
+    let code = answer.status.code();
+    if code == Some(EXIT_MISSING_APP) {
+        eprint!("{}", String::from_utf8_lossy(&answer.stderr));
+        return Ok(Asked::MissingApp);
+    }
+    if code == Some(255) || code.is_none() {
+        cmd.check(&answer)?;
+    }
+    let why = if answer.status.success() {
+        match Held::parse(&String::from_utf8_lossy(&answer.stdout)) {
+            Ok(held) => return Ok(Asked::Held(held)),
+            Err(err) => err.to_string(),
+        }
+    } else {
+        ProcessError {
+            command: cmd.display(),
+            status: Some(answer.status),
+            stderr: String::from_utf8_lossy(&answer.stderr).into_owned(),
+        }
+        .to_string()
+    };
+    output::warn(format!(
+        "the host cannot say which layers it holds ({why}); sending the whole archive"
+    ));
+    Ok(Asked::CannotSay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::filter::LeftOut;
+
+    #[test]
+    fn summary_has_bytes_time_rate_and_what_was_left_out() {
+        let sent = Sent {
+            status: 0,
+            refused: false,
+            left_out: LeftOut {
+                entries: 2,
+                bytes: 1 << 30,
+            },
+            bytes: 10 << 20,
+        };
+        assert_eq!(
+            summary(&sent, 10 << 20, 3, 2.0),
+            "Sent 10 MiB in 2.0s (5 MiB/s), left out 2 of 3 layers (1 GiB)"
+        );
+    }
+}

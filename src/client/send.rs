@@ -1,0 +1,126 @@
+//! One archive to the host: `docker image save IMAGE` → the filter → zstd → the remote
+//! shell's stdin, running `image:load` there. The host's stdout and stderr pass through live;
+//! its stderr is also watched for the refusal of a slim archive.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::thread;
+
+use anyhow::Context;
+
+use crate::client::filter::{filter, LeftOut};
+use crate::client::held::LeaveOut;
+use crate::client::meter::Meter;
+use crate::client::transport::Remote;
+use crate::docker::Docker;
+use crate::process::Sink;
+
+/// What `image:load` prints when a left-out layer is not held (the server's wording).
+pub const REFUSAL: &str = "the archive leaves out layers this host does not hold: ";
+
+/// zstd's level: fast, and most of a layer's gain.
+const ZSTD_LEVEL: i32 = 3;
+
+/// How one archive went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The remote shell's exit status: the host's, or the shell's own (255 for ssh).
+    pub status: i32,
+    /// The host refused the archive because it left out layers the host lacks.
+    pub refused: bool,
+    pub left_out: LeftOut,
+    /// Compressed, as written to the remote shell.
+    pub bytes: u64,
+}
+
+/// Streams IMAGE's archive, without what `plan` leaves out, into `image:load` on the host.
+pub fn send(
+    docker: &Docker,
+    remote: &Remote,
+    load: &[String],
+    image: &str,
+    plan: &LeaveOut,
+) -> anyhow::Result<Sent> {
+    let (save_out, save_in) = io::pipe()?;
+    let save_cmd = docker.command().args(["image", "save", "--", image]);
+    let save = save_cmd.start_wired(None, Sink::Fd(save_in.into()), Sink::Capture)?;
+
+    let (host_in, to_host) = io::pipe()?;
+    let (host_err, host_err_in) = io::pipe()?;
+    let load_cmd = remote.command(load);
+    let host = match load_cmd.start_wired(
+        Some(host_in.into()),
+        Sink::Inherit,
+        Sink::Fd(host_err_in.into()),
+    ) {
+        Ok(host) => host,
+        Err(err) => {
+            save.kill();
+            let _ = save.wait();
+            return Err(err);
+        }
+    };
+    let watcher = thread::spawn(move || pass_stderr_through(host_err));
+
+    let streamed = stream(save_out, to_host, plan);
+    if streamed.is_err() {
+        save.kill();
+    }
+    let save_output = save.wait()?;
+    let host_output = host.wait()?;
+    let refused = watcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread passing the host's stderr through panicked"))??;
+    let status = host_output.status.code().unwrap_or(1);
+    if status != 0 {
+        // The host's verdict stands: it has said why; a save we stopped is no news.
+        return Ok(Sent {
+            status,
+            refused,
+            left_out: streamed.as_ref().map(|s| s.0).unwrap_or_default(),
+            bytes: streamed.as_ref().map(|s| s.1).unwrap_or_default(),
+        });
+    }
+    save_cmd.check(&save_output)?;
+    let (left_out, bytes) =
+        streamed.with_context(|| format!("sending {image} to `{}`", load_cmd.display()))?;
+    Ok(Sent {
+        status,
+        refused,
+        left_out,
+        bytes,
+    })
+}
+
+/// The filter and the compressor between the two pipes; returns what was left out and the
+/// bytes written. Closes the host's stdin at the end, whatever happened.
+fn stream(
+    archive: io::PipeReader,
+    to_host: io::PipeWriter,
+    plan: &LeaveOut,
+) -> io::Result<(LeftOut, u64)> {
+    let threads = thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut encoder = zstd::stream::write::Encoder::new(Meter::new(to_host), ZSTD_LEVEL)?;
+    encoder.multithread(threads)?;
+    let (left_out, encoder) = filter(BufReader::with_capacity(1 << 20, archive), encoder, plan)?;
+    let mut meter = encoder.finish()?;
+    meter.flush()?;
+    Ok((left_out, meter.bytes()))
+}
+
+/// Copies the host's stderr to ours line by line as it comes; true when it carried the
+/// refusal of a slim archive.
+fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
+    let mut reader = BufReader::new(host_err);
+    let mut line = Vec::new();
+    let mut refused = false;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(refused);
+        }
+        refused |= String::from_utf8_lossy(&line).contains(REFUSAL);
+        let mut stderr = io::stderr().lock();
+        stderr.write_all(&line)?;
+        stderr.flush()?;
+    }
+}
