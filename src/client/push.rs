@@ -11,7 +11,6 @@ use crate::client::send::{send, Sent};
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
-use crate::process::ProcessError;
 
 /// Runs a push; returns the exit status for the process: the host's.
 pub fn run(push: &Push) -> anyhow::Result<i32> {
@@ -68,7 +67,8 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
     Ok(sent.status)
 }
 
-/// "Sent 12.5 MiB in 3.2s (3.9 MiB/s), left out 2 of 3 layers (1 GiB)"
+/// "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes
+/// (1 GiB)": exact counts for scripts, units for people.
 fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
     let rate = if seconds > 0.0 {
         bytes as f64 / seconds
@@ -76,10 +76,11 @@ fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
         0.0
     };
     format!(
-        "Sent {} in {seconds:.1}s ({}/s), left out {} of {layers} layers ({})",
+        "Sent {bytes} bytes ({}) in {seconds:.1}s ({}/s); left out {} of {layers} layers, {} bytes ({})",
         human_bytes(bytes),
         human_bytes(rate as u64),
         sent.left_out.entries,
+        sent.left_out.bytes,
         human_bytes(sent.left_out.bytes)
     )
 }
@@ -113,12 +114,16 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
             Err(err) => err.to_string(),
         }
     } else {
-        ProcessError {
-            command: cmd.display(),
-            status: Some(answer.status),
-            stderr: String::from_utf8_lossy(&answer.stderr).into_owned(),
-        }
-        .to_string()
+        let stderr = String::from_utf8_lossy(&answer.stderr);
+        let first = stderr
+            .lines()
+            .map(|line| line.trim().trim_start_matches('!').trim())
+            .find(|line| !line.is_empty())
+            .unwrap_or("no message");
+        format!(
+            "`image:layers {app}` exited with status {}: {first}",
+            code.unwrap_or(1)
+        )
     };
     output::warn(format!(
         "the host cannot say which layers it holds ({why}); sending the whole archive"
@@ -144,7 +149,7 @@ mod tests {
         };
         assert_eq!(
             summary(&sent, 10 << 20, 3, 2.0),
-            "Sent 10 MiB in 2.0s (5 MiB/s), left out 2 of 3 layers (1 GiB)"
+            "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes (1 GiB)"
         );
     }
 }
