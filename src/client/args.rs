@@ -89,6 +89,16 @@ impl Dest {
     }
 }
 
+/// As the user wrote it (without brackets), for messages.
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.target),
+            None => f.write_str(&self.target),
+        }
+    }
+}
+
 /// Parses the arguments after the program name.
 pub fn parse(argv: Vec<OsString>) -> anyhow::Result<Request> {
     let mut args = pico_args::Arguments::from_vec(argv);
@@ -280,6 +290,10 @@ mod tests {
             }
         );
         assert_eq!(dest("dokku@127.0.0.1:22").unwrap().port, Some(22));
+        assert_eq!(
+            dest("dokku@127.0.0.1:22").unwrap().to_string(),
+            "dokku@127.0.0.1:22"
+        );
         assert_eq!(dest("host").unwrap().target, "host");
         let v6 = dest("dokku@[::1]:2200").unwrap();
         assert_eq!((v6.target.as_str(), v6.port), ("dokku@::1", Some(2200)));

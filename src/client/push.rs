@@ -39,7 +39,7 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
     };
     output::note(format!(
         "Pushing {} to {} for {}: {what}",
-        push.image, push.dest.target, push.app
+        push.image, push.dest, push.app
     ));
 
     let mut load = vec![
