@@ -32,7 +32,7 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
     let what = match &held {
         Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
         Some(Held::Containerd(blobs)) => format!(
-            "the host's content store holds {} layer blobs; those of the {layers} layers are left out",
+            "the host's content store holds {} layer blobs, matched by digest against the {layers} layers' blobs as the archive streams",
             blobs.len()
         ),
         None => format!("sending all {layers} layers"),
