@@ -101,6 +101,14 @@ pub const COMMANDS: &[Command] = &[
         run: subcommands::set::run,
     },
     Command {
+        name: "image:client",
+        synopsis: "",
+        description: "Write the dokku-image client binary to stdout (redirect it to a file)",
+        kind: Kind::Subcommand,
+        flags: TRIGGER,
+        run: subcommands::client::run,
+    },
+    Command {
         name: "image:help",
         synopsis: "",
         description: "Show this help",
@@ -253,7 +261,7 @@ mod tests {
     #[test]
     fn help_lines_follow_dokku_format() {
         let text = help_lines();
-        assert_eq!(text.lines().count(), 7);
+        assert_eq!(text.lines().count(), 8);
         for line in text.lines() {
             assert!(line.starts_with("    image:"), "{line}");
             // `dokku help` splits each line into columns on its commas: exactly one.

@@ -1,6 +1,7 @@
 //! One module per `image:*` subcommand: each turns its arguments into calls of the library.
 //! They depend on the library only, never on each other; `commands.rs` lists them.
 
+pub mod client;
 pub mod from;
 pub mod history;
 pub mod load;
