@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::header::normalize;
 use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
+use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
 use super::{ArchivedImage, Format, ImageConfig};
 use crate::digest::Digest;
 use crate::output::human_bytes;
@@ -235,28 +236,6 @@ impl Catalog {
     }
 }
 
-/// A multi-platform index without an image for this host.
-#[derive(Debug)]
-struct NoHostPlatform {
-    path: String,
-    /// What it does hold, for the message.
-    platforms: String,
-}
-
-impl std::fmt::Display for NoHostPlatform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} holds no image for this host's platform {}; it holds {}",
-            self.path,
-            host_platform(),
-            self.platforms
-        )
-    }
-}
-
-impl std::error::Error for NoHostPlatform {}
-
 /// An image descriptor followed to its config.
 struct Resolved {
     config: Digest,
@@ -293,67 +272,6 @@ impl ImageSet {
     }
 }
 
-/// A multi-platform index's image manifests: BuildKit attaches attestations as extra
-/// manifests with an "unknown" platform.
-fn images_of(manifests: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
-    manifests.iter().filter(|d| {
-        d.annotations
-            .get("vnd.docker.reference.type")
-            .is_none_or(|t| t != "attestation-manifest")
-            && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
-    })
-}
-
-/// Of a multi-platform index's manifests, the only image without a platform, or the one for
-/// this host.
-fn choose_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
-    let images: Vec<&Descriptor> = images_of(manifests).collect();
-    if let [only] = images.as_slice() {
-        if only.platform.is_none() {
-            return Some(only);
-        }
-    }
-    images.into_iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
-    })
-}
-
-/// The platforms of an index's images, for messages: `linux/arm64, linux/arm/v7`.
-fn platforms(manifests: &[Descriptor]) -> String {
-    let mut names: Vec<String> = images_of(manifests)
-        .map(|d| {
-            d.platform
-                .as_ref()
-                .map_or("an image of no platform".into(), Platform::to_string)
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
-        "no image at all".to_string()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// This host's platform as OCI writes it: `linux/amd64`.
-pub fn host_platform() -> String {
-    format!("linux/{}", host_architecture())
-}
-
-/// The host's architecture in the OCI (Go) spelling.
-pub(super) fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// The image ID from manifest.json's `Config`: `<hex>.json` (legacy) or `blobs/sha256/<hex>`.
 fn config_id(config: &str) -> Option<Digest> {
     let name = normalize(config);
@@ -380,32 +298,12 @@ struct OciIndex {
 }
 
 #[derive(Deserialize, Clone, Debug)]
-struct Descriptor {
-    digest: String,
+pub(super) struct Descriptor {
+    pub(super) digest: String,
     #[serde(default)]
-    annotations: HashMap<String, String>,
+    pub(super) annotations: HashMap<String, String>,
     #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    variant: Option<String>,
-}
-
-/// `os/architecture[/variant]`, as docker writes platforms.
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(variant) => write!(f, "/{variant}"),
-            None => Ok(()),
-        }
-    }
+    pub(super) platform: Option<Platform>,
 }
 
 /// A small blob understood as an OCI image manifest, an index, or an image config.

@@ -29,12 +29,14 @@
 //!   extensions, names, sizes, padding, checksums).
 //! - `walker`: the walk over the entries, forwarding data and holding back the metadata.
 //! - `catalog`: what the archive holds, learnt from the metadata and the small blobs.
+//! - `platform`: this host's platform and the choice among a multi-platform index's images.
 //! - `limits`: the bounds hostile input meets.
 
 mod catalog;
 mod header;
 mod input;
 mod limits;
+mod platform;
 mod walker;
 
 #[cfg(test)]
@@ -48,9 +50,9 @@ use anyhow::Result;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
-pub use catalog::host_platform;
 pub use input::Compression;
 pub use limits::Limits;
+pub use platform::host_platform;
 
 /// The archive's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
