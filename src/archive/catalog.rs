@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::header::normalize;
 use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
 use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
-use super::{ArchivedImage, Format, ImageConfig};
-use crate::digest::Digest;
+use super::{ArchivedImage, Format, ImageConfig, Omitted, OmittedLayer};
+use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
 
 /// The entries seen so far and the blobs kept to be read at the end.
@@ -85,11 +85,45 @@ impl Catalog {
         bail!("archive holds no manifest.json or index.json: not a docker image archive")
     }
 
+    fn holds(&self, name: &str) -> bool {
+        self.seen.contains(&self.hasher.hash_one(normalize(name)))
+    }
+
     fn require(&self, what: &str, name: &str) -> Result<()> {
-        if !self.seen.contains(&self.hasher.hash_one(normalize(name))) {
+        if !self.holds(name) {
             bail!("{what} names {name}, which the archive does not contain");
         }
         Ok(())
+    }
+
+    /// The layers of a `manifest.json` item the archive leaves out. Only the config's diff
+    /// IDs say which layer the host would have to hold: without them (or when they do not
+    /// match the layers one to one) a missing layer is refused as before.
+    fn omitted_layers(
+        &self,
+        layers: &[String],
+        facts: Option<&ImageConfig>,
+    ) -> Result<Vec<OmittedLayer>> {
+        let diff_ids = facts
+            .map(|facts| facts.diff_ids.as_slice())
+            .filter(|diff_ids| diff_ids.len() == layers.len());
+        let chains = diff_ids.map(chain_ids).unwrap_or_default();
+        let mut omitted = Vec::new();
+        for (position, layer) in layers.iter().enumerate() {
+            if self.holds(layer) {
+                continue;
+            }
+            let (Some(diff_ids), Some(chain_id)) = (diff_ids, chains.get(position)) else {
+                bail!("manifest.json names {layer}, which the archive does not contain");
+            };
+            omitted.push(OmittedLayer {
+                position,
+                path: normalize(layer),
+                diff_id: diff_ids[position].clone(),
+                chain_id: chain_id.clone(),
+            });
+        }
+        Ok(omitted)
     }
 
     fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -107,13 +141,9 @@ impl Catalog {
                 )
             })?;
             self.require("manifest.json", &item.config)?;
-            for layer in &item.layers {
-                self.require("manifest.json", layer)?;
-            }
-            images.add(
-                self.image(id, Vec::new()),
-                item.repo_tags.unwrap_or_default(),
-            );
+            let mut image = self.image(id, Vec::new());
+            image.omitted.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
+            images.add(image, item.repo_tags.unwrap_or_default());
         }
         Ok(images.images)
     }
@@ -133,6 +163,7 @@ impl Catalog {
             if let Some(image) = images.iter_mut().find(|i| i.config == resolved.config) {
                 if image.targets.is_empty() {
                     image.targets = resolved.targets;
+                    image.omitted.blobs = resolved.omitted;
                 }
             }
         }
@@ -149,6 +180,7 @@ impl Catalog {
             tags: Vec::new(),
             targets,
             facts,
+            omitted: Omitted::default(),
         }
     }
 
@@ -180,10 +212,9 @@ impl Catalog {
                     _ => err,
                 }
             })?;
-            images.add(
-                self.image(resolved.config, resolved.targets),
-                name.into_iter().collect(),
-            );
+            let mut image = self.image(resolved.config, resolved.targets);
+            image.omitted.blobs = resolved.omitted;
+            images.add(image, name.into_iter().collect());
         }
         Ok(images.images)
     }
@@ -209,15 +240,19 @@ impl Catalog {
                     format!("{path} names config {config:?}, which is not a sha256 digest")
                 })?;
                 self.require(&path, &config.blob_path())?;
+                let mut omitted = Vec::new();
                 for layer in layers {
                     let layer = sha256(layer, || {
                         format!("{path} names layer {layer:?}, which is not a sha256 digest")
                     })?;
-                    self.require(&path, &layer.blob_path())?;
+                    if !self.holds(&layer.blob_path()) {
+                        omitted.push(layer);
+                    }
                 }
                 Ok(Resolved {
                     config,
                     targets: vec![digest],
+                    omitted,
                 })
             }
             Some(BlobDoc::Index { manifests }) => {
@@ -241,6 +276,8 @@ struct Resolved {
     config: Digest,
     /// The digests from the descriptor down to the image manifest, outermost first.
     targets: Vec<Digest>,
+    /// The layer blobs of that manifest the archive leaves out.
+    omitted: Vec<Digest>,
 }
 
 fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {

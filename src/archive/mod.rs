@@ -77,6 +77,37 @@ pub struct ArchivedImage {
     pub targets: Vec<Digest>,
     /// What the archive's copy of the image's config says, when it was small enough to read.
     pub facts: Option<ImageConfig>,
+    /// The layers the image names that the archive leaves out (a slim archive, sent on the
+    /// understanding that the host holds them).
+    pub omitted: Omitted,
+}
+
+/// What a slim archive leaves out of one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Layers `manifest.json` names without the archive holding them.
+    pub layers: Vec<OmittedLayer>,
+    /// Layer blobs the image manifest `targets` ends at names without the archive holding
+    /// them.
+    pub blobs: Vec<Digest>,
+}
+
+impl Omitted {
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty() && self.blobs.is_empty()
+    }
+}
+
+/// A layer of `manifest.json` the archive leaves out, identified through the config's diff IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmittedLayer {
+    /// Its place in the image's layers, bottom first.
+    pub position: usize,
+    /// Its path as `manifest.json` names it, normalised.
+    pub path: String,
+    pub diff_id: Digest,
+    /// The ChainID the classic store keys the layer (and those below it) by.
+    pub chain_id: Digest,
 }
 
 /// What an image's config says about it: enough to recognise the image where the engine made
@@ -111,6 +142,11 @@ impl Contents {
                 .filter_map(|tag| Reference::parse(tag).ok())
                 .any(|tag| tag.same_as(wanted))
         })
+    }
+
+    /// Whether any image names layers the archive leaves out.
+    pub fn is_slim(&self) -> bool {
+        self.images.iter().any(|image| !image.omitted.is_empty())
     }
 
     /// Every tag of every image, sorted: `docker image save` writes its images in no fixed

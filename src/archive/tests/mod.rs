@@ -3,6 +3,7 @@
 //! exercise: layouts and what is learnt from them, hostile tar input, streams and limits.
 
 mod layouts;
+mod slim;
 mod streams;
 mod tar_input;
 
