@@ -163,6 +163,7 @@ impl Catalog {
             if let Some(image) = images.iter_mut().find(|i| i.config == resolved.config) {
                 if image.targets.is_empty() {
                     image.targets = resolved.targets;
+                    image.blobs = resolved.layers;
                     image.omitted.blobs = resolved.omitted;
                 }
             }
@@ -180,6 +181,7 @@ impl Catalog {
             tags: Vec::new(),
             targets,
             facts,
+            blobs: Vec::new(),
             omitted: Omitted::default(),
         }
     }
@@ -213,6 +215,7 @@ impl Catalog {
                 }
             })?;
             let mut image = self.image(resolved.config, resolved.targets);
+            image.blobs = resolved.layers;
             image.omitted.blobs = resolved.omitted;
             images.add(image, name.into_iter().collect());
         }
@@ -240,18 +243,23 @@ impl Catalog {
                     format!("{path} names config {config:?}, which is not a sha256 digest")
                 })?;
                 self.require(&path, &config.blob_path())?;
-                let mut omitted = Vec::new();
-                for layer in layers {
-                    let layer = sha256(layer, || {
-                        format!("{path} names layer {layer:?}, which is not a sha256 digest")
-                    })?;
-                    if !self.holds(&layer.blob_path()) {
-                        omitted.push(layer);
-                    }
-                }
+                let layers = layers
+                    .iter()
+                    .map(|layer| {
+                        sha256(layer, || {
+                            format!("{path} names layer {layer:?}, which is not a sha256 digest")
+                        })
+                    })
+                    .collect::<Result<Vec<Digest>>>()?;
+                let omitted = layers
+                    .iter()
+                    .filter(|layer| !self.holds(&layer.blob_path()))
+                    .cloned()
+                    .collect();
                 Ok(Resolved {
                     config,
                     targets: vec![digest],
+                    layers,
                     omitted,
                 })
             }
@@ -276,7 +284,9 @@ struct Resolved {
     config: Digest,
     /// The digests from the descriptor down to the image manifest, outermost first.
     targets: Vec<Digest>,
-    /// The layer blobs of that manifest the archive leaves out.
+    /// The layer blobs of that manifest, bottom first.
+    layers: Vec<Digest>,
+    /// Those of them the archive leaves out.
     omitted: Vec<Digest>,
 }
 

@@ -77,6 +77,9 @@ pub struct ArchivedImage {
     pub targets: Vec<Digest>,
     /// What the archive's copy of the image's config says, when it was small enough to read.
     pub facts: Option<ImageConfig>,
+    /// The layer blobs of the image manifest `targets` ends at, bottom first, whether the
+    /// archive holds them or not. Empty without one.
+    pub blobs: Vec<Digest>,
     /// The layers the image names that the archive leaves out (a slim archive, sent on the
     /// understanding that the host holds them).
     pub omitted: Omitted,

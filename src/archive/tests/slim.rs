@@ -72,6 +72,7 @@ fn manifest_json_layers_left_out_are_known_by_diff_id_and_chain_id() {
         }]
     );
     assert_eq!(image.omitted.blobs, vec![digest(40)]);
+    assert_eq!(image.blobs, vec![digest(40), digest(41)]);
 
     // Above a layer that is present, the ChainID still covers the whole stack below.
     let image = &images_of(&docker26_without(&[1]))[0];
@@ -115,6 +116,7 @@ fn a_legacy_layer_left_out_has_no_blob_digest() {
     assert_eq!(image.omitted.layers[0].diff_id, digest(100));
     assert_eq!(image.omitted.layers[0].chain_id, digest(100));
     assert!(image.omitted.blobs.is_empty());
+    assert!(image.blobs.is_empty());
     assert!(image.targets.is_empty());
 }
 
@@ -159,5 +161,6 @@ fn oci_only_layers_left_out_are_known_by_blob_digest() {
     let image = &images_of(&finish(b))[0];
     assert_eq!(image.targets, vec![digest(83)]);
     assert_eq!(image.omitted.blobs, vec![digest(80)]);
+    assert_eq!(image.blobs, vec![digest(80), digest(81)]);
     assert!(image.omitted.layers.is_empty());
 }
