@@ -4,6 +4,7 @@
 pub mod client;
 pub mod from;
 pub mod history;
+pub mod layers;
 pub mod load;
 pub mod report;
 pub mod rollback;
