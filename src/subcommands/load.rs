@@ -131,9 +131,10 @@ fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Resu
         "the archive leaves out layers this host does not hold: {}; nothing was loaded",
         missing.join(", ")
     );
+    let count = layers::omitted_count(contents, held.store);
+    let noun = if count == 1 { "layer" } else { "layers" };
     output::info(format!(
-        "The archive leaves out {} layers the host holds",
-        layers::omitted_count(contents, held.store)
+        "The archive leaves out {count} {noun} the host holds"
     ));
     Ok(())
 }
