@@ -22,6 +22,12 @@
 //! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
 //! the index is resolved at the end.
 //!
+//! # Slim archives
+//!
+//! A client may leave out layers the host already holds (docs/slim.md). A layer a manifest names
+//! but the archive lacks is then no error: each image reports what it leaves out (`Omitted`),
+//! and the caller's check decides whether the host holds it before anything is imported.
+//!
 //! # Where each job lives
 //!
 //! - `input`: compression detection, the decoders, the read-ahead thread, byte counting.
