@@ -125,6 +125,11 @@ pub fn note_blobs(host: &Host, id: &ImageId, blobs: &[Digest]) -> anyhow::Result
     Ok(())
 }
 
+/// Drops the note of an image that was removed.
+pub fn forget_blobs(host: &Host, id: &ImageId) {
+    let _ = host::remove_if_present(&blobs_dir(host).join(id.hex()));
+}
+
 /// The blobs noted for the images in `listed`; the notes of other images are removed. A note
 /// removed for an image that was being loaded meanwhile only costs savings.
 fn noted_blobs(host: &Host, listed: &[ImageId]) -> anyhow::Result<BTreeSet<Digest>> {
@@ -271,6 +276,8 @@ mod tests {
         assert_eq!(left, [22, 23].map(digest).into_iter().collect());
         assert!(!blobs_dir(&host).join(digest(1).hex()).exists());
         assert!(blobs_dir(&host).join(digest(2).hex()).is_file());
+        forget_blobs(&host, &digest(2));
+        assert!(noted_blobs(&host, &[digest(2)]).unwrap().is_empty());
         // Rewriting a note replaces it whole.
         note_blobs(&host, &digest(2), &[digest(24)]).unwrap();
         let rewritten = noted_blobs(&host, &[digest(2)]).unwrap();
