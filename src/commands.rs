@@ -101,6 +101,22 @@ pub const COMMANDS: &[Command] = &[
         run: subcommands::set::run,
     },
     Command {
+        name: "image:layers",
+        synopsis: "APP",
+        description: "Print the layers the host holds as JSON (what a slim archive may leave out)",
+        kind: Kind::Subcommand,
+        flags: Flags::APP,
+        run: subcommands::layers::run,
+    },
+    Command {
+        name: "image:client",
+        synopsis: "",
+        description: "Write the dokku-image client binary to stdout (redirect it to a file)",
+        kind: Kind::Subcommand,
+        flags: TRIGGER,
+        run: subcommands::client::run,
+    },
+    Command {
         name: "image:help",
         synopsis: "",
         description: "Show this help",
@@ -253,7 +269,7 @@ mod tests {
     #[test]
     fn help_lines_follow_dokku_format() {
         let text = help_lines();
-        assert_eq!(text.lines().count(), 7);
+        assert_eq!(text.lines().count(), 9);
         for line in text.lines() {
             assert!(line.starts_with("    image:"), "{line}");
             // `dokku help` splits each line into columns on its commas: exactly one.

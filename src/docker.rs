@@ -106,6 +106,56 @@ impl Docker {
         }))
     }
 
+    /// The ID of every image the engine lists, intermediate ones included, each once.
+    pub fn image_ids(&self) -> anyhow::Result<Vec<ImageId>> {
+        let listed = self
+            .command()
+            .args(["image", "ls", "--all", "--quiet", "--no-trunc"])
+            .read()?;
+        let mut ids: Vec<ImageId> = listed.lines().filter_map(Digest::parse).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The diff IDs of each of these images, bottom first, in a few `docker image inspect`
+    /// calls however many there are. An image removed meanwhile is left out.
+    pub fn layer_stacks(&self, ids: &[ImageId]) -> anyhow::Result<Vec<Vec<Digest>>> {
+        // Bounded so the command line stays far below the kernel's limit.
+        const PER_CALL: usize = 500;
+        let mut stacks = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PER_CALL) {
+            let cmd = self
+                .command()
+                .args([
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{json .RootFS.Layers}}",
+                    "--",
+                ])
+                .args(chunk.iter().map(ImageId::as_str));
+            let output = cmd.output()?;
+            if !output.status.success() && !is_no_such_image(&output.stderr) {
+                cmd.check(&output)?;
+            }
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                let layers: Option<Vec<String>> =
+                    serde_json::from_str(line).with_context(|| {
+                        format!("docker image inspect printed {line:?}, not a list of layers")
+                    })?;
+                stacks.push(
+                    layers
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|layer| Digest::parse(layer))
+                        .collect(),
+                );
+            }
+        }
+        Ok(stacks)
+    }
+
     /// Which image store the engine keeps its images in.
     pub fn store(&self) -> anyhow::Result<Store> {
         let status = self

@@ -55,6 +55,8 @@ mod tests {
                 created: Some("2026-12-01T22:41:48.641642843Z".into()),
                 diff_ids: vec![digest(10), digest(11)],
             }),
+            blobs: Vec::new(),
+            omitted: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod docker;
 pub mod host;
 pub mod identity;
+pub mod layers;
 pub mod lifecycle;
 pub mod lock;
 pub mod output;

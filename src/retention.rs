@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::digest::ImageId;
 use crate::docker::{Docker, ImageInfo};
 use crate::host::{self, Host};
+use crate::layers;
 use crate::output;
 use crate::record::{self, Deploy};
 use crate::reference::Reference;
@@ -79,8 +80,11 @@ fn was_brought(host: &Host, id: &ImageId) -> bool {
     brought_dir(host).join(id.hex()).is_file()
 }
 
+/// The image is gone: so are its notes (the containerd store's blob note too, which would
+/// otherwise wait for the next `image:layers` to be pruned).
 fn forget_brought(host: &Host, id: &ImageId) {
     let _ = host::remove_if_present(&brought_dir(host).join(id.hex()));
+    layers::forget_blobs(host, id);
 }
 
 /// The source images a deploy history keeps: those of the first `keep + 1` image deploys,

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::header::normalize;
 use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
-use super::{ArchivedImage, Format, ImageConfig};
-use crate::digest::Digest;
+use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
+use super::{ArchivedImage, Format, ImageConfig, Omitted, OmittedLayer};
+use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
 
 /// The entries seen so far and the blobs kept to be read at the end.
@@ -84,11 +85,45 @@ impl Catalog {
         bail!("archive holds no manifest.json or index.json: not a docker image archive")
     }
 
+    fn holds(&self, name: &str) -> bool {
+        self.seen.contains(&self.hasher.hash_one(normalize(name)))
+    }
+
     fn require(&self, what: &str, name: &str) -> Result<()> {
-        if !self.seen.contains(&self.hasher.hash_one(normalize(name))) {
+        if !self.holds(name) {
             bail!("{what} names {name}, which the archive does not contain");
         }
         Ok(())
+    }
+
+    /// The layers of a `manifest.json` item the archive leaves out. Only the config's diff
+    /// IDs say which layer the host would have to hold: without them (or when they do not
+    /// match the layers one to one) a missing layer is refused as before.
+    fn omitted_layers(
+        &self,
+        layers: &[String],
+        facts: Option<&ImageConfig>,
+    ) -> Result<Vec<OmittedLayer>> {
+        let diff_ids = facts
+            .map(|facts| facts.diff_ids.as_slice())
+            .filter(|diff_ids| diff_ids.len() == layers.len());
+        let chains = diff_ids.map(chain_ids).unwrap_or_default();
+        let mut omitted = Vec::new();
+        for (position, layer) in layers.iter().enumerate() {
+            if self.holds(layer) {
+                continue;
+            }
+            let (Some(diff_ids), Some(chain_id)) = (diff_ids, chains.get(position)) else {
+                bail!("manifest.json names {layer}, which the archive does not contain");
+            };
+            omitted.push(OmittedLayer {
+                position,
+                path: normalize(layer),
+                diff_id: diff_ids[position].clone(),
+                chain_id: chain_id.clone(),
+            });
+        }
+        Ok(omitted)
     }
 
     fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -106,13 +141,9 @@ impl Catalog {
                 )
             })?;
             self.require("manifest.json", &item.config)?;
-            for layer in &item.layers {
-                self.require("manifest.json", layer)?;
-            }
-            images.add(
-                self.image(id, Vec::new()),
-                item.repo_tags.unwrap_or_default(),
-            );
+            let mut image = self.image(id, Vec::new());
+            image.omitted.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
+            images.add(image, item.repo_tags.unwrap_or_default());
         }
         Ok(images.images)
     }
@@ -132,6 +163,8 @@ impl Catalog {
             if let Some(image) = images.iter_mut().find(|i| i.config == resolved.config) {
                 if image.targets.is_empty() {
                     image.targets = resolved.targets;
+                    image.blobs = resolved.layers;
+                    image.omitted.blobs = resolved.omitted;
                 }
             }
         }
@@ -148,6 +181,8 @@ impl Catalog {
             tags: Vec::new(),
             targets,
             facts,
+            blobs: Vec::new(),
+            omitted: Omitted::default(),
         }
     }
 
@@ -179,10 +214,10 @@ impl Catalog {
                     _ => err,
                 }
             })?;
-            images.add(
-                self.image(resolved.config, resolved.targets),
-                name.into_iter().collect(),
-            );
+            let mut image = self.image(resolved.config, resolved.targets);
+            image.blobs = resolved.layers;
+            image.omitted.blobs = resolved.omitted;
+            images.add(image, name.into_iter().collect());
         }
         Ok(images.images)
     }
@@ -208,15 +243,24 @@ impl Catalog {
                     format!("{path} names config {config:?}, which is not a sha256 digest")
                 })?;
                 self.require(&path, &config.blob_path())?;
-                for layer in layers {
-                    let layer = sha256(layer, || {
-                        format!("{path} names layer {layer:?}, which is not a sha256 digest")
-                    })?;
-                    self.require(&path, &layer.blob_path())?;
-                }
+                let layers = layers
+                    .iter()
+                    .map(|layer| {
+                        sha256(layer, || {
+                            format!("{path} names layer {layer:?}, which is not a sha256 digest")
+                        })
+                    })
+                    .collect::<Result<Vec<Digest>>>()?;
+                let omitted = layers
+                    .iter()
+                    .filter(|layer| !self.holds(&layer.blob_path()))
+                    .cloned()
+                    .collect();
                 Ok(Resolved {
                     config,
                     targets: vec![digest],
+                    layers,
+                    omitted,
                 })
             }
             Some(BlobDoc::Index { manifests }) => {
@@ -235,33 +279,15 @@ impl Catalog {
     }
 }
 
-/// A multi-platform index without an image for this host.
-#[derive(Debug)]
-struct NoHostPlatform {
-    path: String,
-    /// What it does hold, for the message.
-    platforms: String,
-}
-
-impl std::fmt::Display for NoHostPlatform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} holds no image for this host's platform {}; it holds {}",
-            self.path,
-            host_platform(),
-            self.platforms
-        )
-    }
-}
-
-impl std::error::Error for NoHostPlatform {}
-
 /// An image descriptor followed to its config.
 struct Resolved {
     config: Digest,
     /// The digests from the descriptor down to the image manifest, outermost first.
     targets: Vec<Digest>,
+    /// The layer blobs of that manifest, bottom first.
+    layers: Vec<Digest>,
+    /// Those of them the archive leaves out.
+    omitted: Vec<Digest>,
 }
 
 fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {
@@ -293,67 +319,6 @@ impl ImageSet {
     }
 }
 
-/// A multi-platform index's image manifests: BuildKit attaches attestations as extra
-/// manifests with an "unknown" platform.
-fn images_of(manifests: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
-    manifests.iter().filter(|d| {
-        d.annotations
-            .get("vnd.docker.reference.type")
-            .is_none_or(|t| t != "attestation-manifest")
-            && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
-    })
-}
-
-/// Of a multi-platform index's manifests, the only image without a platform, or the one for
-/// this host.
-fn choose_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
-    let images: Vec<&Descriptor> = images_of(manifests).collect();
-    if let [only] = images.as_slice() {
-        if only.platform.is_none() {
-            return Some(only);
-        }
-    }
-    images.into_iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
-    })
-}
-
-/// The platforms of an index's images, for messages: `linux/arm64, linux/arm/v7`.
-fn platforms(manifests: &[Descriptor]) -> String {
-    let mut names: Vec<String> = images_of(manifests)
-        .map(|d| {
-            d.platform
-                .as_ref()
-                .map_or("an image of no platform".into(), Platform::to_string)
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
-        "no image at all".to_string()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// This host's platform as OCI writes it: `linux/amd64`.
-pub fn host_platform() -> String {
-    format!("linux/{}", host_architecture())
-}
-
-/// The host's architecture in the OCI (Go) spelling.
-pub(super) fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// The image ID from manifest.json's `Config`: `<hex>.json` (legacy) or `blobs/sha256/<hex>`.
 fn config_id(config: &str) -> Option<Digest> {
     let name = normalize(config);
@@ -380,32 +345,12 @@ struct OciIndex {
 }
 
 #[derive(Deserialize, Clone, Debug)]
-struct Descriptor {
-    digest: String,
+pub(super) struct Descriptor {
+    pub(super) digest: String,
     #[serde(default)]
-    annotations: HashMap<String, String>,
+    pub(super) annotations: HashMap<String, String>,
     #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    variant: Option<String>,
-}
-
-/// `os/architecture[/variant]`, as docker writes platforms.
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(variant) => write!(f, "/{variant}"),
-            None => Ok(()),
-        }
-    }
+    pub(super) platform: Option<Platform>,
 }
 
 /// A small blob understood as an OCI image manifest, an index, or an image config.

@@ -22,6 +22,12 @@
 //! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
 //! the index is resolved at the end.
 //!
+//! # Slim archives
+//!
+//! A client may leave out layers the host already holds (docs/slim.md). A layer a manifest names
+//! but the archive lacks is then no error: each image reports what it leaves out (`Omitted`),
+//! and the caller's check decides whether the host holds it before anything is imported.
+//!
 //! # Where each job lives
 //!
 //! - `input`: compression detection, the decoders, the read-ahead thread, byte counting.
@@ -29,12 +35,14 @@
 //!   extensions, names, sizes, padding, checksums).
 //! - `walker`: the walk over the entries, forwarding data and holding back the metadata.
 //! - `catalog`: what the archive holds, learnt from the metadata and the small blobs.
+//! - `platform`: this host's platform and the choice among a multi-platform index's images.
 //! - `limits`: the bounds hostile input meets.
 
 mod catalog;
 mod header;
 mod input;
 mod limits;
+mod platform;
 mod walker;
 
 #[cfg(test)]
@@ -48,9 +56,9 @@ use anyhow::Result;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
-pub use catalog::host_platform;
 pub use input::Compression;
 pub use limits::Limits;
+pub use platform::host_platform;
 
 /// The archive's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +83,40 @@ pub struct ArchivedImage {
     pub targets: Vec<Digest>,
     /// What the archive's copy of the image's config says, when it was small enough to read.
     pub facts: Option<ImageConfig>,
+    /// The layer blobs of the image manifest `targets` ends at, bottom first, whether the
+    /// archive holds them or not. Empty without one.
+    pub blobs: Vec<Digest>,
+    /// The layers the image names that the archive leaves out (a slim archive, sent on the
+    /// understanding that the host holds them).
+    pub omitted: Omitted,
+}
+
+/// What a slim archive leaves out of one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Layers `manifest.json` names without the archive holding them.
+    pub layers: Vec<OmittedLayer>,
+    /// Layer blobs the image manifest `targets` ends at names without the archive holding
+    /// them.
+    pub blobs: Vec<Digest>,
+}
+
+impl Omitted {
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty() && self.blobs.is_empty()
+    }
+}
+
+/// A layer of `manifest.json` the archive leaves out, identified through the config's diff IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmittedLayer {
+    /// Its place in the image's layers, bottom first.
+    pub position: usize,
+    /// Its path as `manifest.json` names it, normalised.
+    pub path: String,
+    pub diff_id: Digest,
+    /// The ChainID the classic store keys the layer (and those below it) by.
+    pub chain_id: Digest,
 }
 
 /// What an image's config says about it: enough to recognise the image where the engine made
@@ -109,6 +151,11 @@ impl Contents {
                 .filter_map(|tag| Reference::parse(tag).ok())
                 .any(|tag| tag.same_as(wanted))
         })
+    }
+
+    /// Whether any image names layers the archive leaves out.
+    pub fn is_slim(&self) -> bool {
+        self.images.iter().any(|image| !image.omitted.is_empty())
     }
 
     /// Every tag of every image, sorted: `docker image save` writes its images in no fixed

@@ -16,6 +16,7 @@ use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
 use crate::identity;
+use crate::layers;
 use crate::output;
 use crate::progress::Progress;
 use crate::reference::Reference;
@@ -45,7 +46,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);
 
-    let image_id = load(&docker, &request.reference, &limits)?;
+    let image_id = load(&host, &docker, &request.reference, &limits)?;
     retention::note_brought(&host, &image_id)?;
     trigger::fire(
         "post-image-load",
@@ -59,12 +60,21 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 
 /// Streams stdin into `docker image load`, and returns the ID of IMAGE once the engine holds
 /// exactly the image the archive named.
-fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<ImageId> {
+fn load(
+    host: &Host,
+    docker: &Docker,
+    image: &Reference,
+    limits: &Limits,
+) -> anyhow::Result<ImageId> {
     output::info(format!("Loading {image} from the archive on stdin"));
     let mut input = Progress::new(io::stdin());
     let mut wanted = None;
     let loaded = docker.load_archive(&mut input, limits, |contents: &Contents| {
-        wanted = Some(check(contents, image)?.clone());
+        let found = check(contents, image)?.clone();
+        if contents.is_slim() {
+            check_slim(host, docker, contents)?;
+        }
+        wanted = Some(found);
         Ok(())
     });
     input.finish();
@@ -80,6 +90,12 @@ fn load(docker: &Docker, image: &Reference, limits: &Limits) -> anyhow::Result<I
         loaded.id.short(),
         wanted.config.short()
     );
+    // An ID that is the archive's manifest digest, not its config digest, is the containerd
+    // store's: note the manifest's layer blobs, which it now holds for as long as the image is
+    // listed (a slim archive's left-out ones were checked to be held).
+    if loaded.id != wanted.config && wanted.targets.contains(&loaded.id) {
+        layers::note_blobs(host, &loaded.id, &wanted.blobs)?;
+    }
     output::info(format!(
         "Loaded {image} ({}), {} read",
         loaded.id.short(),
@@ -102,6 +118,25 @@ fn check<'c>(contents: &'c Contents, image: &Reference) -> anyhow::Result<&'c Ar
         );
     }
     Ok(found)
+}
+
+/// A slim archive loads only when the host holds every layer it leaves out (docs/slim.md):
+/// otherwise the classic store fails half-way and the containerd store makes a broken image.
+fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Result<()> {
+    let held = layers::held(host, docker)?;
+    let missing = layers::not_held(contents, &held);
+    // Clients match this line's start to retry with the whole archive: keep it as it is.
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the archive leaves out layers this host does not hold: {}; nothing was loaded",
+        missing.join(", ")
+    );
+    let count = layers::omitted_count(contents, held.store);
+    let noun = if count == 1 { "layer" } else { "layers" };
+    output::info(format!(
+        "The archive leaves out {count} {noun} the host holds"
+    ));
+    Ok(())
 }
 
 fn not_in_archive(image: &Reference, contents: &Contents) -> String {

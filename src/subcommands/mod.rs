@@ -1,8 +1,10 @@
 //! One module per `image:*` subcommand: each turns its arguments into calls of the library.
 //! They depend on the library only, never on each other; `commands.rs` lists them.
 
+pub mod client;
 pub mod from;
 pub mod history;
+pub mod layers;
 pub mod load;
 pub mod report;
 pub mod rollback;

@@ -308,7 +308,8 @@ assert_signal_ends_deploy() {
   before="$(host_state "$hidden" "$V1")"
 
   for command in "image:from $hidden $V2" "image:history $hidden" "image:rollback $hidden" \
-    "image:report $hidden" "image:set $hidden keep-images 1" "image:from --app $hidden $V2"; do
+    "image:report $hidden" "image:set $hidden keep-images 1" "image:layers $hidden" \
+    "image:from --app $hidden $V2"; do
     # shellcheck disable=SC2086 # the command's words
     run_split dokku $command
     assert_failure 20

@@ -91,6 +91,8 @@ fn find_normalises_names() {
             tags: vec!["Not A Reference".into(), "ok:1".into()],
             targets: Vec::new(),
             facts: None,
+            blobs: Vec::new(),
+            omitted: Omitted::default(),
         }],
         compression: Compression::None,
         format: Format::DockerSave,

@@ -3,13 +3,14 @@
 //! exercise: layouts and what is learnt from them, hostile tar input, streams and limits.
 
 mod layouts;
+mod slim;
 mod streams;
 mod tar_input;
 
-use super::catalog::host_architecture;
 use super::header::{header_path, padding, BLOCK, END_OF_ARCHIVE};
 use super::input::CHUNK_SIZE;
 use super::limits::{ARCHIVE_ENV, METADATA_ENV};
+use super::platform::host_architecture;
 use super::walker::METADATA_NAMES;
 use super::*;
 use super::{host_platform, ImageConfig};

@@ -1,0 +1,4 @@
+//! `image:client`.
+fn main() {
+    dokku_image::commands::main("image:client")
+}

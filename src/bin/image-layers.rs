@@ -1,0 +1,4 @@
+//! `image:layers`.
+fn main() {
+    dokku_image::commands::main("image:layers")
+}

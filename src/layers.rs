@@ -1,0 +1,287 @@
+//! Which layers this host holds, by the rule of its image store (docs/slim.md), and which of
+//! the layers a slim archive leaves out it does not hold.
+//!
+//! - Classic store: the engine keys layers by ChainID, and `docker image load` takes a layer
+//!   an archive leaves out from the engine when it holds that ChainID. Every ChainID of every
+//!   image the engine lists is held.
+//! - Containerd store: the load takes a left-out layer only when the content store holds that
+//!   very blob digest, and otherwise makes a broken image (docs/engines.md §5). Without
+//!   containerd's socket the plugin knows this soundly only for images it loaded itself: after
+//!   each load it notes the layer blobs of the image manifest it chose, under the loaded
+//!   image's ID. The blobs of the notes of images the engine still lists are held (an image
+//!   the engine lists keeps its blobs from containerd's garbage collection; a broken one is not
+//!   listed). Images loaded otherwise contribute nothing: fewer savings, never a broken image.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::archive::{self, Contents};
+use crate::digest::{chain_ids, Digest, ImageId};
+use crate::docker::{Docker, Store};
+use crate::host::{self, Host};
+
+/// What the host holds, by its store's rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub store: Store,
+    /// Classic store: the ChainIDs of every listed image's layers.
+    pub chains: BTreeSet<Digest>,
+    /// Containerd store: the layer blobs noted for the listed images the plugin loaded.
+    pub blobs: BTreeSet<Digest>,
+}
+
+/// What the engine behind `docker` holds now. Notes of images it no longer lists are removed.
+pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
+    let store = docker.store()?;
+    let ids = docker.image_ids()?;
+    let mut held = Held {
+        store,
+        chains: BTreeSet::new(),
+        blobs: BTreeSet::new(),
+    };
+    match store {
+        Store::Classic => {
+            for stack in docker.layer_stacks(&ids)? {
+                held.chains.extend(chain_ids(&stack));
+            }
+        }
+        Store::Containerd => held.blobs = noted_blobs(host, &ids)?,
+    }
+    Ok(held)
+}
+
+/// The layers `contents` leaves out that the host does not hold, as short digests (diff IDs
+/// for `manifest.json` layers, blob digests for OCI ones), each once, in archive order.
+pub fn not_held(contents: &Contents, held: &Held) -> Vec<String> {
+    let mut missing: Vec<&Digest> = Vec::new();
+    for image in &contents.images {
+        let omitted = &image.omitted;
+        let not_held: Vec<&Digest> = match held.store {
+            // The classic engine loads manifest.json and keys layers by ChainID; an OCI-only
+            // archive names its layers by blob digests, which this store does not keep.
+            Store::Classic => match contents.format {
+                archive::Format::DockerSave => omitted
+                    .layers
+                    .iter()
+                    .filter(|layer| !held.chains.contains(&layer.chain_id))
+                    .map(|layer| &layer.diff_id)
+                    .collect(),
+                archive::Format::OciLayout => omitted.blobs.iter().collect(),
+            },
+            // The containerd store needs the very blobs of the manifest it imports; an archive
+            // without one (legacy layout) makes the engine write its own, of no known blobs.
+            Store::Containerd if image.targets.is_empty() => {
+                omitted.layers.iter().map(|layer| &layer.diff_id).collect()
+            }
+            Store::Containerd => omitted
+                .blobs
+                .iter()
+                .filter(|blob| !held.blobs.contains(*blob))
+                .collect(),
+        };
+        for digest in not_held {
+            if !missing.contains(&digest) {
+                missing.push(digest);
+            }
+        }
+    }
+    missing.into_iter().map(|d| d.short().to_string()).collect()
+}
+
+/// How many distinct layers `contents` leaves out, as the host's store counts them.
+pub fn omitted_count(contents: &Contents, store: Store) -> usize {
+    let mut distinct: BTreeSet<&Digest> = BTreeSet::new();
+    for image in &contents.images {
+        match store {
+            Store::Classic if contents.format == archive::Format::DockerSave => {
+                distinct.extend(image.omitted.layers.iter().map(|layer| &layer.chain_id))
+            }
+            _ => distinct.extend(&image.omitted.blobs),
+        }
+    }
+    distinct.len()
+}
+
+/// Where the notes of loaded images' layer blobs are: one file per image ID, a digest a line
+/// (a name no app can have, beside the apps' folders).
+fn blobs_dir(host: &Host) -> PathBuf {
+    host.lib_root.join("data").join("image").join("--blobs")
+}
+
+/// Notes that the content store holds these layer blobs for as long as image `id` is listed.
+/// Written whole to a temporary file and renamed, so a reader never sees half a note.
+pub fn note_blobs(host: &Host, id: &ImageId, blobs: &[Digest]) -> anyhow::Result<()> {
+    let dir = blobs_dir(host);
+    host::create_dirs(&dir)?;
+    let text: String = blobs.iter().map(|blob| format!("{blob}\n")).collect();
+    let path = dir.join(id.hex());
+    let temporary = dir.join(format!(".{}.{}", id.hex(), std::process::id()));
+    fs::write(&temporary, text).with_context(|| format!("cannot write {}", temporary.display()))?;
+    host.chown_to_system_user(&temporary);
+    fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Drops the note of an image that was removed.
+pub fn forget_blobs(host: &Host, id: &ImageId) {
+    let _ = host::remove_if_present(&blobs_dir(host).join(id.hex()));
+}
+
+/// The blobs noted for the images in `listed`; the notes of other images are removed. A note
+/// removed for an image that was being loaded meanwhile only costs savings.
+fn noted_blobs(host: &Host, listed: &[ImageId]) -> anyhow::Result<BTreeSet<Digest>> {
+    let dir = blobs_dir(host);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let listed: BTreeSet<&ImageId> = listed.iter().collect();
+    let mut blobs = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(Digest::from_hex) else {
+            continue;
+        };
+        if !listed.contains(&id) {
+            host::remove_if_present(&entry.path())?;
+            continue;
+        }
+        let text = fs::read_to_string(entry.path())
+            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        blobs.extend(text.lines().filter_map(Digest::parse));
+    }
+    Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{ArchivedImage, Compression, Format, Omitted, OmittedLayer};
+
+    /// Digests whose short forms differ too.
+    fn digest(n: u32) -> Digest {
+        Digest::from_hex(&format!("{n:064x}").chars().rev().collect::<String>()).unwrap()
+    }
+
+    /// One image leaving out layers 1 (ChainID 11, blob 21) and 2 (ChainID 12, blob 22).
+    fn slim(format: Format, targets: Vec<Digest>) -> Contents {
+        let layer = |n: u32| OmittedLayer {
+            position: n as usize,
+            path: format!("{n}/layer.tar"),
+            diff_id: digest(n),
+            chain_id: digest(10 + n),
+        };
+        let blobs = if targets.is_empty() {
+            Vec::new()
+        } else {
+            vec![digest(21), digest(22)]
+        };
+        let layers = match format {
+            Format::DockerSave => vec![layer(1), layer(2)],
+            Format::OciLayout => Vec::new(),
+        };
+        Contents {
+            images: vec![ArchivedImage {
+                config: digest(9),
+                tags: vec!["app:1".into()],
+                targets,
+                facts: None,
+                blobs: blobs.clone(),
+                omitted: Omitted { layers, blobs },
+            }],
+            compression: Compression::None,
+            format,
+        }
+    }
+
+    fn held(store: Store, chains: &[u32], blobs: &[u32]) -> Held {
+        Held {
+            store,
+            chains: chains.iter().map(|&n| digest(n)).collect(),
+            blobs: blobs.iter().map(|&n| digest(n)).collect(),
+        }
+    }
+
+    fn shorts(ns: &[u32]) -> Vec<String> {
+        ns.iter().map(|&n| digest(n).short().to_string()).collect()
+    }
+
+    #[test]
+    fn classic_holds_a_layer_by_its_chain_id_only() {
+        let contents = slim(Format::DockerSave, vec![digest(30)]);
+        assert!(not_held(&contents, &held(Store::Classic, &[11, 12], &[])).is_empty());
+        // Held blobs or diff IDs are no ChainIDs.
+        assert_eq!(
+            not_held(&contents, &held(Store::Classic, &[11, 2, 22], &[21, 22])),
+            shorts(&[2])
+        );
+        assert_eq!(omitted_count(&contents, Store::Classic), 2);
+        // An OCI-only archive: refused whatever the engine holds.
+        let oci = slim(Format::OciLayout, vec![digest(30)]);
+        assert_eq!(
+            not_held(&oci, &held(Store::Classic, &[11, 12, 21, 22], &[])),
+            shorts(&[21, 22])
+        );
+    }
+
+    #[test]
+    fn containerd_holds_a_layer_by_its_noted_blob_only() {
+        let contents = slim(Format::DockerSave, vec![digest(30)]);
+        assert!(not_held(&contents, &held(Store::Containerd, &[], &[21, 22])).is_empty());
+        assert_eq!(
+            not_held(&contents, &held(Store::Containerd, &[11, 12], &[22])),
+            shorts(&[21])
+        );
+        assert_eq!(omitted_count(&contents, Store::Containerd), 2);
+        // A legacy archive: the engine writes a manifest of its own; refused.
+        let legacy = slim(Format::DockerSave, Vec::new());
+        assert_eq!(
+            not_held(
+                &legacy,
+                &held(Store::Containerd, &[11, 12], &[1, 2, 21, 22])
+            ),
+            shorts(&[1, 2])
+        );
+    }
+
+    #[test]
+    fn a_layer_two_images_leave_out_is_named_once() {
+        let mut contents = slim(Format::DockerSave, vec![digest(30)]);
+        let mut other = contents.images[0].clone();
+        other.config = digest(8);
+        contents.images.push(other);
+        assert_eq!(
+            not_held(&contents, &held(Store::Classic, &[], &[])),
+            shorts(&[1, 2])
+        );
+        assert_eq!(omitted_count(&contents, Store::Containerd), 2);
+    }
+
+    #[test]
+    fn notes_count_while_their_image_is_listed_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::under(dir.path());
+        assert!(noted_blobs(&host, &[digest(1)]).unwrap().is_empty());
+        note_blobs(&host, &digest(1), &[digest(21), digest(22)]).unwrap();
+        note_blobs(&host, &digest(2), &[digest(22), digest(23)]).unwrap();
+        let both = noted_blobs(&host, &[digest(1), digest(2)]).unwrap();
+        assert_eq!(both, [21, 22, 23].map(digest).into_iter().collect());
+        // Image 1 is gone: its note is removed, its blobs no longer count.
+        let left = noted_blobs(&host, &[digest(2), digest(3)]).unwrap();
+        assert_eq!(left, [22, 23].map(digest).into_iter().collect());
+        assert!(!blobs_dir(&host).join(digest(1).hex()).exists());
+        assert!(blobs_dir(&host).join(digest(2).hex()).is_file());
+        forget_blobs(&host, &digest(2));
+        assert!(noted_blobs(&host, &[digest(2)]).unwrap().is_empty());
+        // Rewriting a note replaces it whole.
+        note_blobs(&host, &digest(2), &[digest(24)]).unwrap();
+        let rewritten = noted_blobs(&host, &[digest(2)]).unwrap();
+        assert_eq!(rewritten, [digest(24)].into_iter().collect());
+        assert_eq!(fs::read_dir(blobs_dir(&host)).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,51 @@
+//! `image:client`: writes the plugin's `dokku-image` client binary to stdout, so a CI machine
+//! gets the client that matches the host with `ssh dokku@host image:client > dokku-image`.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::args;
+use crate::command::Command;
+
+/// The client's file name, beside the plugin's own binaries in `bin/`.
+const CLIENT: &str = "dokku-image";
+
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    args::parse(argv, command, None)?;
+    let mut stdout = io::stdout().lock();
+    anyhow::ensure!(
+        !stdout.is_terminal(),
+        "{} writes a binary to stdout; redirect it to a file: ssh dokku@HOST {} > {CLIENT}",
+        command.name,
+        command.name
+    );
+    let path = client_path()?;
+    let mut client = File::open(&path).with_context(|| {
+        format!(
+            "this plugin has no {CLIENT} client binary ({} is missing); install a release that includes it",
+            path.display()
+        )
+    })?;
+    io::copy(&mut client, &mut stdout)
+        .with_context(|| format!("cannot write {} to stdout", path.display()))?;
+    stdout
+        .flush()
+        .context("cannot write the client to stdout")?;
+    Ok(())
+}
+
+/// `dokku-image` beside the running binary, wherever the links Dokku ran lead.
+fn client_path() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the running binary")?;
+    let exe = exe
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", exe.display()))?;
+    let dir = exe
+        .parent()
+        .with_context(|| format!("{} has no folder", exe.display()))?;
+    Ok(dir.join(CLIENT))
+}

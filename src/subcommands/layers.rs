@@ -1,0 +1,74 @@
+//! `image:layers APP`: one line of JSON saying which layers the host holds by its store's
+//! rule (docs/slim.md), so a client can send an archive without them:
+//! `{"store":"classic","chains":[…],"blobs":[]}` or `{"store":"containerd","chains":[],"blobs":[…]}`.
+
+use std::ffi::OsString;
+
+use serde::Serialize;
+
+use crate::args;
+use crate::command::Command;
+use crate::docker::{Docker, Store};
+use crate::host::Host;
+use crate::layers::{self, Held};
+use crate::trigger;
+
+/// The line the client reads; field order and names are its contract.
+#[derive(Serialize)]
+struct Line<'a> {
+    store: &'static str,
+    chains: Vec<&'a str>,
+    blobs: Vec<&'a str>,
+}
+
+fn line(held: &Held) -> anyhow::Result<String> {
+    let line = Line {
+        store: match held.store {
+            Store::Classic => "classic",
+            Store::Containerd => "containerd",
+        },
+        // Sets, so sorted and each once.
+        chains: held.chains.iter().map(|d| d.as_str()).collect(),
+        blobs: held.blobs.iter().map(|d| d.as_str()).collect(),
+    };
+    Ok(serde_json::to_string(&line)?)
+}
+
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    let (app, _) = args::parse_for_app(argv, command)?;
+    trigger::ensure_app(&app)?;
+    let host = Host::from_env();
+    let held = layers::held(&host, &Docker::for_app(&host, &app))?;
+    println!("{}", line(&held)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    #[test]
+    fn one_line_in_the_shape_the_client_reads() {
+        let a = Digest::from_hex(&"a".repeat(64)).unwrap();
+        let b = Digest::from_hex(&"b".repeat(64)).unwrap();
+        let held = Held {
+            store: Store::Classic,
+            chains: [b.clone(), a.clone()].into_iter().collect(),
+            blobs: Default::default(),
+        };
+        assert_eq!(
+            line(&held).unwrap(),
+            format!(r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[]}}"#)
+        );
+        let held = Held {
+            store: Store::Containerd,
+            chains: Default::default(),
+            blobs: [a.clone()].into_iter().collect(),
+        };
+        assert_eq!(
+            line(&held).unwrap(),
+            format!(r#"{{"store":"containerd","chains":[],"blobs":["{a}"]}}"#)
+        );
+    }
+}
