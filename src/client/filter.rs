@@ -43,6 +43,9 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
     for entry in archive.entries()?.raw(true) {
         walk.entry(entry?)?;
     }
+    // Whatever follows the end marker (padding to a record size) is read too: a writer that
+    // finds the pipe closed dies of SIGPIPE.
+    io::copy(&mut archive.into_inner(), &mut io::sink())?;
     let Walk {
         builder, left_out, ..
     } = walk;

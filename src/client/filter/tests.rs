@@ -239,6 +239,17 @@ fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
 }
 
 #[test]
+fn what_follows_the_end_marker_is_read_not_left_in_the_pipe() {
+    let specs = [spec("manifest.json", b"[]".to_vec())];
+    let mut input = archive(&specs);
+    input.extend([0u8; 10240]);
+    let mut reader = &input[..];
+    let (_, output) = filter(&mut reader, Vec::new(), &LeaveOut::default()).unwrap();
+    assert!(reader.is_empty(), "{} bytes left unread", reader.len());
+    assert_kept(&specs, &output, &[]);
+}
+
+#[test]
 fn small_layers_pass_without_a_spool() {
     let small = noise(7, 1000);
     let specs = [
