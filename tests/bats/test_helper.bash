@@ -460,6 +460,26 @@ build_busybox_image() {
   echo "$id"
 }
 
+# build_child_image TAG BASE [KIB]: an image FROM BASE with one layer more, /top of KIB (default
+# 256) KiB of random bytes, and a unique LABEL. Prints the image ID (as `inspect` gives it: a
+# BuildKit build on the containerd store prints another digest); records it for cleanup_images.
+build_child_image() {
+  local tag="$1" base="$2" kib="${3:-256}" context id
+  context="$(mktemp -d "$(_helper_scope_dir)/image-context.XXXXXX")"
+  head -c "$((kib * 1024))" /dev/urandom >"$context/top"
+  printf 'FROM %s\nCOPY top /top\nLABEL com.dokku.sandbox.test-image="%s"\n' \
+    "$base" "$(unique_name build)" >"$context/Dockerfile"
+  if ! docker image build -q -t "$tag" "$context" >/dev/null 2>"$context.log"; then
+    cat "$context.log" >&2
+    rm -rf "$context" "$context.log"
+    return 1
+  fi
+  rm -rf "$context" "$context.log"
+  id="$(docker image inspect -f '{{.Id}}' "$tag")" || return 1
+  _record_image "$id"
+  echo "$id"
+}
+
 # build_onbuild_image TAG [build_busybox_image options…]: a busybox image with
 # `ONBUILD COPY app.txt /app.txt`, so a build FROM it without app.txt in its context fails.
 build_onbuild_image() {

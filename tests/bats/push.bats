@@ -1,0 +1,280 @@
+#!/usr/bin/env bats
+# `dokku-image push` (src/client/) over the real sshd of ssh.bats (tests/ssh/start-sshd): the
+# client as users get it (`ssh dokku@host image:client`), run against another engine of the
+# matrix than the host's (the two engines share nothing, as two machines would not), so that
+# what the host holds is only what was pushed to it.
+
+# shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split (test_helper.bash)
+
+load test_helper
+
+setup_file() {
+  sandbox_setup
+  SSHD_DIR="$BATS_FILE_TMPDIR/sshd"
+  "$REPO_ROOT/tests/ssh/start-sshd" "$SSHD_DIR" "$SANDBOX_DIR/bin/dokku" || {
+    fail "start-sshd failed"
+    return 1
+  }
+  SSH_PORT="$(<"$SSHD_DIR/port")"
+  SSH_LOGIN="$(<"$SSHD_DIR/user")"
+  DEST="$SSH_LOGIN@127.0.0.1:$SSH_PORT"
+  PUSH_SSH="ssh -F /dev/null -T -i $SSHD_DIR/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR"
+  CLIENT="$BATS_FILE_TMPDIR/dokku-image"
+  # shellcheck disable=SC2086 # PUSH_SSH is words, as --ssh splits it
+  $PUSH_SSH -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" image:client </dev/null >"$CLIENT" || {
+    fail "image:client failed"
+    return 1
+  }
+  chmod +x "$CLIENT"
+  # The host's engine, for wrappers run by a client that uses another one.
+  HOST_DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  export SSHD_DIR SSH_PORT SSH_LOGIN DEST PUSH_SSH CLIENT HOST_DOCKER_HOST
+}
+
+teardown_file() {
+  if [[ -n "${SSHD_DIR:-}" ]]; then
+    "$REPO_ROOT/tests/ssh/stop-sshd" "$SSHD_DIR" || true
+  fi
+  sandbox_teardown
+}
+
+setup() {
+  APP="$(unique_name app)"
+  dokku apps:create "$APP" >/dev/null
+}
+
+teardown() {
+  local engine id
+  dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
+  [[ -z "${BASE_APP:-}" ]] || dokku --force apps:destroy "$BASE_APP" >/dev/null 2>&1 || true
+  if [[ -f "$BATS_TEST_TMPDIR/client-images" ]]; then
+    while read -r engine id; do
+      on_engine "$engine" docker image rm -f "$id" >/dev/null 2>&1 || true
+    done <"$BATS_TEST_TMPDIR/client-images"
+  fi
+  test_teardown
+}
+
+# partner_engine: the client's engine for a host on this run's engine: another one, on the
+# same store where there is one (26-c8d has no containerd-store partner).
+partner_engine() {
+  case "${IMAGE_PLUGIN_ENGINE:-20}" in
+    20) echo 26 ;;
+    26) echo 20 ;;
+    26-c8d) echo 26 ;;
+  esac
+}
+
+# client_build ENGINE HELPER TAG ARGS…: an image built by HELPER (build_busybox_image,
+# build_child_image) on ENGINE; prints its ID there; teardown removes it.
+client_build() {
+  local engine="$1" helper="$2" id
+  shift 2
+  id="$(on_engine "$engine" "$helper" "$@")" || return 1
+  echo "$engine $id" >>"$BATS_TEST_TMPDIR/client-images"
+  echo "$id"
+}
+
+# push_from ENGINE [push ARGS…]: `dokku-image push --ssh "$PUSH_SSH" ARGS…` on ENGINE.
+push_from() {
+  local engine="$1"
+  shift 1
+  on_engine "$engine" "$CLIENT" push --ssh "$PUSH_SSH" "$@"
+}
+
+# assert_stderr_line ARGS…: assert_line ARGS… on run_split's stderr.
+assert_stderr_line() {
+  local lines=("${stderr_lines[@]}")
+  assert_line "$@"
+}
+
+# sent_bytes: the bytes the summary line of run_split's stderr says were sent.
+sent_bytes() {
+  sed -n 's/^-----> Sent \([0-9]*\) bytes .*/\1/p' <<<"$stderr"
+}
+
+# left_out_bytes: the bytes the summary line says were left out.
+left_out_bytes() {
+  sed -n 's/^-----> Sent .* layers, \([0-9]*\) bytes .*/\1/p' <<<"$stderr"
+}
+
+# layer_bytes ENGINE IMAGE: the size of IMAGE's layer entries in ENGINE's `docker image save`.
+layer_bytes() {
+  on_engine "$1" docker image save "$2" | python3 -c '
+import json, sys, tarfile
+sizes, layers = {}, []
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
+    for member in archive:
+        sizes[member.name] = member.size
+        if member.name == "manifest.json":
+            layers = json.load(archive.extractfile(member))[0]["Layers"]
+print(sum(sizes[layer] for layer in layers))'
+}
+
+# assert_deployed TAG CONTENT: the app's deploy branch head records TAG with the ID the host's
+# engine gives it, and the app serves CONTENT.
+assert_deployed() {
+  local head id
+  id="$(image_id "$1")" || fail "the host has no image $1"
+  track_image "$1"
+  head="$(app_branch_rev "$APP")" || fail "$APP has no deploy branch"
+  assert_equal "$(trailer "$head" Image-Id)" "$id"
+  assert_equal "$(trailer "$head" Image-Source)" "$1"
+  assert_line --regexp "^-----> Deployed $1 \(${id:7:12}\) to $APP as commit [0-9a-f]{12}$"
+  assert_equal "$(app_http_get "$APP")" "$2"
+}
+
+# assert_slim_redeploy ENGINE: a base pushed from ENGINE is sent whole; a child of it with a
+# new top layer is sent without the base's layer: at least its bytes left out, and less than
+# half of what `docker image save | zstd` of the child makes on the wire.
+assert_slim_redeploy() {
+  local engine="$1" base child full
+  require_engine "$engine"
+  base="$(unique_name base):v1"
+  child="$(unique_name child):v2"
+  client_build "$engine" build_busybox_image "$base" --content "base from $engine" >/dev/null
+
+  run_split push_from "$engine" "$base" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --regexp "^-----> Pushing $base to $DEST for $APP: "
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes \(.*\) in [0-9.]+s \(.*/s\); left out 0 of 1 layers, 0 bytes \(0 B\)$"
+  assert_deployed "$base" "base from $engine"
+
+  client_build "$engine" build_child_image "$child" "$base" >/dev/null
+  full="$(on_engine "$engine" docker image save "$child" | zstd -3 -T0 -c | wc -c)"
+  run_split push_from "$engine" "$child" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 1 of 2 layers, [0-9]+ bytes \(.*\)$"
+  (($(left_out_bytes) >= $(layer_bytes "$engine" "$base"))) \
+    || fail "left out $(left_out_bytes) bytes, less than the base layer's $(layer_bytes "$engine" "$base")"
+  (($(sent_bytes) * 2 < full)) || fail "sent $(sent_bytes) bytes; the whole archive in zstd is $full"
+  assert_deployed "$child" "base from $engine"
+}
+
+@test "a first deploy sends every layer and deploys" {
+  local engine tag
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  tag="$(unique_name img):v1"
+  client_build "$engine" build_busybox_image "$tag" --content "pushed from $engine" >/dev/null
+
+  run_split push_from "$engine" "$tag" "$DEST" "$APP" "Jane Doe" jane@example.com
+  assert_success
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: the host( holds 0 of 1 layers|'s content store holds [0-9]+ layer blobs, matched by digest against the 1 layers' blobs as the archive streams)$"
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
+  assert_deployed "$tag" "pushed from $engine"
+  assert_equal "$(repo_git log -1 --format='%an <%ae>' "$(app_branch_rev "$APP")")" "Jane Doe <jane@example.com>"
+}
+
+@test "a redeploy with a new top layer sends only that layer" {
+  assert_slim_redeploy "$(partner_engine)"
+}
+
+@test "a client on the classic engine 26 pushes to a containerd host" {
+  [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == containerd ]] || skip "the host's store is classic"
+  assert_slim_redeploy 26
+}
+
+@test "a client on the containerd engine 26-c8d pushes to a classic host" {
+  [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == classic ]] || skip "the host's store is containerd"
+  assert_slim_redeploy 26-c8d
+}
+
+@test "a base removed between image:layers and image:load: the host refuses, the client sends it all" {
+  local engine base child wrapper
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  base="$(unique_name base):v1"
+  child="$(unique_name child):v2"
+  client_build "$engine" build_busybox_image "$base" >/dev/null
+  client_build "$engine" build_child_image "$child" "$base" >/dev/null
+  # the host holds the base, loaded by the plugin (a containerd host reports only what it
+  # loaded) for an app whose deploy stops before the build, so that nothing else keeps its layer
+  BASE_APP="$(unique_name base-app)"
+  dokku apps:create "$BASE_APP" >/dev/null
+  mkdir -p "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP"
+  touch "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP/skip-build"
+  push_from "$engine" "$base" "$DEST" "$BASE_APP" >/dev/null 2>&1 || fail "the base did not deploy"
+  track_image "$base"
+
+  # removes the base from the host before the first image:load only
+  wrapper="$BATS_TEST_TMPDIR/remove-base-then-ssh"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'case "${*: -1}" in' \
+    "  image:load*) [[ -e $BATS_TEST_TMPDIR/removed ]] || { DOCKER_HOST=\"\$HOST_DOCKER_HOST\" docker image rm $base >/dev/null && touch $BATS_TEST_TMPDIR/removed; } || exit 99 ;;" \
+    'esac' \
+    'exec "$@"' >"$wrapper"
+  chmod +x "$wrapper"
+
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$child" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --regexp "^-----> Pushing $child to $DEST for $APP: the host( holds 1 of 2 layers|'s content store holds [0-9]+ layer blobs, matched .*)$"
+  assert_stderr_line --partial "the archive leaves out layers this host does not hold: "
+  assert_stderr_line "-----> The host no longer holds every layer left out; sending the whole archive"
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 2 layers, 0 bytes \(0 B\)$"
+  assert_deployed "$child" "$base"
+}
+
+@test "a host without image:layers gets the whole archive, and the deploy works" {
+  local engine tag wrapper
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  tag="$(unique_name img):v1"
+  client_build "$engine" build_busybox_image "$tag" >/dev/null
+  wrapper="$BATS_TEST_TMPDIR/old-plugin-ssh"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'case "${*: -1}" in' \
+    "  image:layers*) echo ' !     image:layers is not a dokku command' >&2; exit 1 ;;" \
+    'esac' \
+    'exec "$@"' >"$wrapper"
+  chmod +x "$wrapper"
+
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$tag" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --index 0 " !     the host cannot say which layers it holds (\`image:layers $APP\` exited with status 1: image:layers is not a dokku command); sending the whole archive"
+  assert_stderr_line --index 1 "-----> Pushing $tag to $DEST for $APP: sending all 1 layers"
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
+  assert_deployed "$tag" "$tag"
+}
+
+@test "a missing app: exit 20 with the host's message, nothing sent" {
+  local tag
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" >/dev/null
+
+  run_split "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" no-such-app
+  assert_failure 20
+  assert_equal "$stderr" " !     App no-such-app does not exist"
+  assert_equal "$output" ""
+}
+
+@test "usage errors: exit 1 and one line" {
+  local usage="usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME [USER_EMAIL]]"
+  run_split "$CLIENT"
+  assert_failure 1
+  assert_equal "$stderr" " !     a command is required; $usage"
+
+  run_split "$CLIENT" push img:1
+  assert_failure 1
+  assert_equal "$stderr" " !     DEST and APP required; $usage"
+
+  run_split "$CLIENT" push --force img:1 "$DEST" "$APP"
+  assert_failure 1
+  assert_equal "$stderr" " !     unknown flag --force; $usage"
+
+  run_split "$CLIENT" push img:1 dokku@host:ssh "$APP"
+  assert_failure 1
+  assert_equal "$stderr" " !     DEST \"dokku@host:ssh\" has no valid port; expected dokku@host[:port]; $usage"
+
+  run_split "$CLIENT" help
+  assert_success
+  assert_line --index 0 --partial "dokku-image push [--ssh COMMAND]"
+  assert_equal "$stderr" ""
+}
+
+@test "an image the client's engine lacks: exit 1, named" {
+  run_split "$CLIENT" push --ssh "$PUSH_SSH" "$(unique_name absent):v1" "$DEST" "$APP"
+  assert_failure 1
+  assert_equal "${#stderr_lines[@]}" 1
+  assert_regex "$stderr" '^ !     no image absent-[0-9a-f]+:v1 on this machine \(docker image inspect\)$'
+}
