@@ -9,7 +9,7 @@ TARBALL := dist/image-$(VERSION).tar.gz
 ENGINES ?= 20,26,26-c8d
 export ENGINES
 
-.PHONY: setup build package test unit lint bats demo bench soak fuzz clean
+.PHONY: setup build package test unit lint bats demo bench bench-slim soak fuzz clean
 
 setup:
 	scripts/setup-host
@@ -45,6 +45,15 @@ bench: setup package
 	scripts/engines start $(ENGINES)
 	for engine in $${ENGINES//,/ }; do \
 		bench/load-archive --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
+	done
+	$(MAKE) bench-slim
+
+# A 10 MiB redeploy of a 1 GiB image over ssh, on each engine of ENGINES as the host:
+# dokku-image push against docker image save | ssh … image:load (bench/slim-push).
+bench-slim: package
+	scripts/engines start $(ENGINES)
+	for engine in $${ENGINES//,/ }; do \
+		bench/slim-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
 
 # 200 sequential deploys on a sandbox host (SOAK_DEPLOYS to change): fails if deploys slow
