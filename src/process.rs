@@ -199,18 +199,7 @@ impl Cmd {
     /// Starts the command in the background, reading its stdin from `stdin` (the read end of
     /// a pipe, say), with stdout and stderr captured.
     pub fn start(&self, stdin: OwnedFd) -> anyhow::Result<Running> {
-        let handle = self
-            .expression()
-            .stdin_file(stdin)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .map_err(|err| self.not_started(err))?;
-        Ok(Running {
-            cmd: self.clone(),
-            handle,
-        })
+        self.start_wired(Some(stdin), Sink::Capture, Sink::Capture)
     }
 
     /// Starts the command in the background wired into a pipeline the caller builds: stdin

@@ -26,18 +26,6 @@ teardown() {
   test_teardown
 }
 
-# build_child TAG BASE: an image FROM BASE with one more layer (a unique file); prints its ID
-# and records it for cleanup_images.
-build_child() {
-  local tag="$1" base="$2" context id
-  context="$(mktemp -d "$BATS_TEST_TMPDIR/child.XXXXXX")"
-  unique_name child >"$context/child.txt"
-  printf 'FROM %s\nCOPY child.txt /child.txt\n' "$base" >"$context/Dockerfile"
-  id="$(docker image build -q -t "$tag" "$context")" || return 1
-  _record_image "$id"
-  echo "$id"
-}
-
 # layer_entry ARCHIVE N: the entry of layer N (from 0) of the first image in ARCHIVE's
 # manifest.json.
 layer_entry() {
@@ -80,7 +68,7 @@ layers_json() {
 make_base_and_child() {
   local base="$1" child="$2" base_tar="$3" child_tar="$4" id
   build_busybox_image "$base" >/dev/null || return 1
-  id="$(build_child "$child" "$base")" || return 1
+  id="$(build_child_image "$child" "$base" 1)" || return 1
   docker image save -o "$base_tar" "$base" || return 1
   docker image save -o "$child_tar" "$child" || return 1
   docker image rm "$child" "$base" >/dev/null || return 1
@@ -214,7 +202,7 @@ refused_line() {
 child_on_classic() {
   local base_tar="$1" base="$2" child="$3" child_tar="$4"
   docker image load -i "$base_tar" >/dev/null || return 1
-  build_child "$child" "$base" >/dev/null || return 1
+  build_child_image "$child" "$base" 1 >/dev/null || return 1
   docker image save -o "$child_tar" "$child" || return 1
   docker image rm "$child" "$base" >/dev/null
 }
