@@ -1,4 +1,4 @@
-//! `dokku-image`, the client side of issue 10: push a local image to a Dokku host's
+//! `dokku-image`, the plugin's client for CI machines: push a local image to a Dokku host's
 //! `image:load`, sending only the layers the host lacks. Used by `src/bin/dokku-image.rs`;
 //! it uses the library, never the plugin's subcommands.
 //!
