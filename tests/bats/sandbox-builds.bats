@@ -38,7 +38,9 @@ KILL_AT_TEARDOWN=()
 # content; with GATE (a fifo) it then runs a foreground child (its pid in GATE.child) that
 # reads GATE, and writes the child's exit status to GATE.status; then it releases the lock
 # with EXIT_CODE, or the child's status when that is not 0, and exits with it. Like every
-# bash script, it ignores SIGQUIT itself; its child does not.
+# bash script, it ignores SIGQUIT itself; its child does not. A child killed with the process
+# group means its tee is dead too: the next write kills the script by SIGPIPE, always after
+# the tee's death (the script waits for it), so it never finalizes.
 add_fake_deploy() {
   local dir="$PLUGIN_AVAILABLE_PATH/fake"
   mkdir -p "$dir"
@@ -52,6 +54,7 @@ app="$2" source="$3" code="$4" gate="${5:-}"
 ulimit -c 0
 sandbox_verify_app_for_user "$app"
 sandbox_setup_build_capture "$app" "$source"
+tee_pid=$!  # the tee of the build capture (a process substitution sets $!)
 sandbox_setup_build_capture "$app" ps:rebuild
 sandbox_acquire_app_deploy_lock "$app" exclusive
 echo "deploying $app"
@@ -60,6 +63,15 @@ echo "lock: $(<"$DOKKU_LIB_ROOT/data/apps/$app/.deploy.lock")"
 if [[ -n "$gate" ]]; then
   status=0
   sh -c 'echo "$$" >"$1.child"; exec cat "$1" >/dev/null' _ "$gate" || status=$?
+  if ((status > 128)); then
+    # Killed with its process group (builds:cancel), and so is the tee. The deploy dies of
+    # SIGPIPE at its next write, however the kernel orders the two deaths: it waits for the
+    # tee to be gone (or a zombie) before that write.
+    while [[ -n "$tee_pid" && -e "/proc/$tee_pid" ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$tee_pid/status" 2>/dev/null; do
+      sleep 0.05
+    done
+    echo "the deploy's child died of signal $((status - 128))" >&2
+  fi
   echo "$status" >"$gate.status"
   [[ "$status" -eq 0 ]] || code="$status"
 fi
