@@ -31,10 +31,7 @@ impl Docker {
     /// The docker client of this machine: `$DOCKER_BIN` or `docker`, its own config.
     pub fn local() -> Docker {
         Docker {
-            bin: std::env::var("DOCKER_BIN")
-                .ok()
-                .filter(|bin| !bin.is_empty())
-                .unwrap_or_else(|| "docker".into()),
+            bin: Host::from_env().docker_bin,
             config_dir: None,
         }
     }

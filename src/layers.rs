@@ -17,6 +17,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, Contents};
 use crate::digest::{chain_ids, Digest, ImageId};
@@ -31,6 +32,38 @@ pub struct Held {
     pub chains: BTreeSet<Digest>,
     /// Containerd store: the layer blobs noted for the listed images the plugin loaded.
     pub blobs: BTreeSet<Digest>,
+}
+
+/// `image:layers`'s one line of JSON, as the plugin prints it and the client reads it:
+/// `{"store":"classic","chains":[…],"blobs":[]}` or `{"store":"containerd","chains":[],"blobs":[…]}`.
+/// Field order and names are the contract between the two.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer {
+    /// [`CLASSIC`] or [`CONTAINERD`].
+    pub store: String,
+    #[serde(default)]
+    pub chains: Vec<String>,
+    #[serde(default)]
+    pub blobs: Vec<String>,
+}
+
+pub const CLASSIC: &str = "classic";
+pub const CONTAINERD: &str = "containerd";
+
+impl Held {
+    /// The line `image:layers` prints: sets, so sorted and each once.
+    pub fn answer(&self) -> Answer {
+        let strings = |set: &BTreeSet<Digest>| set.iter().map(|d| d.to_string()).collect();
+        Answer {
+            store: match self.store {
+                Store::Classic => CLASSIC,
+                Store::Containerd => CONTAINERD,
+            }
+            .to_string(),
+            chains: strings(&self.chains),
+            blobs: strings(&self.blobs),
+        }
+    }
 }
 
 /// What the engine behind `docker` holds now. Notes of images it no longer lists are removed.

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use anyhow::Context;
 
 use crate::digest::{chain_ids, Digest};
+use crate::layers::{Answer, CLASSIC, CONTAINERD};
 
 /// `image:layers`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,15 +17,6 @@ pub enum Held {
     Classic(HashSet<Digest>),
     /// The layer blob digests of the host's content store.
     Containerd(HashSet<Digest>),
-}
-
-#[derive(serde::Deserialize)]
-struct Answer {
-    store: String,
-    #[serde(default)]
-    chains: Vec<String>,
-    #[serde(default)]
-    blobs: Vec<String>,
 }
 
 impl Held {
@@ -40,8 +32,8 @@ impl Held {
                 .collect()
         };
         match answer.store.as_str() {
-            "classic" => Ok(Held::Classic(digests(answer.chains)?)),
-            "containerd" => Ok(Held::Containerd(digests(answer.blobs)?)),
+            CLASSIC => Ok(Held::Classic(digests(answer.chains)?)),
+            CONTAINERD => Ok(Held::Containerd(digests(answer.blobs)?)),
             other => anyhow::bail!("image:layers named an unknown store {other:?}"),
         }
     }

@@ -4,34 +4,15 @@
 
 use std::ffi::OsString;
 
-use serde::Serialize;
-
 use crate::args;
 use crate::command::Command;
-use crate::docker::{Docker, Store};
+use crate::docker::Docker;
 use crate::host::Host;
 use crate::layers::{self, Held};
 use crate::trigger;
 
-/// The line the client reads; field order and names are its contract.
-#[derive(Serialize)]
-struct Line<'a> {
-    store: &'static str,
-    chains: Vec<&'a str>,
-    blobs: Vec<&'a str>,
-}
-
 fn line(held: &Held) -> anyhow::Result<String> {
-    let line = Line {
-        store: match held.store {
-            Store::Classic => "classic",
-            Store::Containerd => "containerd",
-        },
-        // Sets, so sorted and each once.
-        chains: held.chains.iter().map(|d| d.as_str()).collect(),
-        blobs: held.blobs.iter().map(|d| d.as_str()).collect(),
-    };
-    Ok(serde_json::to_string(&line)?)
+    Ok(serde_json::to_string(&held.answer())?)
 }
 
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -47,6 +28,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::digest::Digest;
+    use crate::docker::Store;
 
     #[test]
     fn one_line_in_the_shape_the_client_reads() {
