@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::client::args::Push;
 use crate::client::held::{Held, LeaveOut};
-use crate::client::send::{send, Sent};
+use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
@@ -23,10 +23,19 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
         )
     })?;
     let layers = image.diff_ids.len();
-    let held = match ask_host(&remote, &push.app)? {
-        Asked::Held(held) => Some(held),
-        Asked::MissingApp => return Ok(EXIT_MISSING_APP),
-        Asked::CannotSay => None,
+    let started = Instant::now();
+    let save = Save::start(&docker, &push.image)?;
+    let held = match ask_host(&remote, &push.app) {
+        Ok(Asked::Held(held)) => Some(held),
+        Ok(Asked::CannotSay) => None,
+        Ok(Asked::MissingApp) => {
+            save.abandon();
+            return Ok(EXIT_MISSING_APP);
+        }
+        Err(err) => {
+            save.abandon();
+            return Err(err);
+        }
     };
     let plan = LeaveOut::plan(held.as_ref(), &image.diff_ids);
     let what = match &held {
@@ -48,12 +57,12 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
         push.image.clone(),
     ];
     load.extend(push.user.iter().cloned());
-    let started = Instant::now();
-    let mut sent = send(&docker, &remote, &load, &push.image, &plan)?;
+    let mut sent = send(save, &remote, &load, &push.image, &plan)?;
     let mut bytes = sent.bytes;
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
-        sent = send(&docker, &remote, &load, &push.image, &LeaveOut::default())?;
+        let save = Save::start(&docker, &push.image)?;
+        sent = send(save, &remote, &load, &push.image, &LeaveOut::default())?;
         bytes += sent.bytes;
     }
     if sent.status == 0 {

@@ -12,7 +12,7 @@ use crate::client::held::LeaveOut;
 use crate::client::meter::Meter;
 use crate::client::transport::Remote;
 use crate::docker::Docker;
-use crate::process::Sink;
+use crate::process::{Running, Sink};
 
 /// What `image:load` prints when a left-out layer is not held (the server's wording).
 pub const REFUSAL: &str = "the archive leaves out layers this host does not hold: ";
@@ -32,18 +32,41 @@ pub struct Sent {
     pub bytes: u64,
 }
 
-/// Streams IMAGE's archive, without what `plan` leaves out, into `image:load` on the host.
+/// `docker image save IMAGE`, started ahead of the stream that reads it: a classic-store
+/// engine writes the whole archive to its own disk before the first byte comes out, and the
+/// questions to the host fit in that time.
+pub struct Save {
+    running: Running,
+    archive: io::PipeReader,
+}
+
+impl Save {
+    pub fn start(docker: &Docker, image: &str) -> anyhow::Result<Save> {
+        let (archive, save_in) = io::pipe()?;
+        let running = docker
+            .command()
+            .args(["image", "save", "--", image])
+            .start_wired(None, Sink::Fd(save_in.into()), Sink::Capture)?;
+        Ok(Save { running, archive })
+    }
+
+    /// Stops a save nothing will read.
+    pub fn abandon(self) {
+        self.running.kill();
+        let _ = self.running.wait();
+    }
+}
+
+/// Streams the archive of `save`, without what `plan` leaves out, into `image:load` on the
+/// host.
 pub fn send(
-    docker: &Docker,
+    save: Save,
     remote: &Remote,
     load: &[String],
     image: &str,
     plan: &LeaveOut,
 ) -> anyhow::Result<Sent> {
-    let (save_out, save_in) = io::pipe()?;
-    let save_cmd = docker.command().args(["image", "save", "--", image]);
-    let save = save_cmd.start_wired(None, Sink::Fd(save_in.into()), Sink::Capture)?;
-
+    let Save { running, archive } = save;
     let (host_in, to_host) = io::pipe()?;
     let (host_err, host_err_in) = io::pipe()?;
     let load_cmd = remote.command(load);
@@ -54,18 +77,16 @@ pub fn send(
     ) {
         Ok(host) => host,
         Err(err) => {
-            save.kill();
-            let _ = save.wait();
+            Save { running, archive }.abandon();
             return Err(err);
         }
     };
     let watcher = thread::spawn(move || pass_stderr_through(host_err));
 
-    let streamed = stream(save_out, to_host, plan);
+    let streamed = stream(archive, to_host, plan);
     if streamed.is_err() {
-        save.kill();
+        running.kill();
     }
-    let save_output = save.wait()?;
     let host_output = host.wait()?;
     let refused = watcher
         .join()
@@ -73,6 +94,8 @@ pub fn send(
     let status = host_output.status.code().unwrap_or(1);
     if status != 0 {
         // The host's verdict stands: it has said why; a save we stopped is no news.
+        running.kill();
+        let _ = running.wait();
         return Ok(Sent {
             status,
             refused,
@@ -80,7 +103,7 @@ pub fn send(
             bytes: streamed.as_ref().map(|s| s.1).unwrap_or_default(),
         });
     }
-    save_cmd.check(&save_output)?;
+    running.finish()?;
     let (left_out, bytes) =
         streamed.with_context(|| format!("sending {image} to `{}`", load_cmd.display()))?;
     Ok(Sent {
