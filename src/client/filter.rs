@@ -1,17 +1,18 @@
 //! The tar filter between `docker image save` and the host: copies the archive entry by entry,
 //! headers and data byte for byte and in order, leaving out the layers of a [`LeaveOut`].
-//! Memory stays constant: entries stream through, and a layer whose diff ID its name does not
-//! tell (a legacy `<v1id>/layer.tar`, a gzip or zstd blob of a containerd-store client) is
-//! spooled to a temp file while its uncompressed content is hashed, and only while a layer to
-//! leave out is still unmatched. The input is the local engine's own output, so it is trusted.
+//! Memory stays constant: entries stream through. A legacy `<v1id>/layer.tar` is known by
+//! its directory's `json` (see [`legacy`]); a layer whose diff ID neither its name nor that
+//! tells (a gzip or zstd blob of a containerd-store client) is spooled to a temp file while
+//! its uncompressed content is hashed, and only while a layer to leave out is still unmatched. The input is the local engine's own output, so it is trusted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Read, Seek, Write};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::client::held::LeaveOut;
-use crate::digest::Digest;
+use crate::client::legacy;
+use crate::digest::{chain_ids, Digest};
 
 /// Entries up to this size always pass straight through: they are metadata, or layers too
 /// small to be worth a spool.
@@ -25,6 +26,8 @@ pub struct LeftOut {
     pub entries: usize,
     /// Their data, as the archive holds it.
     pub bytes: u64,
+    /// Layers read through a spool and hashed to learn their diff ID (left out or not).
+    pub hashed: usize,
 }
 
 /// Copies the archive on `input` to `output`, without the entries `plan` leaves out, and
@@ -33,6 +36,8 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
     let mut walk = Walk {
         plan,
         unmatched: plan.diff_ids.clone(),
+        chains: chain_ids(&plan.image_layers),
+        legacy_layers: HashMap::new(),
         builder: tar::Builder::new(output),
         pending: Vec::new(),
         left_out: LeftOut::default(),
@@ -56,6 +61,10 @@ struct Walk<'p, W: Write> {
     plan: &'p LeaveOut,
     /// The diff IDs to leave out that no entry has matched yet.
     unmatched: HashSet<Digest>,
+    /// The ChainIDs of the image's layers, bottom first.
+    chains: Vec<Digest>,
+    /// Legacy directories whose `json` told their layer: v1 ID → its place in `chains`.
+    legacy_layers: HashMap<String, usize>,
     builder: tar::Builder<W>,
     /// Extension headers read ahead of the entry they belong to.
     pending: Vec<(tar::Header, Vec<u8>)>,
@@ -101,8 +110,25 @@ impl<W: Write> Walk<'_, W> {
                     None => self.write(&header, (&magic[..]).chain(entry)),
                 };
             }
-        } else if spoolable && is_legacy_layer(&name) {
-            return self.spool(&header, entry, Layer::Plain);
+        } else if let Some(v1id) = legacy_dir(&name, "json") {
+            if !self.chains.is_empty() && kind.is_file() && size <= SPOOL_THRESHOLD {
+                let mut json = Vec::new();
+                entry.read_to_end(&mut json)?;
+                if let Some(layer) = legacy::layer_of(v1id, &json, &self.chains) {
+                    self.legacy_layers.insert(v1id.to_string(), layer);
+                }
+                return self.write(&header, &json[..]);
+            }
+        } else if let Some(v1id) = legacy_dir(&name, "layer.tar") {
+            if let Some(&layer) = self.legacy_layers.get(v1id) {
+                let diff_id = &self.plan.image_layers[layer];
+                if self.plan.diff_ids.contains(diff_id) {
+                    self.unmatched.remove(diff_id);
+                    return self.leave_out(size);
+                }
+            } else if spoolable {
+                return self.spool(&header, entry, Layer::Plain);
+            }
         }
         self.write(&header, entry)
     }
@@ -115,6 +141,7 @@ impl<W: Write> Walk<'_, W> {
         mut data: R,
         layer: Layer,
     ) -> io::Result<()> {
+        self.left_out.hashed += 1;
         let mut spool = tempfile::tempfile()?;
         let mut hasher = Some(Hasher::new(layer)?);
         let mut buffer = vec![0u8; 256 * 1024];
@@ -157,10 +184,11 @@ impl<W: Write> Walk<'_, W> {
     }
 }
 
-/// `<v1id>/layer.tar` of the legacy layout (engines up to 24).
-fn is_legacy_layer(name: &str) -> bool {
-    name.strip_suffix("/layer.tar")
-        .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
+/// The directory of `<v1id>/FILE` in the legacy layout (engines up to 24).
+fn legacy_dir<'n>(name: &'n str, file: &str) -> Option<&'n str> {
+    name.strip_suffix(file)?
+        .strip_suffix('/')
+        .filter(|dir| !dir.is_empty() && !dir.contains('/'))
 }
 
 #[derive(Debug, Clone, Copy)]

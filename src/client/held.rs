@@ -46,6 +46,9 @@ pub struct LeaveOut {
     pub diff_ids: HashSet<Digest>,
     /// Blobs by their own digest (containerd hosts).
     pub blobs: HashSet<Digest>,
+    /// The image's diff IDs, bottom first (classic hosts): a legacy layer's directory is
+    /// matched against their ChainIDs.
+    pub image_layers: Vec<Digest>,
 }
 
 impl LeaveOut {
@@ -61,10 +64,11 @@ impl LeaveOut {
                     .map(|(diff_id, _)| diff_id.clone())
                     .collect(),
                 blobs: HashSet::new(),
+                image_layers: diff_ids.to_vec(),
             },
             Some(Held::Containerd(blobs)) => LeaveOut {
-                diff_ids: HashSet::new(),
                 blobs: blobs.clone(),
+                ..LeaveOut::default()
             },
         }
     }

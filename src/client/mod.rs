@@ -8,6 +8,7 @@
 //! | `transport.rs` | the remote shell command line and the quoting of the remote command |
 //! | `held.rs` | `image:layers`'s answer; what may be left out on each store |
 //! | `filter.rs` | the tar filter that leaves layers out |
+//! | `legacy.rs` | which layer a legacy archive's directory holds, from its v1 ID |
 //! | `meter.rs` | bytes sent and the progress lines |
 //! | `send.rs` | one archive: save, filter, zstd, the remote `image:load` |
 //! | `push.rs` | the flow: inspect, ask, send, fall back |
@@ -15,6 +16,7 @@
 pub mod args;
 pub mod filter;
 pub mod held;
+pub mod legacy;
 pub mod meter;
 pub mod push;
 pub mod send;

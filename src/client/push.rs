@@ -84,13 +84,18 @@ fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
     } else {
         0.0
     };
+    let hashed = match sent.left_out.hashed {
+        0 => String::new(),
+        1 => "; hashed 1 layer on the way".to_string(),
+        n => format!("; hashed {n} layers on the way"),
+    };
     format!(
-        "Sent {bytes} bytes ({}) in {seconds:.1}s ({}/s); left out {} of {layers} layers, {} bytes ({})",
+        "Sent {bytes} bytes ({}) in {seconds:.1}s ({}/s); left out {} of {layers} layers, {} bytes ({}){hashed}",
         human_bytes(bytes),
         human_bytes(rate as u64),
         sent.left_out.entries,
         sent.left_out.bytes,
-        human_bytes(sent.left_out.bytes)
+        human_bytes(sent.left_out.bytes),
     )
 }
 
@@ -153,6 +158,7 @@ mod tests {
             left_out: LeftOut {
                 entries: 2,
                 bytes: 1 << 30,
+                hashed: 0,
             },
             bytes: 10 << 20,
         };
@@ -160,5 +166,25 @@ mod tests {
             summary(&sent, 10 << 20, 3, 2.0),
             "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes (1 GiB)"
         );
+    }
+
+    #[test]
+    fn summary_says_how_many_layers_were_hashed() {
+        let mut sent = Sent {
+            status: 0,
+            refused: false,
+            left_out: LeftOut {
+                entries: 1,
+                bytes: 100,
+                hashed: 1,
+            },
+            bytes: 50,
+        };
+        assert_eq!(
+            summary(&sent, 50, 2, 1.0),
+            "Sent 50 bytes (50 B) in 1.0s (50 B/s); left out 1 of 2 layers, 100 bytes (100 B); hashed 1 layer on the way"
+        );
+        sent.left_out.hashed = 3;
+        assert!(summary(&sent, 50, 2, 1.0).ends_with("; hashed 3 layers on the way"));
     }
 }

@@ -139,13 +139,15 @@ fn classic_host_leaves_out_held_layers_by_name_and_by_hash() {
     let plan = LeaveOut {
         diff_ids: HashSet::from([d0.clone(), d2.clone()]),
         blobs: HashSet::new(),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&input, &plan);
     assert_eq!(
         left_out,
         LeftOut {
             entries: 2,
-            bytes: layer0.len() as u64 + specs[2].data.len() as u64
+            bytes: layer0.len() as u64 + specs[2].data.len() as u64,
+            hashed: 1,
         }
     );
     assert_kept(&specs, &output, &[&d0.blob_path(), &blob2.blob_path()]);
@@ -159,6 +161,7 @@ fn classic_host_leaves_out_held_layers_by_name_and_by_hash() {
     let plan = LeaveOut {
         diff_ids: HashSet::from([Digest::of(b"elsewhere")]),
         blobs: HashSet::new(),
+        ..LeaveOut::default()
     };
     assert_kept(&specs, &run(&input, &plan).1, &[]);
     let _ = d1;
@@ -181,13 +184,15 @@ fn containerd_host_leaves_out_only_the_very_blobs_it_holds() {
         diff_ids: HashSet::new(),
         // the host holds layer 0 uncompressed (not this gzip blob) and layer 1's blob
         blobs: HashSet::from([diff0, d1.clone()]),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&input, &plan);
     assert_eq!(
         left_out,
         LeftOut {
             entries: 1,
-            bytes: layer1.len() as u64
+            bytes: layer1.len() as u64,
+            hashed: 0,
         }
     );
     assert_kept(&specs, &output, &[&d1.blob_path()]);
@@ -217,13 +222,15 @@ fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
     let classic = LeaveOut {
         diff_ids: HashSet::from([d0.clone()]),
         blobs: HashSet::new(),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&input, &classic);
     assert_eq!(
         left_out,
         LeftOut {
             entries: 1,
-            bytes: 120_000
+            bytes: 120_000,
+            hashed: 1,
         }
     );
     assert_kept(&specs, &output, &["aaaa/layer.tar"]);
@@ -232,6 +239,7 @@ fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
     let containerd = LeaveOut {
         diff_ids: HashSet::new(),
         blobs: HashSet::from([d0]),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&input, &containerd);
     assert_eq!(left_out, LeftOut::default());
@@ -259,6 +267,7 @@ fn small_layers_pass_without_a_spool() {
     let plan = LeaveOut {
         diff_ids: HashSet::from([Digest::of(&small)]),
         blobs: HashSet::new(),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
     assert_eq!(left_out, LeftOut::default());
@@ -273,8 +282,46 @@ fn a_blob_that_only_looks_compressed_is_sent() {
     let plan = LeaveOut {
         diff_ids: HashSet::from([Digest::of(b"some layer")]),
         blobs: HashSet::new(),
+        ..LeaveOut::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
-    assert_eq!(left_out, LeftOut::default());
+    assert_eq!(
+        left_out,
+        LeftOut {
+            hashed: 1,
+            ..LeftOut::default()
+        }
+    );
     assert_kept(&specs, &output, &[]);
+}
+
+#[test]
+fn legacy_layers_known_by_their_v1_id_are_not_hashed() {
+    use crate::client::legacy::fixture::{diff_ids, BOTTOM, BOTTOM_JSON, TOP, TOP_JSON};
+    // contents that hash to neither diff ID: only the directories' json can tell the layers
+    let specs = vec![
+        spec(format!("{TOP}/VERSION"), b"1.0".to_vec()),
+        spec(format!("{TOP}/json"), TOP_JSON.as_bytes().to_vec()),
+        spec(format!("{TOP}/layer.tar"), noise(7, 100_000)),
+        spec(format!("{BOTTOM}/VERSION"), b"1.0".to_vec()),
+        spec(format!("{BOTTOM}/json"), BOTTOM_JSON.as_bytes().to_vec()),
+        spec(format!("{BOTTOM}/layer.tar"), noise(8, 110_000)),
+        spec("manifest.json", b"[]".to_vec()),
+    ];
+    let layers = diff_ids();
+    let plan = LeaveOut {
+        diff_ids: HashSet::from([layers[0].clone()]),
+        image_layers: layers,
+        ..LeaveOut::default()
+    };
+    let (left_out, output) = run(&archive(&specs), &plan);
+    assert_eq!(
+        left_out,
+        LeftOut {
+            entries: 1,
+            bytes: 110_000,
+            hashed: 0,
+        }
+    );
+    assert_kept(&specs, &output, &[&format!("{BOTTOM}/layer.tar")]);
 }
