@@ -49,10 +49,12 @@ bench: setup package
 	$(MAKE) bench-slim
 
 # A 10 MiB redeploy of a 1 GiB image over ssh, on each engine of ENGINES as the host:
-# dokku-image push against docker image save | ssh … image:load (bench/slim-push).
+# dokku-image push against docker image save | ssh … image:load (bench/slim-push), and
+# image:layers on a host with 200 images (bench/image-layers).
 bench-slim: package
 	scripts/engines start $(ENGINES)
 	for engine in $${ENGINES//,/ }; do \
+		bench/image-layers --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 		bench/slim-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
 
