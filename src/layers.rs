@@ -69,7 +69,6 @@ impl Held {
 /// What the engine behind `docker` holds now. Notes of images it no longer lists are removed.
 pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
     let store = docker.store()?;
-    let ids = docker.image_ids()?;
     let mut held = Held {
         store,
         chains: BTreeSet::new(),
@@ -77,11 +76,11 @@ pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
     };
     match store {
         Store::Classic => {
-            for stack in docker.layer_stacks(&ids)? {
+            for stack in docker.layer_stacks(&docker.image_ids()?)? {
                 held.chains.extend(chain_ids(&stack));
             }
         }
-        Store::Containerd => held.blobs = noted_blobs(host, &ids)?,
+        Store::Containerd => held.blobs = noted_blobs(host, docker)?,
     }
     Ok(held)
 }
@@ -163,29 +162,45 @@ pub fn forget_blobs(host: &Host, id: &ImageId) {
     let _ = host::remove_if_present(&blobs_dir(host).join(id.hex()));
 }
 
-/// The blobs noted for the images in `listed`; the notes of other images are removed. A note
-/// removed for an image that was being loaded meanwhile only costs savings.
-fn noted_blobs(host: &Host, listed: &[ImageId]) -> anyhow::Result<BTreeSet<Digest>> {
+/// The blobs noted for the images the engine still has; the notes of the others are removed.
+/// A note removed for an image that was being loaded meanwhile only costs savings.
+fn noted_blobs(host: &Host, docker: &Docker) -> anyhow::Result<BTreeSet<Digest>> {
+    let notes = notes(host)?;
+    let ids: Vec<ImageId> = notes.iter().map(|(id, _)| id.clone()).collect();
+    blobs_of_existing(notes, &docker.existing(&ids)?)
+}
+
+/// Every note: its image ID and its file.
+fn notes(host: &Host) -> anyhow::Result<Vec<(ImageId, PathBuf)>> {
     let dir = blobs_dir(host);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
     };
-    let listed: BTreeSet<&ImageId> = listed.iter().collect();
-    let mut blobs = BTreeSet::new();
+    let mut notes = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(Digest::from_hex) else {
-            continue;
-        };
-        if !listed.contains(&id) {
-            host::remove_if_present(&entry.path())?;
+        if let Some(id) = entry.file_name().to_str().and_then(Digest::from_hex) {
+            notes.push((id, entry.path()));
+        }
+    }
+    Ok(notes)
+}
+
+/// The blobs of the notes whose image is in `existing`; the other notes are removed.
+fn blobs_of_existing(
+    notes: Vec<(ImageId, PathBuf)>,
+    existing: &BTreeSet<ImageId>,
+) -> anyhow::Result<BTreeSet<Digest>> {
+    let mut blobs = BTreeSet::new();
+    for (id, path) in notes {
+        if !existing.contains(&id) {
+            host::remove_if_present(&path)?;
             continue;
         }
-        let text = fs::read_to_string(entry.path())
-            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         blobs.extend(text.lines().filter_map(Digest::parse));
     }
     Ok(blobs)
@@ -295,25 +310,30 @@ mod tests {
         assert_eq!(omitted_count(&contents, Store::Containerd), 2);
     }
 
+    /// The blobs noted for the images of `existing`, as the engine would answer.
+    fn noted(host: &Host, existing: &[Digest]) -> BTreeSet<Digest> {
+        blobs_of_existing(notes(host).unwrap(), &existing.iter().cloned().collect()).unwrap()
+    }
+
     #[test]
-    fn notes_count_while_their_image_is_listed_and_go_with_it() {
+    fn notes_count_while_their_image_exists_and_go_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::under(dir.path());
-        assert!(noted_blobs(&host, &[digest(1)]).unwrap().is_empty());
+        assert!(noted(&host, &[digest(1)]).is_empty());
         note_blobs(&host, &digest(1), &[digest(21), digest(22)]).unwrap();
         note_blobs(&host, &digest(2), &[digest(22), digest(23)]).unwrap();
-        let both = noted_blobs(&host, &[digest(1), digest(2)]).unwrap();
+        let both = noted(&host, &[digest(1), digest(2)]);
         assert_eq!(both, [21, 22, 23].map(digest).into_iter().collect());
         // Image 1 is gone: its note is removed, its blobs no longer count.
-        let left = noted_blobs(&host, &[digest(2), digest(3)]).unwrap();
+        let left = noted(&host, &[digest(2), digest(3)]);
         assert_eq!(left, [22, 23].map(digest).into_iter().collect());
         assert!(!blobs_dir(&host).join(digest(1).hex()).exists());
         assert!(blobs_dir(&host).join(digest(2).hex()).is_file());
         forget_blobs(&host, &digest(2));
-        assert!(noted_blobs(&host, &[digest(2)]).unwrap().is_empty());
+        assert!(noted(&host, &[digest(2)]).is_empty());
         // Rewriting a note replaces it whole.
         note_blobs(&host, &digest(2), &[digest(24)]).unwrap();
-        let rewritten = noted_blobs(&host, &[digest(2)]).unwrap();
+        let rewritten = noted(&host, &[digest(2)]);
         assert_eq!(rewritten, [digest(24)].into_iter().collect());
         assert_eq!(fs::read_dir(blobs_dir(&host)).unwrap().count(), 1);
     }
