@@ -280,6 +280,12 @@ impl Running {
         let _ = self.handle.kill();
     }
 
+    /// Kills the command and waits for it to end, when nothing it does matters any more.
+    pub fn stop(self) {
+        self.kill();
+        let _ = self.wait();
+    }
+
     /// Waits for the command to end and returns its output, whatever its exit status.
     pub fn wait(self) -> anyhow::Result<Output> {
         let output = self

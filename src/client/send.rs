@@ -52,8 +52,7 @@ impl Save {
 
     /// Stops a save nothing will read.
     pub fn abandon(self) {
-        self.running.kill();
-        let _ = self.running.wait();
+        self.running.stop();
     }
 }
 
@@ -94,8 +93,7 @@ pub fn send(
     let status = host_output.status.code().unwrap_or(1);
     if status != 0 {
         // The host's verdict stands: it has said why; a save we stopped is no news.
-        running.kill();
-        let _ = running.wait();
+        running.stop();
         return Ok(Sent {
             status,
             refused,
