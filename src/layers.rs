@@ -66,7 +66,7 @@ impl Held {
     }
 }
 
-/// What the engine behind `docker` holds now. Notes of images it no longer lists are removed.
+/// What the engine behind `docker` holds now. Notes of images it no longer has are removed.
 pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
     let store = docker.store()?;
     let mut held = Held {

@@ -3,7 +3,8 @@
 //! Memory stays constant: entries stream through. A legacy `<v1id>/layer.tar` is known by
 //! its directory's `json` (see [`legacy`]); a layer whose diff ID neither its name nor that
 //! tells (a gzip or zstd blob of a containerd-store client) is spooled to a temp file while
-//! its uncompressed content is hashed, and only while a layer to leave out is still unmatched. The input is the local engine's own output, so it is trusted.
+//! its uncompressed content is hashed, and only while a layer to leave out is still unmatched.
+//! The input is the local engine's own output, so it is trusted.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Read, Seek, Write};

@@ -1,9 +1,10 @@
 //! Which layer a legacy archive's `<v1id>/layer.tar` holds, without hashing it. Engines up to
 //! 24 name a layer's directory by its v1 ID, a digest the saving engine computes from the
 //! directory's `json` (which comes before `layer.tar`: a directory's files are in name order)
-//! with the layer's ChainID and its parent's v1 ID put in (docs/slim.md, "Legacy archives").
-//! Recomputing that digest for each of the image's ChainIDs proves which layer the directory
-//! holds; when none gives the v1 ID back, the filter hashes the layer as before.
+//! with the layer's ChainID and its parent's v1 ID put in (docs/slim.md, "The client's
+//! filter, and legacy archives"). Recomputing that digest for each of the image's ChainIDs
+//! proves which layer the directory holds; when none gives the v1 ID back, the filter hashes
+//! the layer as before.
 
 use std::collections::BTreeMap;
 
