@@ -79,11 +79,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "image:report",
-        synopsis: "[APP] [--image-FIELD]",
-        description: "Display the image deploy report of one app or all apps",
+        synopsis: "[APP|--global] [--format stdout|json] [--image-KEY]",
+        description:
+            "Display the image report of one app (all apps without APP) or of the global settings",
         kind: Kind::Subcommand,
         flags: Flags {
             fields: true,
+            format: true,
+            global: true,
             ..Flags::APP
         },
         run: subcommands::report::run,

@@ -12,6 +12,7 @@ pub mod context;
 pub mod deploy;
 pub mod digest;
 pub mod docker;
+pub mod dokku_report;
 pub mod host;
 pub mod identity;
 pub mod layers;

@@ -331,7 +331,14 @@ push_commit() {
 # ---------------------------------------------------------------------------------------
 # image:report and the report trigger
 
-@test "report: Dokku's block for one app, each field alone, every app, and the report trigger" {
+# report_line LABEL VALUE: a line of a report block as core's ReportSingleApp prints it (Dokku
+# 0.38, plugins/common): 7 spaces, the label padded to the longest flag of the report or 31
+# characters, whichever is more, and the value right after it.
+report_line() {
+  printf '       %-31s%s\n' "$1" "$2"
+}
+
+@test "report: Dokku's block for one app, each key alone, JSON, every app, and the report trigger" {
   local tag1 tag2 id2 c2 date other
   own_host
   tag1="$(unique_name img):v1"
@@ -344,18 +351,35 @@ push_commit() {
 
   run dokku image:report "$APP"
   assert_success
-  # all but the last line, the retained images' size, which docker computes
-  assert_equal "${output%$'\n'*}" "$(
+  # sorted by flag, as core sorts them; the retained images' size is docker's figure
+  assert_equal "${#lines[@]}" 10
+  assert_equal "$(sed 8d <<<"$output")" "$(
     printf '=====> %s image information\n' "$APP"
-    printf '       %-30s %-25s\n' "Image source image:" "$tag2" "Image source id:" "$id2" \
-      "Image deployed at:" "$date" "Image deploy commit:" "$c2" "Image deploys:" 2 \
-      "Image keep images:" "" "Image global keep images:" "" "Image computed keep images:" 5
+    report_line "Image computed keep images:" 5
+    report_line "Image deploy commit:" "$c2"
+    report_line "Image deployed at:" "$date"
+    report_line "Image deploys:" 2
+    report_line "Image global keep images:" ""
+    report_line "Image keep images:" ""
+    report_line "Image source id:" "$id2"
+    report_line "Image source image:" "$tag2"
   )"
-  assert_regex "${lines[-1]}" '^       Image retained size: +[0-9.]+ (KiB|MiB) *$'
+  assert_regex "${lines[7]}" "^$(report_line "Image retained size:" "")[0-9.]+ (KiB|MiB)\$"
   local block="$output"
   run dokku plugin:trigger report "$APP"
   assert_success
   assert_equal "$output" "$block"
+  # --quiet drops the header only, as core's LogInfo2Quiet does
+  run dokku --quiet image:report "$APP"
+  assert_success
+  assert_equal "$output" "$(sed 1d <<<"$block")"
+
+  run dokku image:report "$APP" --format json
+  assert_success
+  assert_equal "${#lines[@]}" 1
+  assert_equal "$(jq -c 'keys' <<<"$output")" '["computed-keep-images","deploy-commit","deployed-at","deploys","global-keep-images","keep-images","retained-size","source-id","source-image"]'
+  assert_equal "$(jq -c 'del(."retained-size")' <<<"$output")" "$(jq -cn --arg c "$c2" --arg d "$date" --arg id "$id2" --arg img "$tag2" \
+    '{"computed-keep-images":"5","deploy-commit":$c,"deployed-at":$d,"deploys":"2","global-keep-images":"","keep-images":"","source-id":$id,"source-image":$img}')"
 
   run dokku image:report "$APP" --image-source-image
   assert_output "$tag2"
@@ -367,13 +391,10 @@ push_commit() {
   assert_output "$c2"
   run dokku --app "$APP" image:report --image-deploys
   assert_output 2
-  run dokku image:report "$APP" --image-nope
-  assert_failure 1
-  assert_output " !     Invalid flag passed, valid flags: --image-computed-keep-images, --image-deploy-commit, --image-deployed-at, --image-deploys, --image-global-keep-images, --image-keep-images, --image-retained-size, --image-source-id, --image-source-image"
   run dokku image:report no-such-app
   assert_failure 20
 
-  # A push at the head: its date and commit; the source image is the property's.
+  # Every app: a block each, or one JSON object a line, as core prints them.
   other="$(unique_name app)"
   dokku apps:create "$other" >/dev/null
   run dokku image:report --image-deploys
@@ -383,7 +404,10 @@ push_commit() {
   assert_success
   assert_line "=====> $APP image information"
   assert_line "=====> $other image information"
-  assert_line "       $(printf '%-30s %-25s' "Image deploys:" 0)"
+  assert_line "$(report_line "Image deploys:" 0)"
+  run dokku image:report --format json
+  assert_success
+  assert_equal "$(jq -r .deploys <<<"$output")" "$(printf '%s\n' 2 0 | if [[ "$APP" < "$other" ]]; then cat; else tac; fi)"
 
   local push
   push="$(push_commit "$tag1")"
@@ -395,6 +419,45 @@ push_commit() {
   assert_output "$tag2"
   run dokku image:report "$APP" --image-deploys
   assert_output 2
+}
+
+@test "report: --global has the global and computed keys; flags compose; bad ones are refused as core does" {
+  own_host
+  run dokku image:report --global
+  assert_success
+  assert_equal "$output" "$(
+    echo "=====> --global image information"
+    report_line "Image computed keep images:" 5
+    report_line "Image global keep images:" ""
+  )"
+  dokku image:set --global keep-images 2 >/dev/null
+  dokku image:set "$APP" keep-images 7 >/dev/null
+  run dokku image:report --global --format json
+  assert_success
+  assert_output '{"computed-keep-images":"2","global-keep-images":"2"}'
+  run dokku image:report --format json --global --image-global-keep-images
+  assert_failure 1
+  assert_output " !     --format flag cannot be specified when specifying an info flag"
+  run dokku image:report --image-global-keep-images --global
+  assert_output 2
+  run dokku image:report "$APP" --format json
+  assert_equal "$(jq -c '[."keep-images", ."global-keep-images", ."computed-keep-images"]' <<<"$output")" '["7","2","7"]'
+
+  run dokku image:report --global --image-keep-images
+  assert_failure 1
+  assert_output " !     Invalid flag passed, valid flags: --image-computed-keep-images, --image-global-keep-images"
+  run dokku image:report "$APP" --image-nope
+  assert_failure 1
+  assert_output " !     Invalid flag passed, valid flags: --image-computed-keep-images, --image-deploy-commit, --image-deployed-at, --image-deploys, --image-global-keep-images, --image-keep-images, --image-retained-size, --image-source-id, --image-source-image"
+  run dokku image:report "$APP" --format yaml
+  assert_failure 1
+  assert_output ' !     Format must be "stdout" or "json": "yaml"'
+  # core's commands exit 0 and print nothing here; the message is the one core makes for it
+  run dokku image:report "$APP" --image-deploys --image-source-id
+  assert_failure 1
+  assert_output " !     image:report command allows only a single flag"
+  run dokku image:report no-such-app --format yaml
+  assert_failure 20
 }
 
 # ---------------------------------------------------------------------------------------
