@@ -14,9 +14,10 @@ export ENGINES
 setup:
 	scripts/setup-host
 
+# Static binaries for this machine's architecture (scripts/build-release): the tarball runs
+# on any Linux of it.
 build:
-	cargo build --release --locked
-	scripts/install-binaries "$${CARGO_TARGET_DIR:-target}"
+	scripts/build-release "$${CARGO_TARGET_DIR:-target}"
 
 package: build
 	scripts/package $(VERSION)

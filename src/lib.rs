@@ -28,3 +28,4 @@ pub mod request;
 pub mod retention;
 pub mod subcommands;
 pub mod trigger;
+pub mod version;

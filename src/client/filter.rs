@@ -143,7 +143,16 @@ impl<W: Write> Walk<'_, W> {
         layer: Layer,
     ) -> io::Result<()> {
         self.left_out.hashed += 1;
-        let mut spool = tempfile::tempfile()?;
+        let mut spool = tempfile::tempfile().map_err(|err| {
+            let dir = std::env::temp_dir();
+            io::Error::new(
+                err.kind(),
+                format!(
+                    "cannot make a temp file in {} (TMPDIR): {err}",
+                    dir.display()
+                ),
+            )
+        })?;
         let mut hasher = Some(Hasher::new(layer)?);
         let mut buffer = vec![0u8; 256 * 1024];
         loop {

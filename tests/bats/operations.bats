@@ -616,7 +616,7 @@ assert_installed() {
     GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0="$hooks" \
     dokku plugin:install "file://$src" --name image
   assert_success
-  assert_line "-----> Building the image plugin (cargo build --release)"
+  assert_line "-----> Building the image plugin (cargo build --release, static)"
   assert_installed
   run dokku plugin:trigger install
   assert_success
