@@ -17,6 +17,8 @@ use crate::process::{Cmd, ProcessError};
 #[derive(Debug, Clone)]
 pub struct Docker {
     bin: String,
+    /// Options before the command (`--context NAME`), as a CLI plugin's were given them.
+    global_args: Vec<String>,
     config_dir: Option<PathBuf>,
 }
 
@@ -25,6 +27,7 @@ impl Docker {
         let dir = host.registry_config_dir(app);
         Docker {
             bin: host.docker_bin.clone(),
+            global_args: Vec::new(),
             config_dir: has_auths(&dir.join("config.json")).then_some(dir),
         }
     }
@@ -33,12 +36,23 @@ impl Docker {
     pub fn local() -> Docker {
         Docker {
             bin: Host::from_env().docker_bin,
+            global_args: Vec::new(),
+            config_dir: None,
+        }
+    }
+
+    /// The docker CLI BIN with these global options first, as the CLI ran its plugin
+    /// (`docker --context NAME dokku push …`): each call reaches the engine that CLI would.
+    pub fn cli(bin: String, global_args: Vec<String>) -> Docker {
+        Docker {
+            bin,
+            global_args,
             config_dir: None,
         }
     }
 
     pub fn command(&self) -> Cmd {
-        let cmd = Cmd::new(&self.bin);
+        let cmd = Cmd::new(&self.bin).args(&self.global_args);
         match &self.config_dir {
             Some(dir) => cmd.env("DOCKER_CONFIG", dir),
             None => cmd,

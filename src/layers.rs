@@ -23,6 +23,7 @@ use crate::archive::{self, Contents};
 use crate::digest::{chain_ids, Digest, ImageId};
 use crate::docker::{Docker, Store};
 use crate::host::{self, Host};
+use crate::version;
 
 /// What the host holds, by its store's rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,8 @@ pub struct Held {
 }
 
 /// `image:layers`'s one line of JSON, as the plugin prints it and the client reads it:
-/// `{"store":"classic","chains":[…],"blobs":[]}` or `{"store":"containerd","chains":[],"blobs":[…]}`.
+/// `{"store":"classic","chains":[…],"blobs":[],"version":"…"}` or
+/// `{"store":"containerd","chains":[],"blobs":[…],"version":"…"}`.
 /// Field order and names are the contract between the two.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Answer {
@@ -45,6 +47,10 @@ pub struct Answer {
     pub chains: Vec<String>,
     #[serde(default)]
     pub blobs: Vec<String>,
+    /// The plugin's version (older plugins leave it out); the client says when it differs
+    /// from its own.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 pub const CLASSIC: &str = "classic";
@@ -62,6 +68,7 @@ impl Held {
             .to_string(),
             chains: strings(&self.chains),
             blobs: strings(&self.blobs),
+            version: Some(version::VERSION.to_string()),
         }
     }
 }

@@ -13,6 +13,13 @@ dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME
     image:load, sending only the layers the host does not hold, compressed with zstd.
     --ssh COMMAND     the remote shell (default: $DOKKU_IMAGE_SSH, else ssh), split like a shell
     --ssh-option OPT  passed to it as -o OPT (repeatable)
+dokku-image install-docker-plugin
+    Installs this program as the docker CLI plugin docker-dokku ($DOCKER_CONFIG/cli-plugins,
+    else ~/.docker/cli-plugins): `docker dokku push IMAGE DEST APP` is then the same push,
+    with the docker CLI's context (--context, DOCKER_HOST, docker context use) for its
+    docker calls.
+dokku-image --version
+    The version, and the platform this program was built for.
 dokku-image help
     This text.";
 
@@ -20,6 +27,8 @@ dokku-image help
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Help,
+    Version,
+    InstallDockerPlugin,
     Push(Push),
 }
 
@@ -105,6 +114,10 @@ pub fn parse(argv: Vec<OsString>) -> anyhow::Result<Request> {
     if args.contains(["-h", "--help"]) {
         return Ok(Request::Help);
     }
+    if args.contains("--version") {
+        expect_nothing_more(args)?;
+        return Ok(Request::Version);
+    }
     let command: Option<String> = args
         .opt_free_from_str()
         .map_err(|err| usage(err.to_string()))?;
@@ -114,6 +127,10 @@ pub fn parse(argv: Vec<OsString>) -> anyhow::Result<Request> {
             Ok(Request::Help)
         }
         Some("push") => parse_push(args).map(Request::Push),
+        Some("install-docker-plugin") => {
+            expect_nothing_more(args)?;
+            Ok(Request::InstallDockerPlugin)
+        }
         Some(other) => Err(usage(format!("unknown command {other:?}"))),
         None => Err(usage("a command is required".into())),
     }
@@ -251,6 +268,17 @@ mod tests {
         let plain = push(&["push", "img", "dokku@host", "app"]);
         assert!(plain.ssh.is_empty() && plain.ssh_options.is_empty() && plain.user.is_empty());
         assert_eq!(plain.dest.port, None);
+    }
+
+    #[test]
+    fn version_and_install_take_nothing_more() {
+        assert_eq!(parse(argv(&["--version"])).unwrap(), Request::Version);
+        assert_eq!(
+            parse(argv(&["install-docker-plugin"])).unwrap(),
+            Request::InstallDockerPlugin
+        );
+        assert!(error(&["--version", "push"]).starts_with("unexpected argument \"push\""));
+        assert!(error(&["install-docker-plugin", "x"]).starts_with("unexpected argument"));
     }
 
     #[test]

@@ -37,6 +37,11 @@ impl Held {
             other => anyhow::bail!("image:layers named an unknown store {other:?}"),
         }
     }
+
+    /// The host plugin's version the same line names, when it names one.
+    pub fn plugin_version(line: &str) -> Option<String> {
+        serde_json::from_str::<Answer>(line.trim()).ok()?.version
+    }
 }
 
 /// What the filter leaves out of the archive.

@@ -11,11 +11,11 @@ use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
+use crate::version::VERSION;
 
 /// Runs a push; returns the exit status for the process: the host's.
-pub fn run(push: &Push) -> anyhow::Result<i32> {
+pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     let remote = Remote::for_push(push)?;
-    let docker = Docker::local();
     let image = docker.inspect(&push.image)?.with_context(|| {
         format!(
             "no image {} on this machine (docker image inspect)",
@@ -24,7 +24,7 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
     })?;
     let layers = image.diff_ids.len();
     let started = Instant::now();
-    let save = Save::start(&docker, &push.image)?;
+    let save = Save::start(docker, &push.image)?;
     let held = match ask_host(&remote, &push.app) {
         Ok(Asked::Held(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
@@ -61,7 +61,7 @@ pub fn run(push: &Push) -> anyhow::Result<i32> {
     let mut bytes = sent.bytes;
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
-        let save = Save::start(&docker, &push.image)?;
+        let save = Save::start(docker, &push.image)?;
         sent = send(save, &remote, &load, &push.image, &LeaveOut::default())?;
         bytes += sent.bytes;
     }
@@ -123,8 +123,14 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
         cmd.check(&answer)?;
     }
     let why = if answer.status.success() {
-        match Held::parse(&String::from_utf8_lossy(&answer.stdout)) {
-            Ok(held) => return Ok(Asked::Held(held)),
+        let line = String::from_utf8_lossy(&answer.stdout);
+        match Held::parse(&line) {
+            Ok(held) => {
+                if let Some(difference) = version_difference(Held::plugin_version(&line)) {
+                    output::warn(difference);
+                }
+                return Ok(Asked::Held(held));
+            }
             Err(err) => err.to_string(),
         }
     } else {
@@ -145,10 +151,35 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
     Ok(Asked::CannotSay)
 }
 
+/// One line when the host's plugin is not this client's version (older plugins do not say).
+fn version_difference(host: Option<String>) -> Option<String> {
+    let what = match host {
+        Some(host) if host == VERSION => return None,
+        Some(host) => format!("is {host} and this client {VERSION}"),
+        None => format!("does not say its version (older than this client, {VERSION})"),
+    };
+    Some(format!(
+        "the host's image plugin {what}; `image:client` gives the host's own client"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::filter::LeftOut;
+
+    #[test]
+    fn one_line_when_host_and_client_versions_differ() {
+        assert_eq!(version_difference(Some(VERSION.to_string())), None);
+        assert_eq!(
+            version_difference(Some("0.0.1".to_string())).unwrap(),
+            format!("the host's image plugin is 0.0.1 and this client {VERSION}; `image:client` gives the host's own client")
+        );
+        assert_eq!(
+            version_difference(None).unwrap(),
+            format!("the host's image plugin does not say its version (older than this client, {VERSION}); `image:client` gives the host's own client")
+        );
+    }
 
     #[test]
     fn summary_has_bytes_time_rate_and_what_was_left_out() {

@@ -1,6 +1,7 @@
 //! `image:layers APP`: one line of JSON saying which layers the host holds by its store's
 //! rule (docs/slim.md), so a client can send an archive without them:
-//! `{"store":"classic","chains":[…],"blobs":[]}` or `{"store":"containerd","chains":[],"blobs":[…]}`.
+//! `{"store":"classic","chains":[…],"blobs":[],"version":"0.1.0"}` or
+//! `{"store":"containerd","chains":[],"blobs":[…],"version":"0.1.0"}` (the plugin's version).
 
 use std::ffi::OsString;
 
@@ -29,6 +30,7 @@ mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::docker::Store;
+    use crate::version::VERSION;
 
     #[test]
     fn one_line_in_the_shape_the_client_reads() {
@@ -41,7 +43,9 @@ mod tests {
         };
         assert_eq!(
             line(&held).unwrap(),
-            format!(r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[]}}"#)
+            format!(
+                r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}"}}"#
+            )
         );
         let held = Held {
             store: Store::Containerd,
@@ -50,7 +54,9 @@ mod tests {
         };
         assert_eq!(
             line(&held).unwrap(),
-            format!(r#"{{"store":"containerd","chains":[],"blobs":["{a}"]}}"#)
+            format!(
+                r#"{{"store":"containerd","chains":[],"blobs":["{a}"],"version":"{VERSION}"}}"#
+            )
         );
     }
 }

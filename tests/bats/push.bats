@@ -175,6 +175,151 @@ assert_slim_redeploy() {
   assert_equal "$(repo_git log -1 --format='%an <%ae>' "$(app_branch_rev "$APP")")" "Jane Doe <jane@example.com>"
 }
 
+# plugin_version: the version of the installed plugin (its plugin.toml).
+plugin_version() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$PLUGIN_AVAILABLE_PATH/image/plugin.toml"
+}
+
+# without_libc PROGRAM ROOT: PROGRAM in ROOT/bin, runnable in an image that has no libc where
+# programs look for one: a static program as it is; a dynamic one (ssh, a distribution's
+# docker) under ROOT/opt/NAME with its libraries and loader, started by a busybox sh script
+# that calls that loader by name, so that nothing else in the image can use them.
+without_libc() {
+  local program name="${1##*/}" root="$2" lib loader
+  program="$(command -v "$1")" || return 1
+  mkdir -p "$root/bin"
+  if ! objdump -p "$program" | grep -q NEEDED; then
+    cp "$program" "$root/bin/$name"
+    return
+  fi
+  mkdir -p "$root/opt/$name"
+  cp "$program" "$root/opt/$name/$name"
+  for lib in $(ldd "$program" | grep -o '/[^ ]*'); do
+    cp -L "$lib" "$root/opt/$name/"
+  done
+  loader="$(ldd "$program" | grep -o '/[^ ]*/ld-linux[^ ]*')"
+  printf '#!/bin/sh\nexec /opt/%s/%s --library-path /opt/%s /opt/%s/%s "$@"\n' \
+    "$name" "${loader##*/}" "$name" "$name" "$name" >"$root/bin/$name"
+  chmod 0755 "$root/bin/$name"
+  if [[ ! -e "$root/bin/sh" ]]; then
+    cp "$BUSYBOX_BIN" "$root/bin/busybox"
+    ln -s busybox "$root/bin/sh"
+  fi
+}
+
+# image_of ROOT: an image of the files in ROOT alone (FROM scratch, no builder needed), on
+# this run's engine; prints its ID and records it for cleanup.
+image_of() {
+  local id
+  id="$(tar -C "$1" -cf - . | docker image import - "$(unique_name rootfs):1")" || return 1
+  _record_image "$id"
+  echo "$id"
+}
+
+@test "the served client and the plugin's binaries are static: they run in images without libc" {
+  local root id described
+  run "$CLIENT" --version
+  assert_success
+  assert_output --regexp "^dokku-image $(plugin_version) \(x86_64-unknown-linux-gnu, static\)$"
+  described="$output"
+
+  root="$BATS_TEST_TMPDIR/client-only"
+  mkdir -p "$root"
+  cp "$CLIENT" "$root/dokku-image"
+  id="$(image_of "$root")"
+  run docker run --rm "$id" /dokku-image --version
+  assert_success
+  assert_output "$described"
+
+  root="$BATS_TEST_TMPDIR/plugin-only"
+  mkdir -p "$root"
+  cp -L "$PLUGIN_AVAILABLE_PATH/image/bin/image-help" "$root/image-help"
+  id="$(image_of "$root")"
+  run docker run --rm "$id" /image-help
+  assert_success
+  assert_line --index 0 "Usage: dokku image[:COMMAND]"
+}
+
+@test "a push from a container without libc: the static client with docker's CLI and ssh" {
+  local engine tag root id socket
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  tag="$(unique_name img):v1"
+  client_build "$engine" build_busybox_image "$tag" --content "pushed from scratch" >/dev/null
+  root="$BATS_TEST_TMPDIR/ci-image"
+  mkdir -p "$root/etc"
+  cp "$CLIENT" "$root/dokku-image"
+  without_libc docker "$root"
+  without_libc ssh "$root"
+  echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd" # ssh asks who runs it
+  cp "$(type -P true)" "$root/dynamic-true"
+  id="$(image_of "$root")"
+  # the control: a dynamically linked program cannot start there, its loader is missing
+  run docker run --rm "$id" /dynamic-true
+  assert_failure
+  assert_output --partial "/dynamic-true: no such file or directory"
+
+  # The client's engine is ENGINE, through its socket; ssh reaches the host's sshd.
+  socket="$(on_engine "$engine" printenv DOCKER_HOST)"
+  socket="${socket#unix://}"
+  run_split docker run --rm --network host -e DOCKER_HOST=unix:///docker.sock -v "$socket:/docker.sock" \
+    -v "$SSHD_DIR/client_key:$SSHD_DIR/client_key:ro" \
+    "$id" /dokku-image push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
+  assert_deployed "$tag" "pushed from scratch"
+}
+
+@test "docker dokku push: the client as a docker CLI plugin, through the CLI's context" {
+  local engine tag config host
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  tag="$(unique_name img):v1"
+  client_build "$engine" build_busybox_image "$tag" --content "pushed by docker dokku" >/dev/null
+  config="$BATS_TEST_TMPDIR/docker-config"
+
+  run_split env DOCKER_CONFIG="$config" "$CLIENT" install-docker-plugin
+  assert_success
+  assert_equal "$stderr" "-----> Installed $config/cli-plugins/docker-dokku: docker dokku push IMAGE DEST APP"
+  assert_path -x "$config/cli-plugins/docker-dokku"
+  # the CLI runs a plugin only once its metadata passed
+  run env DOCKER_CONFIG="$config" docker dokku --version
+  assert_success
+  assert_output "$("$CLIENT" --version)"
+
+  # ENGINE as a context, named by the CLI's --context, while DOCKER_HOST and DOCKER_BIN lead
+  # nowhere: the plugin's docker calls are the CLI's, with its global options.
+  host="$(on_engine "$engine" printenv DOCKER_HOST)"
+  DOCKER_CONFIG="$config" docker context create partner --docker "host=$host" >/dev/null
+  run_split env DOCKER_CONFIG="$config" DOCKER_HOST=unix:///nonexistent.sock DOCKER_BIN=/nonexistent \
+    docker --context partner dokku push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_deployed "$tag" "pushed by docker dokku"
+}
+
+@test "a host plugin of another version: one line says so, and the push goes on" {
+  local engine tag wrapper
+  engine="$(partner_engine)"
+  require_engine "$engine"
+  tag="$(unique_name img):v1"
+  client_build "$engine" build_busybox_image "$tag" >/dev/null
+  wrapper="$BATS_TEST_TMPDIR/other-version-ssh"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'case "${*: -1}" in' \
+    '  image:layers*) "$@" | sed "s/\"version\":\"[^\"]*\"/\"version\":\"0.0.1\"/"; exit "${PIPESTATUS[0]}" ;;' \
+    'esac' \
+    'exec "$@"' >"$wrapper"
+  chmod +x "$wrapper"
+
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$tag" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --index 0 " !     the host's image plugin is 0.0.1 and this client $(plugin_version); \`image:client\` gives the host's own client"
+  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_deployed "$tag" "$tag"
+}
+
 @test "a redeploy with a new top layer sends only that layer" {
   assert_slim_redeploy "$(partner_engine)"
 }

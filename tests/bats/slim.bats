@@ -122,12 +122,12 @@ refused_line() {
 
   layers_json
   if [[ "$(store_here)" == classic ]]; then
-    assert_output --regexp '^\{"store":"classic","chains":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"blobs":\[\]\}$'
+    assert_output --regexp '^\{"store":"classic","chains":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"blobs":\[\],"version":"[^"]+"\}$'
     for chain in $(chain_ids "$id"); do
       assert_equal "$(jq --arg c "$chain" '.chains | index($c) != null' <<<"$output")" true
     done
   else
-    assert_output --regexp '^\{"store":"containerd","chains":\[\],"blobs":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\]\}$'
+    assert_output --regexp '^\{"store":"containerd","chains":\[\],"blobs":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"version":"[^"]+"\}$'
     # The blobs of the image manifest the archive's index names.
     blobs="$(tar -xOf "$ARCHIVE" manifest.json | jq -r '.[0].Layers[]' | sed 's#^blobs/sha256/#sha256:#')"
     assert [ -n "$blobs" ]
@@ -146,6 +146,8 @@ refused_line() {
     refute_path -e "$DOKKU_LIB_ROOT/data/image/--blobs/${id#sha256:}"
   fi
   assert_equal "$(jq -c '.chains' <<<"$output")" "$(jq -c '.chains | unique' <<<"$output")"
+  assert_equal "$(jq -r .version <<<"$output")" \
+    "$(sed -n 's/^version = "\(.*\)"/\1/p' "$PLUGIN_AVAILABLE_PATH/image/plugin.toml")"
 
   run dokku image:layers "$(unique_name missing)"
   assert_failure 20
