@@ -37,6 +37,12 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let (image_id, repo_digest) = match present {
         Some(id) if !request.pull && !request.force => (id, None),
         _ => {
+            // Whose the image the tag names now is, asked before a pull can move the tag off
+            // it (the containerd store may then drop it).
+            let claimed = match &present {
+                Some(before) => claim_on(&host, &docker, &request.app, &request.reference, before)?,
+                None => None,
+            };
             output::info(format!("Pulling {}", request.image));
             // Until the moved tag has been checked, a signal points it back.
             let _put_back = present.clone().map(|before| {
@@ -52,8 +58,15 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
                     request.image
                 )
             })?;
-            if let Some(before) = present.filter(|before| *before != pulled.id) {
-                keep_others_image(&host, &docker, &request.app, &request.reference, &before)?;
+            if let (Some(before), Some(claim)) = (&present, claimed) {
+                if *before != pulled.id {
+                    docker.tag(before, &request.image)?;
+                    anyhow::bail!(
+                        "{} named {}, {claim}, and the pull moved it to another image: it was put back; deploy from a unique tag or a digest",
+                        request.image,
+                        before.short()
+                    );
+                }
             }
             retention::note_brought(&host, &pulled.id)?;
             let digest = request
@@ -70,24 +83,16 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A pull moved `tag` off `before`: when another app runs, keeps or rebuilds from that image,
-/// the tag is put back and the deploy refused.
-fn keep_others_image(
+/// Another app's claim on the image `before`, which `tag` names now.
+fn claim_on(
     host: &Host,
     docker: &Docker,
     app: &str,
     tag: &Reference,
     before: &ImageId,
-) -> anyhow::Result<()> {
-    let Some(previous) = docker.inspect(before.as_str())? else {
-        return Ok(());
-    };
-    let Some(claim) = claims::claim_on(host, docker, app, tag, &previous)? else {
-        return Ok(());
-    };
-    docker.tag(before, &tag.to_string())?;
-    anyhow::bail!(
-        "{tag} named {}, {claim}, and the pull moved it to another image: it was put back; deploy from a unique tag or a digest",
-        before.short()
-    )
+) -> anyhow::Result<Option<claims::Claim>> {
+    match docker.inspect(before.as_str())? {
+        Some(image) => claims::claim_on(host, docker, app, tag, &image),
+        None => Ok(None),
+    }
 }
