@@ -80,19 +80,19 @@ pub fn claim_on(
         return Ok(Some(Claim::Release { app: owner }));
     }
     for other in host.every_app()?.into_iter().filter(|other| other != app) {
-        let source = host.property("git", &other, "source-image")?;
-        if source
-            .and_then(|source| Reference::parse(&source).ok())
-            .is_some_and(|source| source.same_as(tag))
-        {
-            return Ok(Some(Claim::Source { app: other }));
-        }
         let deploys = record::app_deploys(host, &other)?;
         let keep = retention::keep_images(host, &other).map_or(retention::Keep::All, |k| k.2);
         let kept = retention::retained(&deploys, keep);
         if let Some(at) = kept.iter().position(|id| *id == image.id) {
             let live = at == 0 && deploys.first().is_some_and(|d| d.record.is_some());
             return Ok(Some(Claim::Kept { app: other, live }));
+        }
+        let source = host.property("git", &other, "source-image")?;
+        if source
+            .and_then(|source| Reference::parse(&source).ok())
+            .is_some_and(|source| source.same_as(tag))
+        {
+            return Ok(Some(Claim::Source { app: other }));
         }
     }
     let containers = docker.containers_of(&image.id, APP_LABEL)?;
