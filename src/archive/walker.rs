@@ -214,7 +214,8 @@ impl<W: Write> Walker<W> {
             let rewritten = match entry.name.as_str() {
                 "manifest.json" => naming::manifest_json(data, choice)?,
                 "index.json" => naming::index_json(data, choice)?,
-                // Read by an engine only without manifest.json, which the check needs.
+                // A classic engine reads it only without manifest.json, and then names from it
+                // what no check saw; neither store needs it beside manifest.json or index.json.
                 "repositories" => continue,
                 _ => {
                     self.sink.write_all(&entry.raw).map_err(sink_error)?;
