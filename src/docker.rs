@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::archive::{self, Contents, Limits};
+use crate::archive::{self, Choice, Contents, Forwarded, Limits};
 use crate::digest::{Digest, ImageId};
 use crate::host::Host;
 use crate::output;
@@ -185,21 +185,34 @@ impl Docker {
 
     /// Which image store the engine keeps its images in.
     pub fn store(&self) -> anyhow::Result<Store> {
-        let status = self
+        Ok(self.engine()?.store)
+    }
+
+    /// Where and how the engine keeps its images, from `docker info`.
+    pub fn engine(&self) -> anyhow::Result<Engine> {
+        let info = self
             .command()
-            .args(["info", "--format", "{{json .DriverStatus}}"])
+            .args([
+                "info",
+                "--format",
+                "{{json .DriverStatus}}\n{{.DockerRootDir}}",
+            ])
             .read()?;
-        let pairs: Vec<Vec<String>> = serde_json::from_str(&status).unwrap_or_default();
+        let (status, root_dir) = info.split_once('\n').unwrap_or((info.as_str(), ""));
+        let pairs: Vec<Vec<String>> = serde_json::from_str(status).unwrap_or_default();
         let containerd = pairs.iter().any(|pair| {
             pair.first().is_some_and(|key| key == "driver-type")
                 && pair
                     .get(1)
                     .is_some_and(|value| value.starts_with("io.containerd.snapshotter"))
         });
-        Ok(if containerd {
-            Store::Containerd
-        } else {
-            Store::Classic
+        Ok(Engine {
+            store: if containerd {
+                Store::Containerd
+            } else {
+                Store::Classic
+            },
+            root_dir: PathBuf::from(root_dir.trim()),
         })
     }
 
@@ -244,15 +257,40 @@ impl Docker {
         Ok(!ids.trim().is_empty())
     }
 
+    /// Every container, running or not, made from the image or an image built on it, with
+    /// the value of its `label` (empty when it has none).
+    pub fn containers_of(
+        &self,
+        image_id: &ImageId,
+        label: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let listed = self
+            .command()
+            .args(["container", "ls", "--all", "--filter"])
+            .arg(format!("ancestor={image_id}"))
+            .arg("--format")
+            .arg(format!("{{{{.ID}}}} {{{{.Label {label:?}}}}}"))
+            .read()?;
+        Ok(listed
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let (id, value) = line.split_once(' ').unwrap_or((line, ""));
+                (id.to_string(), value.trim().to_string())
+            })
+            .collect())
+    }
+
     /// Streams an archive into `docker image load` through [`archive::forward`]: `check` sees
-    /// what the archive holds once it has been read, and when it (or anything else) fails, the
-    /// load is killed before its stdin closes, so the engine imports nothing.
+    /// what the archive holds once it has been read and chooses what the engine loads, and when
+    /// it (or anything else) fails, the load is killed before its stdin closes, so the engine
+    /// imports nothing.
     pub fn load_archive(
         &self,
         input: impl Read + Send,
         limits: &Limits,
-        check: impl FnOnce(&Contents) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Contents> {
+        check: impl FnOnce(&Contents) -> anyhow::Result<Choice>,
+    ) -> anyhow::Result<Forwarded> {
         let (reader, mut writer) =
             io::pipe().context("cannot create a pipe to docker image load")?;
         let load = self
@@ -260,8 +298,8 @@ impl Docker {
             .args(["image", "load"])
             .start(reader.into())?;
         let forwarded = archive::forward(input, &mut writer, limits, check);
-        let contents = match forwarded {
-            Ok(contents) => contents,
+        let forwarded = match forwarded {
+            Ok(forwarded) => forwarded,
             Err(err) => {
                 // The engine imports only after the end of the archive, which it never got:
                 // killing the load before its stdin closes leaves the engine as it was.
@@ -285,7 +323,7 @@ impl Docker {
                 }
                 Err(other) => other,
             })?;
-        Ok(contents)
+        Ok(forwarded)
     }
 }
 
@@ -298,6 +336,15 @@ pub enum Store {
     /// The containerd image store (`containerd-snapshotter`, every fresh Engine 29): the ID is
     /// the digest of the image's manifest or index.
     Containerd,
+}
+
+/// What `docker info` says of where the engine keeps its images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engine {
+    pub store: Store,
+    /// `DockerRootDir`: the engine's data root, where a classic store keeps its layers and
+    /// unpacks a load.
+    pub root_dir: PathBuf,
 }
 
 /// What `docker image inspect` says of an image.

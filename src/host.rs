@@ -144,6 +144,28 @@ impl Host {
         })
     }
 
+    /// Every app of the host, from the folders of `DOKKU_ROOT`, whatever the current user may
+    /// see: for what every app needs of the engine (which images stay, whose an image is),
+    /// never to show anyone. Sorted.
+    pub fn every_app(&self) -> anyhow::Result<Vec<String>> {
+        let listing = match fs::read_dir(&self.dokku_root) {
+            Ok(listing) => listing,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err).context("cannot list the apps"),
+        };
+        let mut apps = Vec::new();
+        for entry in listing {
+            let entry = entry.context("cannot list the apps")?;
+            if let Ok(app) = entry.file_name().into_string() {
+                if is_valid_app_name(&app) && entry.path().is_dir() {
+                    apps.push(app);
+                }
+            }
+        }
+        apps.sort_unstable();
+        Ok(apps)
+    }
+
     /// Files the plugin writes as root must stay usable by the dokku user.
     pub fn chown_to_system_user(&self, path: &Path) {
         if let Some((uid, gid)) = system_user_ids(&self.system_user) {

@@ -8,9 +8,34 @@
 //!
 //! Nothing else passes: a local image that merely has IMAGE's name is never taken for the
 //! archive's.
+//!
+//! Before the import, [`expected_id`] says which ID the engine will give the image, where that
+//! can be known, so that a load that leaves IMAGE where it is moves nothing.
 
-use crate::archive::ArchivedImage;
+use crate::archive::{ArchivedImage, Contents, Format};
+use crate::digest::ImageId;
 use crate::docker::{ImageInfo, Store};
+
+/// The ID the engine will give the archive's image, when it can be told before the import.
+/// Classic store: the config's digest, when the archive holds `manifest.json` (what that store
+/// loads) and the config's bytes hash to it (the engine hashes the bytes, whatever the file is
+/// named). Containerd store: the digest of the image's `index.json` descriptor, when the archive
+/// has an `oci-layout` (without one the engine writes a manifest of its own).
+pub fn expected_id(contents: &Contents, image: &ArchivedImage, store: Store) -> Option<ImageId> {
+    match store {
+        Store::Classic => (contents.format == Format::DockerSave
+            && image
+                .facts
+                .as_ref()
+                .is_some_and(|facts| facts.content == image.config))
+        .then(|| image.config.clone()),
+        Store::Containerd => image
+            .targets
+            .first()
+            .filter(|_| contents.oci_layout)
+            .cloned(),
+    }
+}
 
 /// Whether the engine's image is the archive's. `store` is asked only when the answer
 /// depends on it.
@@ -54,6 +79,7 @@ mod tests {
                 platform: "linux/amd64".into(),
                 created: Some("2026-12-01T22:41:48.641642843Z".into()),
                 diff_ids: vec![digest(10), digest(11)],
+                content: digest(1),
             }),
             blobs: Vec::new(),
             omitted: Default::default(),
@@ -70,6 +96,43 @@ mod tests {
             created: Some("2026-12-01T22:41:48.641642843Z".into()),
             diff_ids: vec![digest(10), digest(11)],
         }
+    }
+
+    fn contents(format: Format, oci_layout: bool) -> Contents {
+        Contents {
+            images: Vec::new(),
+            compression: crate::archive::Compression::None,
+            format,
+            oci_layout,
+        }
+    }
+
+    #[test]
+    fn the_id_a_load_gives_is_known_before_it_where_the_archive_says() {
+        let saved = contents(Format::DockerSave, true);
+        let mut image = archived(vec![digest(3), digest(4)]);
+        // Classic: the config's digest, once its bytes are known to hash to it.
+        assert_eq!(expected_id(&saved, &image, Store::Classic), Some(digest(1)));
+        // Containerd, with an oci-layout: the index.json descriptor's digest.
+        assert_eq!(
+            expected_id(&saved, &image, Store::Containerd),
+            Some(digest(3))
+        );
+        let no_layout = contents(Format::DockerSave, false);
+        assert_eq!(expected_id(&no_layout, &image, Store::Containerd), None);
+        assert_eq!(
+            expected_id(&contents(Format::OciLayout, true), &image, Store::Classic),
+            None
+        );
+        // A config whose bytes are not what its name says, or which was not read.
+        image.facts.as_mut().unwrap().content = digest(2);
+        assert_eq!(expected_id(&saved, &image, Store::Classic), None);
+        image.facts = None;
+        assert_eq!(expected_id(&saved, &image, Store::Classic), None);
+        assert_eq!(
+            expected_id(&saved, &archived(vec![]), Store::Containerd),
+            None
+        );
     }
 
     fn never() -> anyhow::Result<Store> {

@@ -12,7 +12,7 @@
 //!   the engine lists keeps its blobs from containerd's garbage collection; a broken one is not
 //!   listed). Images loaded otherwise contribute nothing: fewer savings, never a broken image.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::PathBuf;
 
@@ -96,6 +96,8 @@ pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
 /// for `manifest.json` layers, blob digests for OCI ones), each once, in archive order.
 pub fn not_held(contents: &Contents, held: &Held) -> Vec<String> {
     let mut missing: Vec<&Digest> = Vec::new();
+    // Hashed: an archive may leave out a hundred thousand layers.
+    let mut named: HashSet<&Digest> = HashSet::new();
     for image in &contents.images {
         let omitted = &image.omitted;
         let not_held: Vec<&Digest> = match held.store {
@@ -122,7 +124,7 @@ pub fn not_held(contents: &Contents, held: &Held) -> Vec<String> {
                 .collect(),
         };
         for digest in not_held {
-            if !missing.contains(&digest) {
+            if named.insert(digest) {
                 missing.push(digest);
             }
         }
@@ -251,6 +253,7 @@ mod tests {
             }],
             compression: Compression::None,
             format,
+            oci_layout: format == Format::OciLayout,
         }
     }
 
@@ -315,6 +318,19 @@ mod tests {
             shorts(&[1, 2])
         );
         assert_eq!(omitted_count(&contents, Store::Containerd), 2);
+    }
+
+    // An archive leaving out 100,000 layers the host lacks: each was looked for among those
+    // listed so far (minutes). No timed assertion: quadratic work would show without one.
+    #[test]
+    fn regression_many_layers_left_out_are_listed_in_linear_time() {
+        let mut contents = slim(Format::OciLayout, vec![digest(30)]);
+        let blobs: Vec<Digest> = (0..100_000).map(|n| digest(1_000_000 + n)).collect();
+        contents.images[0].omitted.blobs = blobs.clone();
+        contents.images.push(contents.images[0].clone());
+        let missing = not_held(&contents, &held(Store::Containerd, &[], &[]));
+        assert_eq!(missing.len(), blobs.len());
+        assert_eq!(missing[0], blobs[0].short());
     }
 
     /// The blobs noted for the images of `existing`, as the engine would answer.

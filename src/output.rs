@@ -76,6 +76,42 @@ pub fn warn(message: impl fmt::Display) {
     }
 }
 
+/// Characters that would act on a terminal rather than show: C0 and C1 controls (ESC, CR, the
+/// one-character CSI) and the bidirectional overrides that reorder a line.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from outside (a commit's author, which any `git push` writes) made safe to print on
+/// a terminal: such characters are shown as Rust escapes (`\u{1b}`, `\r`).
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if acts_on_terminal(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// JSON made safe to print the same way, and still the same JSON: such characters, which
+/// serde_json leaves as they are above U+001F, become `\uXXXX` escapes (the line breaks of
+/// pretty printing stay).
+pub fn printable_json(json: &str) -> String {
+    json.chars()
+        .map(|c| {
+            if acts_on_terminal(c) && c != '\n' {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Binary units, exact multiples without a decimal: "512 B", "16 MiB", "1.5 KiB", "3.2 GiB".
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -144,6 +180,20 @@ mod tests {
             20
         );
         assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+    }
+
+    #[test]
+    fn outside_text_cannot_act_on_the_terminal() {
+        assert_eq!(printable("Jane \u{1b}[2JDoe\r"), "Jane \\u{1b}[2JDoe\\r");
+        assert_eq!(printable("a\u{9b}31mb\u{202e}c"), "a\\u{9b}31mb\\u{202e}c");
+        assert_eq!(printable("Zoë <z@x>"), "Zoë <z@x>");
+        let json = "[\n  \"a\u{7f}\u{9b}\u{202e}b\"\n]";
+        let safe = printable_json(json);
+        assert_eq!(safe, "[\n  \"a\\u007f\\u009b\\u202eb\"\n]");
+        let value: String = serde_json::from_str::<Vec<String>>(&safe)
+            .unwrap()
+            .remove(0);
+        assert_eq!(value, "a\u{7f}\u{9b}\u{202e}b");
     }
 
     #[test]

@@ -162,6 +162,44 @@ impl Cmd {
             .map_err(|err| self.not_started(err))
     }
 
+    /// Runs to completion like [`Cmd::output`], stdin empty, keeping at most `max` bytes of
+    /// stdout and of stderr each: a command that prints more is killed, and that is an error.
+    /// For what another machine answers, which this one need not believe.
+    pub fn output_bounded(&self, max: u64) -> anyhow::Result<Output> {
+        let (stdout, stdout_in) = std::io::pipe()?;
+        let (stderr, stderr_in) = std::io::pipe()?;
+        let running =
+            self.start_wired(None, Sink::Fd(stdout_in.into()), Sink::Fd(stderr_in.into()))?;
+        // A reader that has read too much kills the command, so that the other one ends too.
+        let read = |pipe: std::io::PipeReader| -> std::io::Result<Vec<u8>> {
+            let mut kept = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(pipe, max + 1), &mut kept)
+                .inspect_err(|_| running.kill())?;
+            if kept.len() as u64 > max {
+                running.kill();
+            }
+            Ok(kept)
+        };
+        let (out, err) = std::thread::scope(|scope| {
+            let err = scope.spawn(|| read(stderr));
+            (read(stdout), err.join())
+        });
+        let err = err
+            .map_err(|_| anyhow::anyhow!("reading the stderr of `{}` panicked", self.display()))?;
+        let (out, err) = (out?, err?);
+        let mut output = running.wait()?;
+        if out.len() as u64 > max || err.len() as u64 > max {
+            anyhow::bail!(
+                "`{}` printed more than {} on stdout or stderr; stopped",
+                self.display(),
+                output::human_bytes(max)
+            );
+        }
+        output.stdout = out;
+        output.stderr = err;
+        Ok(output)
+    }
+
     /// Runs and returns stdout without its trailing newline; a non-zero exit is an error.
     pub fn read(&self) -> anyhow::Result<String> {
         let output = self.output()?;
@@ -329,6 +367,31 @@ mod tests {
         );
         let process = err.downcast_ref::<ProcessError>().unwrap();
         assert_eq!(process.code(), Some(3));
+    }
+
+    #[test]
+    fn bounded_output_stops_a_command_that_prints_too_much() {
+        let output = Cmd::new("sh")
+            .args(["-c", "printf out; printf err >&2; exit 4"])
+            .output_bounded(3)
+            .unwrap();
+        assert_eq!(
+            (&output.stdout[..], &output.stderr[..]),
+            (&b"out"[..], &b"err"[..])
+        );
+        assert_eq!(output.status.code(), Some(4));
+        // Endless output on either stream, whatever the other one does.
+        for script in ["yes", "yes >&2", "yes >&2 & yes"] {
+            let err = Cmd::new("sh")
+                .args(["-c", script])
+                .output_bounded(1 << 16)
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with("printed more than 64 KiB on stdout or stderr; stopped"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::digest::ImageId;
 use crate::host::Host;
+use crate::reference::Reference;
 use crate::repo::{AppRepo, CommitInfo};
 
 const SOURCE: &str = "Image-Source";
@@ -35,7 +36,9 @@ impl DeployRecord {
         message
     }
 
-    /// The record in a commit message, or None for commits this plugin did not make.
+    /// The record in a commit message, or None for commits this plugin did not make. A
+    /// message is anyone's to write (`git push`): the image must be a valid reference and the
+    /// command a plain word, so that nothing read back holds a control character.
     pub fn parse(message: &str) -> Option<DeployRecord> {
         let trailer = |key: &str| {
             message.lines().rev().find_map(|line| {
@@ -43,11 +46,15 @@ impl DeployRecord {
                 Some(value.trim().to_string())
             })
         };
+        let image = trailer(SOURCE).filter(|image| Reference::parse(image).is_ok())?;
         Some(DeployRecord {
             image_id: ImageId::parse(&trailer(ID)?)?,
-            image: trailer(SOURCE)?,
-            command: trailer(COMMAND).unwrap_or_default(),
-            repo_digest: trailer(DIGEST),
+            image,
+            command: trailer(COMMAND)
+                .filter(|command| command.chars().all(|c| c.is_ascii_graphic()))
+                .unwrap_or_default(),
+            repo_digest: trailer(DIGEST)
+                .filter(|digest| Reference::parse(digest).is_ok_and(|digest| digest.has_digest())),
         })
     }
 }
@@ -126,6 +133,21 @@ mod tests {
             DeployRecord::parse(&format!("x\n\nImage-Id: sha256:{ID_HEX}\n")),
             None
         );
+    }
+
+    #[test]
+    fn pushed_trailers_with_control_characters_are_no_record_or_are_left_out() {
+        let message = |source: &str, command: &str| {
+            format!("x\n\nImage-Source: {source}\nImage-Id: sha256:{ID_HEX}\nImage-Command: {command}\nImage-Digest: a\u{1b}[31m\n")
+        };
+        assert_eq!(
+            DeployRecord::parse(&message("app:1\u{1b}[2J", "image:from")),
+            None
+        );
+        let record = DeployRecord::parse(&message("app:1", "image:from\r\u{1b}[2J")).unwrap();
+        assert_eq!(record.image, "app:1");
+        assert_eq!(record.command, "");
+        assert_eq!(record.repo_digest, None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ const DEFAULT_DOMAIN: &str = "docker.io";
 const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 const DEFAULT_TAG: &str = "latest";
+const DOKKU_NAMESPACE: &str = "dokku/";
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
 const TAG_LENGTH_MAX: usize = 128;
 
@@ -61,6 +62,19 @@ impl Reference {
     /// The tag as given, `None` when absent.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
+    }
+
+    /// The tag, `latest` when absent.
+    pub fn tag_or_default(&self) -> &str {
+        self.tag().unwrap_or(DEFAULT_TAG)
+    }
+
+    /// The app, when the repository is in Dokku's own namespace, `dokku/` on Docker Hub, where
+    /// Dokku tags each app's release image `dokku/APP:latest`.
+    pub fn dokku_app(&self) -> Option<&str> {
+        self.path
+            .strip_prefix(DOKKU_NAMESPACE)
+            .filter(|_| self.domain == DEFAULT_DOMAIN)
     }
 
     /// The fully qualified form: `docker.io/library/alpine:latest`,
@@ -328,6 +342,25 @@ mod tests {
             Ok(r) => panic!("{input:?} should be rejected, got {r:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn dokku_namespace() {
+        for (input, app) in [
+            ("dokku/web:latest", Some("web")),
+            ("dokku/web", Some("web")),
+            ("docker.io/dokku/web:1", Some("web")),
+            ("index.docker.io/dokku/web", Some("web")),
+            ("dokku/a/b", Some("a/b")),
+            ("dokku", None),
+            ("dokkuweb:1", None),
+            ("registry.example:5000/dokku/web", None),
+            ("library/dokku", None),
+        ] {
+            assert_eq!(ok(input).dokku_app(), app, "{input}");
+        }
+        assert_eq!(ok("web").tag_or_default(), "latest");
+        assert_eq!(ok("web:2").tag_or_default(), "2");
     }
 
     #[test]

@@ -171,6 +171,28 @@ impl AppRepo {
         parse_commit_record(&text).with_context(|| format!("cannot read commit {commit}"))
     }
 
+    /// The content of the file at `path` in `tree`, or None when the tree has no such file.
+    pub fn file_in_tree(&self, tree: &str, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let cmd = self
+            .git()
+            .args(["cat-file", "blob", "--end-of-options"])
+            .arg(format!("{tree}:{path}"));
+        let output = cmd.output()?;
+        if output.status.success() {
+            return Ok(Some(output.stdout));
+        }
+        let listed = self
+            .git()
+            .args(["ls-tree", "--name-only", "--end-of-options", tree, "--"])
+            .arg(path)
+            .read()?;
+        if listed.is_empty() {
+            return Ok(None);
+        }
+        cmd.check(&output)?;
+        Ok(None)
+    }
+
     /// The commits of a branch, newest first, following first parents only.
     pub fn history(&self, branch: &str) -> anyhow::Result<Vec<CommitInfo>> {
         if self.branch_head(branch)?.is_none() {

@@ -116,18 +116,7 @@ fn host_wide(host: &Host) -> anyhow::Result<HostWide> {
         retained: HashSet::new(),
         references: HashSet::new(),
     };
-    let listing = match fs::read_dir(&host.dokku_root) {
-        Ok(listing) => listing,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(wide),
-        Err(err) => return Err(err).context("cannot list the apps"),
-    };
-    for entry in listing {
-        let Ok(app) = entry?.file_name().into_string() else {
-            continue;
-        };
-        if !host::is_valid_app_name(&app) {
-            continue;
-        }
+    for app in host.every_app()? {
         let Some(repo) = AppRepo::open(host, &app) else {
             continue;
         };

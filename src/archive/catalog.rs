@@ -3,13 +3,13 @@
 //! indexes, image configs) kept on the way. It reads neither the input nor the sink.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 
+use super::entries::Entries;
 use super::header::normalize;
-use super::limits::{MAX_ENTRIES, MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
+use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
 use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
 use super::{ArchivedImage, Format, ImageConfig, Omitted, OmittedLayer};
 use crate::digest::{chain_ids, Digest};
@@ -17,10 +17,8 @@ use crate::output::human_bytes;
 
 /// The entries seen so far and the blobs kept to be read at the end.
 pub(super) struct Catalog {
-    /// Hashes of the normalised names of every entry, to check what the manifests refer to;
-    /// hashes keep this small however long the names are.
-    seen: HashSet<u64>,
-    hasher: RandomState,
+    /// Every entry's name, to check what the manifests refer to.
+    entries: Entries,
     /// Small OCI manifests, indexes and image configs by digest.
     blobs: HashMap<Digest, BlobDoc>,
     kept_blob_bytes: u64,
@@ -29,20 +27,15 @@ pub(super) struct Catalog {
 impl Catalog {
     pub(super) fn new() -> Catalog {
         Catalog {
-            seen: HashSet::new(),
-            hasher: RandomState::new(),
+            entries: Entries::new(),
             blobs: HashMap::new(),
             kept_blob_bytes: 0,
         }
     }
 
-    /// Notes an entry's (normalised) name.
-    pub(super) fn saw(&mut self, name: &str) -> Result<()> {
-        if self.seen.len() >= MAX_ENTRIES {
-            bail!("archive has more than {MAX_ENTRIES} entries: not a docker image archive");
-        }
-        self.seen.insert(self.hasher.hash_one(name));
-        Ok(())
+    /// Notes an entry's (normalised) name, or refuses it (`Entries::add`).
+    pub(super) fn saw(&mut self, name: &str, entry_type: tar::EntryType) -> Result<()> {
+        self.entries.add(name, entry_type)
     }
 
     /// The digest of an entry worth a copy (an OCI blob or a legacy `<hex>.json` config: it may
@@ -85,8 +78,8 @@ impl Catalog {
         bail!("archive holds no manifest.json or index.json: not a docker image archive")
     }
 
-    fn holds(&self, name: &str) -> bool {
-        self.seen.contains(&self.hasher.hash_one(normalize(name)))
+    pub(super) fn holds(&self, name: &str) -> bool {
+        self.entries.holds(&normalize(name))
     }
 
     fn require(&self, what: &str, name: &str) -> Result<()> {
@@ -156,16 +149,27 @@ impl Catalog {
         let Ok(index) = serde_json::from_slice::<OciIndex>(index) else {
             return;
         };
+        // Looked up by config, each descriptor's digest resolved once: an index of many
+        // descriptors must not cost the product of their number and the images'.
+        let by_config: HashMap<Digest, usize> = images
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(at, image)| (image.config.clone(), at))
+            .collect();
+        let mut resolver = Resolver::new(self);
         for descriptor in &index.manifests {
-            let Ok(resolved) = self.resolve(descriptor, 0) else {
+            let Ok(resolved) = resolver.resolve(descriptor) else {
                 continue;
             };
-            if let Some(image) = images.iter_mut().find(|i| i.config == resolved.config) {
-                if image.targets.is_empty() {
-                    image.targets = resolved.targets;
-                    image.blobs = resolved.layers;
-                    image.omitted.blobs = resolved.omitted;
-                }
+            let Some(&at) = by_config.get(&resolved.config) else {
+                continue;
+            };
+            let image = &mut images[at];
+            if image.targets.is_empty() {
+                image.targets = resolved.targets.clone();
+                image.blobs = resolved.layers.clone();
+                image.omitted.blobs = resolved.omitted.clone();
             }
         }
     }
@@ -193,6 +197,7 @@ impl Catalog {
             bail!("index.json lists no images");
         }
         let mut images = ImageSet::default();
+        let mut resolver = Resolver::new(self);
         for descriptor in &index.manifests {
             let annotations = &descriptor.annotations;
             // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
@@ -204,7 +209,7 @@ impl Catalog {
                         .filter(|name| name.contains(':') || name.contains('/'))
                 })
                 .cloned();
-            let resolved = self.resolve(descriptor, 0).map_err(|err| {
+            let resolved = resolver.resolve(descriptor).map_err(|err| {
                 match (err.downcast_ref::<NoHostPlatform>(), &name) {
                     (Some(missing), Some(name)) => anyhow!(
                         "the archive holds {name} only for {}, not for this host's platform {}; nothing was loaded",
@@ -214,10 +219,15 @@ impl Catalog {
                     _ => err,
                 }
             })?;
-            let mut image = self.image(resolved.config, resolved.targets);
-            image.blobs = resolved.layers;
-            image.omitted.blobs = resolved.omitted;
-            images.add(image, name.into_iter().collect());
+            let tags = name.into_iter().collect();
+            if images.has(&resolved.config) {
+                images.add_tags(&resolved.config, tags);
+                continue;
+            }
+            let mut image = self.image(resolved.config.clone(), resolved.targets.clone());
+            image.blobs = resolved.layers.clone();
+            image.omitted.blobs = resolved.omitted.clone();
+            images.add(image, tags);
         }
         Ok(images.images)
     }
@@ -225,12 +235,7 @@ impl Catalog {
     /// The config of the image a descriptor in `index.json` (or a nested index) names, for
     /// this host's platform, and the digests on the way to it.
     fn resolve(&self, descriptor: &Descriptor, depth: usize) -> Result<Resolved> {
-        let digest = sha256(&descriptor.digest, || {
-            format!(
-                "index.json names digest {:?}, which is not a sha256 digest",
-                descriptor.digest
-            )
-        })?;
+        let digest = descriptor_digest(descriptor)?;
         let path = digest.blob_path();
         self.require("index.json", &path)?;
         match self.blobs.get(&digest) {
@@ -279,6 +284,42 @@ impl Catalog {
     }
 }
 
+/// Resolves descriptors, each digest once: an index may name one manifest or nested index any
+/// number of times, and following a nested index costs its size.
+struct Resolver<'c> {
+    catalog: &'c Catalog,
+    done: HashMap<Digest, Resolved>,
+}
+
+impl<'c> Resolver<'c> {
+    fn new(catalog: &'c Catalog) -> Resolver<'c> {
+        Resolver {
+            catalog,
+            done: HashMap::new(),
+        }
+    }
+
+    /// What `Catalog::resolve` gives for a descriptor of `index.json`. Failures are not kept:
+    /// the first ends `learn_index`, and `add_targets` skips the descriptor.
+    fn resolve(&mut self, descriptor: &Descriptor) -> Result<&Resolved> {
+        let digest = descriptor_digest(descriptor)?;
+        if !self.done.contains_key(&digest) {
+            let resolved = self.catalog.resolve(descriptor, 0)?;
+            self.done.insert(digest.clone(), resolved);
+        }
+        Ok(&self.done[&digest])
+    }
+}
+
+fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
+    sha256(&descriptor.digest, || {
+        format!(
+            "index.json names digest {:?}, which is not a sha256 digest",
+            descriptor.digest
+        )
+    })
+}
+
 /// An image descriptor followed to its config.
 struct Resolved {
     config: Digest,
@@ -304,23 +345,33 @@ struct ImageSet {
 }
 
 impl ImageSet {
-    fn add(&mut self, image: ArchivedImage, tags: Vec<String>) {
-        let images = &mut self.images;
-        let (index, known) = self.by_id.entry(image.config.clone()).or_insert_with(|| {
-            images.push(image);
-            (images.len() - 1, HashSet::new())
-        });
+    fn has(&self, config: &Digest) -> bool {
+        self.by_id.contains_key(config)
+    }
+
+    /// Adds tags to the image of `config`, which the set has.
+    fn add_tags(&mut self, config: &Digest, tags: Vec<String>) {
+        let (index, known) = self.by_id.get_mut(config).expect("the set has the image");
         for tag in tags {
-            if !known.contains(&tag) {
-                known.insert(tag.clone());
-                images[*index].tags.push(tag);
+            if known.insert(tag.clone()) {
+                self.images[*index].tags.push(tag);
             }
         }
+    }
+
+    fn add(&mut self, image: ArchivedImage, tags: Vec<String>) {
+        let config = image.config.clone();
+        if !self.has(&config) {
+            self.by_id
+                .insert(config.clone(), (self.images.len(), HashSet::new()));
+            self.images.push(image);
+        }
+        self.add_tags(&config, tags);
     }
 }
 
 /// The image ID from manifest.json's `Config`: `<hex>.json` (legacy) or `blobs/sha256/<hex>`.
-fn config_id(config: &str) -> Option<Digest> {
+pub(super) fn config_id(config: &str) -> Option<Digest> {
     let name = normalize(config);
     let hex = name
         .strip_prefix("blobs/sha256/")
@@ -399,6 +450,7 @@ impl BlobDoc {
                 platform: format!("{}/{}", raw.os, raw.architecture),
                 created: raw.created,
                 diff_ids,
+                content: Digest::of(data),
             }));
         }
         let config_digest = raw

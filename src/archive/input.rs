@@ -10,7 +10,8 @@ use std::thread;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::limits::{ARCHIVE_ENV, XZ_MEMORY_LIMIT};
+use super::limits::{Limits, ARCHIVE_ENV, DISK_RESERVE_ENV, ENGINE_COPIES, XZ_MEMORY_LIMIT};
+use crate::output::human_bytes;
 
 /// Small enough that whole-chunk reads of an uncompressed archive bypass it (one copy, not two);
 /// a pipe gives at most 64 KiB per read anyway.
@@ -208,7 +209,7 @@ pub(super) struct TarInput {
     raw_count: Arc<AtomicU64>,
     /// Bytes of tar read so far.
     pub(super) pos: u64,
-    max_total: u64,
+    limits: Limits,
 }
 
 impl TarInput {
@@ -216,14 +217,14 @@ impl TarInput {
     pub(super) fn start<'scope, 'env>(
         scope: &'scope thread::Scope<'scope, 'env>,
         decoded: Decoded<'env>,
-        max_total: u64,
+        limits: &Limits,
     ) -> TarInput {
         TarInput {
             inner: ReadAhead::spawn(scope, decoded.stream),
             compression: decoded.compression,
             raw_count: decoded.raw_count,
             pos: 0,
-            max_total,
+            limits: *limits,
         }
     }
 
@@ -235,10 +236,20 @@ impl TarInput {
         }
         let data = self.inner.take(max);
         self.pos += data.len() as u64;
-        if self.pos > self.max_total {
+        if self.pos > self.limits.max_total_bytes {
             bail!(
                 "archive exceeds the size limit of {} bytes ({ARCHIVE_ENV})",
-                self.max_total
+                self.limits.max_total_bytes
+            );
+        }
+        // Counted in tar bytes, before they reach the engine: however well the input was
+        // compressed, the engine never gets more than it has room for.
+        if let Some(room) = self.limits.disk_room().filter(|room| self.pos > *room) {
+            bail!(
+                "the engine has no room on disk for this archive: {} is free where it keeps images, less a reserve of {} ({DISK_RESERVE_ENV}), and it holds {ENGINE_COPIES} copies of what it loads while it imports, so it can take {} of archive; nothing was loaded",
+                human_bytes(self.limits.disk_free.unwrap_or_default()),
+                human_bytes(self.limits.disk_reserve),
+                human_bytes(room)
             );
         }
         Ok(data)

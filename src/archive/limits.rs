@@ -8,8 +8,14 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const DEFAULT_MAX_METADATA_ENTRY: u64 = 16 * MIB;
 const DEFAULT_MAX_TOTAL_BYTES: u64 = 256 * GIB;
+const DEFAULT_DISK_RESERVE: u64 = GIB;
 pub(super) const METADATA_ENV: &str = "DOKKU_IMAGE_MAX_METADATA_BYTES";
 pub(super) const ARCHIVE_ENV: &str = "DOKKU_IMAGE_MAX_ARCHIVE_BYTES";
+pub const DISK_RESERVE_ENV: &str = "DOKKU_IMAGE_DISK_RESERVE_BYTES";
+/// An engine writes what it loads twice before it is done: classic stores extract the archive
+/// into `<data-root>/tmp`, then unpack each layer; the containerd store ingests the blobs into
+/// its content store, then unpacks them into snapshots (docs/tags.md).
+pub(super) const ENGINE_COPIES: u64 = 2;
 
 /// PAX and GNU long-name headers are held in memory until their entry's header arrives.
 pub(super) const MAX_EXTENSION_HEADER: u64 = MIB;
@@ -34,15 +40,20 @@ pub(super) const XZ_MEMORY_LIMIT: u64 = 256 * MIB;
 ///   Default 16 MiB; environment `DOKKU_IMAGE_MAX_METADATA_BYTES`.
 /// - `max_total_bytes`: the most decompressed tar data read, which bounds the work a small
 ///   compressed input can cause. Default 256 GiB; environment `DOKKU_IMAGE_MAX_ARCHIVE_BYTES`.
+/// - `disk_free`: the free space where the engine keeps images, when known (the caller asks
+///   the engine); the decompressed tar data read may take, twice over, all of it but
+///   `disk_reserve`. Default reserve 1 GiB; environment `DOKKU_IMAGE_DISK_RESERVE_BYTES`.
 ///
-/// Both environment variables take a plain positive integer of bytes; unset or empty means the
-/// default. Fixed bounds also apply: extension headers up to 1 MiB, entry paths up to 4096 bytes,
+/// The environment variables take a plain positive integer of bytes (the reserve may be 0);
+/// unset or empty means the default. Fixed bounds also apply: extension headers up to 1 MiB, entry paths up to 4096 bytes,
 /// at most 100000 entries, and OCI manifests, indexes and configs are only read when at most
 /// 512 KiB each (8 MiB in all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_metadata_entry: u64,
     pub max_total_bytes: u64,
+    pub disk_free: Option<u64>,
+    pub disk_reserve: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +61,8 @@ impl Default for Limits {
         Limits {
             max_metadata_entry: DEFAULT_MAX_METADATA_ENTRY,
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            disk_free: None,
+            disk_reserve: DEFAULT_DISK_RESERVE,
         }
     }
 }
@@ -69,11 +82,35 @@ impl Limits {
                 .unwrap_or(defaults.max_metadata_entry),
             max_total_bytes: limit_var(ARCHIVE_ENV, lookup(ARCHIVE_ENV))?
                 .unwrap_or(defaults.max_total_bytes),
+            disk_free: None,
+            disk_reserve: reserve_var(DISK_RESERVE_ENV, lookup(DISK_RESERVE_ENV))?
+                .unwrap_or(defaults.disk_reserve),
         })
+    }
+
+    /// The most decompressed tar data the engine has room to load, when its free space is
+    /// known.
+    pub(super) fn disk_room(&self) -> Option<u64> {
+        self.disk_free
+            .map(|free| free.saturating_sub(self.disk_reserve) / ENGINE_COPIES)
     }
 }
 
 fn limit_var(name: &str, value: Option<OsString>) -> Result<Option<u64>> {
+    match whole_bytes(value) {
+        Ok(None) => Ok(None),
+        Ok(Some(n)) if n > 0 => Ok(Some(n)),
+        Ok(Some(_)) => bail!("{name} must be a positive whole number of bytes, not \"0\""),
+        Err(text) => bail!("{name} must be a positive whole number of bytes, not {text:?}"),
+    }
+}
+
+fn reserve_var(name: &str, value: Option<OsString>) -> Result<Option<u64>> {
+    whole_bytes(value).or_else(|text| bail!("{name} must be a whole number of bytes, not {text:?}"))
+}
+
+/// A variable's whole number of bytes; None when unset or empty, the text when it is not one.
+fn whole_bytes(value: Option<OsString>) -> Result<Option<u64>, String> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -82,7 +119,7 @@ fn limit_var(name: &str, value: Option<OsString>) -> Result<Option<u64>> {
         return Ok(None);
     }
     match text.parse::<u64>() {
-        Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
-        _ => bail!("{name} must be a positive whole number of bytes, not {text:?}"),
+        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+        _ => Err(text.into_owned()),
     }
 }

@@ -17,6 +17,21 @@
 //! (the check, truncated or corrupt input, a limit, the pipe), the loader has seen no metadata, so
 //! killing it imports nothing.
 //!
+//! # Naming IMAGE only
+//!
+//! The held-back metadata is not forwarded as the archive wrote it: the check chooses one
+//! image and one name (`Choice`, IMAGE), and `manifest.json` and `index.json` are rewritten so
+//! that the engine loads that image under that name only; `repositories` (which an engine reads
+//! only without `manifest.json`) is dropped. The rewrite leaves every digest as it was, so the
+//! image gets the ID a full load gives (docs/tags.md).
+//!
+//! # What the engine sees is what was checked
+//!
+//! Every entry name appears once, and no entry's path runs through a link of the archive (a
+//! classic engine extracts the archive before reading it, so `x -> .` then `x/manifest.json`
+//! would write a `manifest.json` the check never saw). The configs and manifests read are
+//! hashed, so the check knows whether the bytes match the digest they are named by.
+//!
 //! OCI-only archives (skopeo, containerd) name their images in `index.json` but give the config
 //! digest (the Docker image ID) only inside the image manifest blobs. Those are small JSON files, so
 //! a copy of each small blob that parses as a manifest or index is kept while it is forwarded, and
@@ -35,13 +50,17 @@
 //!   extensions, names, sizes, padding, checksums).
 //! - `walker`: the walk over the entries, forwarding data and holding back the metadata.
 //! - `catalog`: what the archive holds, learnt from the metadata and the small blobs.
+//! - `entries`: the entry names seen, each once, none through a link.
+//! - `naming`: the held-back metadata rewritten to name IMAGE only.
 //! - `platform`: this host's platform and the choice among a multi-platform index's images.
 //! - `limits`: the bounds hostile input meets.
 
 mod catalog;
+mod entries;
 mod header;
 mod input;
 mod limits;
+mod naming;
 mod platform;
 mod walker;
 
@@ -51,13 +70,13 @@ mod tests;
 use std::io::{Read, Write};
 use std::thread;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use crate::digest::Digest;
 use crate::reference::Reference;
 
 pub use input::Compression;
-pub use limits::Limits;
+pub use limits::{Limits, DISK_RESERVE_ENV};
 pub use platform::host_platform;
 
 /// The archive's layout.
@@ -129,6 +148,9 @@ pub struct ImageConfig {
     pub created: Option<String>,
     /// The layers' uncompressed digests, bottom first.
     pub diff_ids: Vec<Digest>,
+    /// The digest of the config's bytes as the archive holds them: the image ID a classic
+    /// engine gives the image, whatever name the archive files the config under.
+    pub content: Digest,
 }
 
 /// What [`forward`] learnt about an archive.
@@ -137,6 +159,9 @@ pub struct Contents {
     pub images: Vec<ArchivedImage>,
     pub compression: Compression,
     pub format: Format,
+    /// The archive has an `oci-layout` entry: the containerd store then imports the images of
+    /// `index.json` and ignores `manifest.json`.
+    pub oci_layout: bool,
 }
 
 impl Contents {
@@ -151,6 +176,41 @@ impl Contents {
                 .filter_map(|tag| Reference::parse(tag).ok())
                 .any(|tag| tag.same_as(wanted))
         })
+    }
+
+    /// The image `wanted` names, as the one image the engine is to load, under that name only;
+    /// an error listing what the archive holds when it has no such image.
+    pub fn choose(&self, wanted: &Reference) -> Result<Choice> {
+        let image = self.find(wanted).ok_or_else(|| self.not_held(wanted))?;
+        Ok(Choice {
+            image: image.clone(),
+            name: wanted.clone(),
+        })
+    }
+
+    fn not_held(&self, wanted: &Reference) -> anyhow::Error {
+        let tags = self.all_tags();
+        if tags.is_empty() {
+            anyhow!(
+                "the archive does not hold {wanted}: it has no tagged images; nothing was loaded"
+            )
+        } else {
+            anyhow!(
+                "the archive does not hold {wanted}; it holds {}; nothing was loaded",
+                listing(&tags)
+            )
+        }
+    }
+
+    /// The archive's names the engine is not given with `choice`, sorted, each once.
+    pub fn dropped_names(&self, choice: &Choice) -> Vec<String> {
+        let mut dropped: Vec<String> = self
+            .all_tags()
+            .into_iter()
+            .filter(|tag| Reference::parse(tag).map_or(true, |tag| !tag.same_as(&choice.name)))
+            .collect();
+        dropped.dedup();
+        dropped
     }
 
     /// Whether any image names layers the archive leaves out.
@@ -171,27 +231,62 @@ impl Contents {
     }
 }
 
+/// A list of names for a message: the first few, and how many more.
+pub fn listing(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    match names.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{} and {more} more", names[..SHOWN].join(", ")),
+        _ => names.join(", "),
+    }
+}
+
+/// The one image of the archive the engine is to load, and the one name it is to give it.
+/// Made by [`Contents::choose`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    image: ArchivedImage,
+    name: Reference,
+}
+
+impl Choice {
+    pub fn image(&self) -> &ArchivedImage {
+        &self.image
+    }
+
+    pub fn name(&self) -> &Reference {
+        &self.name
+    }
+}
+
+/// What [`forward`] passed to the engine: what the archive holds, and what the check chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub contents: Contents,
+    pub choice: Choice,
+}
+
 /// Streams `input` (compressed or plain) into `sink` as a plain tar.
 ///
 /// Metadata entries (`manifest.json`, `index.json`, `repositories`, `oci-layout`) are held back;
 /// small OCI manifest blobs are forwarded but also kept in memory to learn config digests. At the
-/// end of the archive `check(&contents)` runs; only when it returns `Ok` are the held-back entries
-/// and the end-of-archive blocks written and the sink flushed. When anything fails (check
-/// rejects, truncated input, garbage, limits exceeded, sink write error) this returns `Err` and
-/// the sink has not received the metadata or the end-of-archive marker, so the caller can kill
-/// `docker image load` and nothing is imported. An error from `check` is returned unchanged.
+/// end of the archive `check(&contents)` runs and chooses the image to load and its name; only
+/// when it returns `Ok` are the held-back entries, rewritten to name that image only, and the
+/// end-of-archive blocks written and the sink flushed. When anything fails (check rejects,
+/// truncated input, garbage, limits exceeded, sink write error) this returns `Err` and the sink
+/// has not received the metadata or the end-of-archive marker, so the caller can kill `docker
+/// image load` and nothing is imported. An error from `check` is returned unchanged.
 pub fn forward<R: Read + Send, W: Write>(
     input: R,
     sink: W,
     limits: &Limits,
-    check: impl FnOnce(&Contents) -> Result<()>,
-) -> Result<Contents> {
+    check: impl FnOnce(&Contents) -> Result<Choice>,
+) -> Result<Forwarded> {
     let decoded = input::decode(input)?;
     let compression = decoded.compression;
     thread::scope(|scope| {
         // Reading and decompressing on their own thread overlap with the writes to the engine,
         // which block until it has read.
-        let input = input::TarInput::start(scope, decoded, limits.max_total_bytes);
+        let input = input::TarInput::start(scope, decoded, limits);
         let mut walker = walker::Walker::new(input, sink, *limits);
         walker.walk()?;
         let (images, format) = walker.learn()?;
@@ -199,9 +294,10 @@ pub fn forward<R: Read + Send, W: Write>(
             images,
             compression,
             format,
+            oci_layout: walker.holds("oci-layout"),
         };
-        check(&contents)?;
-        walker.release()?;
-        Ok(contents)
+        let choice = check(&contents)?;
+        walker.release(&choice)?;
+        Ok(Forwarded { contents, choice })
     })
 }

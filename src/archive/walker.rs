@@ -11,7 +11,8 @@ use super::catalog::Catalog;
 use super::header::{self, Entry, Extensions, BLOCK, END_OF_ARCHIVE};
 use super::input::{Compression, TarInput};
 use super::limits::{Limits, METADATA_ENV};
-use super::{ArchivedImage, Format};
+use super::naming;
+use super::{ArchivedImage, Choice, Format};
 use crate::output::human_bytes;
 
 /// The entries the engine reads to import anything; held back until the check passes.
@@ -80,7 +81,7 @@ impl<W: Write> Walker<W> {
             }
             // What the extension headers said applies to this entry only.
             let entry = Entry::read(&block, offset, size, std::mem::take(&mut ext))?;
-            self.catalog.saw(&entry.name)?;
+            self.catalog.saw(&entry.name, entry.entry_type)?;
             if METADATA_NAMES.contains(&entry.name.as_str()) {
                 self.hold(entry, &block)?;
             } else {
@@ -122,9 +123,6 @@ impl<W: Write> Walker<W> {
                 "{name} is larger than the {} limit ({METADATA_ENV})",
                 human_bytes(self.limits.max_metadata_entry)
             );
-        }
-        if self.held.iter().any(|held| held.name == name) {
-            bail!("archive holds {name} twice");
         }
         let mut raw = entry.prefix;
         raw.extend_from_slice(block);
@@ -195,6 +193,11 @@ impl<W: Write> Walker<W> {
             .map(|held| &held.raw[held.data.clone()])
     }
 
+    /// Whether a metadata entry of this name was held back.
+    pub(super) fn holds(&self, name: &str) -> bool {
+        self.held_data(name).is_some()
+    }
+
     /// What the archive holds, once it has been walked.
     pub(super) fn learn(&self) -> Result<(Vec<ArchivedImage>, Format)> {
         self.catalog.learn(
@@ -203,12 +206,25 @@ impl<W: Write> Walker<W> {
         )
     }
 
-    /// Writes the held-back entries and the end-of-archive marker, then flushes.
-    pub(super) fn release(&mut self) -> Result<()> {
-        for entry in &self.held {
-            self.sink.write_all(&entry.raw).map_err(sink_error)?;
+    /// Writes the held-back entries, rewritten to name the chosen image only, and the
+    /// end-of-archive marker, then flushes.
+    pub(super) fn release(&mut self, choice: &Choice) -> Result<()> {
+        for entry in std::mem::take(&mut self.held) {
+            let data = &entry.raw[entry.data.clone()];
+            let rewritten = match entry.name.as_str() {
+                "manifest.json" => naming::manifest_json(data, choice)?,
+                "index.json" => naming::index_json(data, choice)?,
+                // A classic engine reads it only without manifest.json, and then names from it
+                // what no check saw; neither store needs it beside manifest.json or index.json.
+                "repositories" => continue,
+                _ => {
+                    self.sink.write_all(&entry.raw).map_err(sink_error)?;
+                    continue;
+                }
+            };
+            let written = naming::entry(&entry.name, &rewritten)?;
+            self.sink.write_all(&written).map_err(sink_error)?;
         }
-        self.held.clear();
         self.sink.write_all(&END_OF_ARCHIVE).map_err(sink_error)?;
         self.sink.flush().map_err(sink_error)
     }

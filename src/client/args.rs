@@ -57,6 +57,10 @@ impl Dest {
     pub fn parse(text: &str) -> Result<Dest, String> {
         let bad = |why: &str| format!("DEST {text:?} {why}; expected dokku@host[:port]");
         let (login, rest) = match text.rsplit_once('@') {
+            // ssh would take a DEST starting with `-` for an option (`-oProxyCommand=…`).
+            Some((login, _)) if login.starts_with('-') => {
+                return Err(bad("has a login starting with -"))
+            }
             Some((login, rest)) if !login.is_empty() => (Some(login), rest),
             Some(_) => return Err(bad("has an empty login")),
             None => (None, text),
@@ -334,6 +338,9 @@ mod tests {
             "dokku@host:0",
             "dokku@host:65536",
             "dokku@-oProxyCommand=x",
+            "-oProxyCommand=touch@host",
+            "-oProxyCommand=x",
+            "-p@host:22",
             "dokku@[::1",
             "dokku@[::1]x",
             "dokku@ho st",

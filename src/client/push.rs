@@ -106,14 +106,16 @@ enum Asked {
     CannotSay,
 }
 
+/// The most `image:layers` may print on stdout or stderr: some hundred thousand digests, far
+/// more than a host holds.
+const MAX_ANSWER: u64 = 16 << 20;
+
 /// `image:layers APP` on the host. A missing app passes the host's message through; any other
 /// failure but the remote shell's own (ssh's 255: the host is unreachable) means the host
 /// cannot say.
 fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
-    let cmd = remote
-        .command(&["image:layers", app])
-        .stdin_bytes(Vec::new());
-    let answer = cmd.output()?;
+    let cmd = remote.command(&["image:layers", app]);
+    let answer = cmd.output_bounded(MAX_ANSWER)?;
     let code = answer.status.code();
     if code == Some(EXIT_MISSING_APP) {
         eprint!("{}", String::from_utf8_lossy(&answer.stderr));

@@ -2,7 +2,7 @@
 //! shell's stdin, running `image:load` there. The host's stdout and stderr pass through live;
 //! its stderr is also watched for the refusal of a slim archive.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::thread;
 
 use anyhow::Context;
@@ -128,6 +128,10 @@ fn stream(
     Ok((left_out, meter.bytes()))
 }
 
+/// The longest piece of the host's stderr held at once: a line longer than this is passed on
+/// in pieces, so a host that never ends a line cannot fill this machine's memory.
+const MAX_LINE: u64 = 64 << 10;
+
 /// Copies the host's stderr to ours line by line as it comes; true when it carried the
 /// refusal of a slim archive.
 fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
@@ -136,7 +140,7 @@ fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
     let mut refused = false;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
             return Ok(refused);
         }
         refused |= String::from_utf8_lossy(&line).contains(REFUSAL);

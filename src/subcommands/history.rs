@@ -45,7 +45,9 @@ fn json(deploys: &[Deploy]) -> anyhow::Result<String> {
             }
         })
         .collect();
-    Ok(serde_json::to_string_pretty(&rows)?)
+    Ok(output::printable_json(&serde_json::to_string_pretty(
+        &rows,
+    )?))
 }
 
 /// The human table: columns sized to their widest cell, like `docker image ls`.
@@ -62,7 +64,8 @@ fn table(deploys: &[Deploy]) -> String {
         rows.push([
             short_commit(&commit.id).to_string(),
             commit.date.clone(),
-            format!("{} <{}>", commit.author_name, commit.author_email),
+            // Anyone who can push writes the author: shown, never acted on by the terminal.
+            output::printable(&format!("{} <{}>", commit.author_name, commit.author_email)),
             image,
             image_id,
             if index == 0 { "*" } else { "" }.to_string(),

@@ -1,19 +1,22 @@
 //! `image:load` (and `git:load-image` where core lacks it): deploy an app from an image
 //! archive streamed on stdin. The archive is checked while it streams into `docker image
-//! load`, and the load is aborted, importing nothing, when the archive does not hold IMAGE.
+//! load`, and the load is aborted, importing nothing, when the archive does not hold IMAGE,
+//! when the engine's disk has no room for it, or when it would move IMAGE off an image another
+//! app runs, keeps or rebuilds from; the engine is given IMAGE as the only name (docs/tags.md).
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal};
 
 use anyhow::Context;
 
-use crate::archive::{self, ArchivedImage, Contents, Limits};
+use crate::archive::{self, Choice, Contents, Limits};
 use crate::builds;
 use crate::cancel;
+use crate::claims;
 use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::digest::ImageId;
-use crate::docker::Docker;
+use crate::docker::{Docker, Store};
 use crate::host::Host;
 use crate::identity;
 use crate::layers;
@@ -22,6 +25,7 @@ use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::request::ImageRequest;
 use crate::retention;
+use crate::room;
 use crate::trigger;
 
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -36,6 +40,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             command.name, request.image
         )));
     }
+    claims::refuse_dokku_namespace(&request.reference)?;
     builds::capture(&host, &request.app, builds::source_of(command.name))?;
     cancel::install()?;
     cancel::describe(format!(
@@ -46,7 +51,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let session = AppSession::open(&host, &request.app)?;
     let docker = Docker::for_app(&host, &request.app);
 
-    let image_id = load(&host, &docker, &request.reference, &limits)?;
+    let image_id = load(&host, &docker, &request.app, &request.reference, limits)?;
     retention::note_brought(&host, &image_id)?;
     trigger::fire(
         "post-image-load",
@@ -59,33 +64,36 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 }
 
 /// Streams stdin into `docker image load`, and returns the ID of IMAGE once the engine holds
-/// exactly the image the archive named.
+/// exactly the image the archive named, under that name only.
 fn load(
     host: &Host,
     docker: &Docker,
+    app: &str,
     image: &Reference,
-    limits: &Limits,
+    mut limits: Limits,
 ) -> anyhow::Result<ImageId> {
     output::info(format!("Loading {image} from the archive on stdin"));
+    let engine = docker.engine()?;
+    limits.disk_free = room::free_space(&engine);
     let mut input = Progress::new(io::stdin());
-    let mut wanted = None;
-    let loaded = docker.load_archive(&mut input, limits, |contents: &Contents| {
-        let found = check(contents, image)?.clone();
+    let loaded = docker.load_archive(&mut input, &limits, |contents: &Contents| {
+        let choice = contents.choose(image)?;
+        check_platform(&choice)?;
         if contents.is_slim() {
             check_slim(host, docker, contents)?;
         }
-        wanted = Some(found);
-        Ok(())
+        check_tag_move(host, docker, app, contents, &choice, engine.store)?;
+        Ok(choice)
     });
     input.finish();
-    loaded?;
+    let forwarded = loaded?;
 
-    let wanted = wanted.context("the archive check did not run")?;
+    let wanted = forwarded.choice.image();
     let loaded = docker
         .inspect(&image.to_string())?
         .with_context(|| format!("{image} is not on the host after loading the archive"))?;
     anyhow::ensure!(
-        identity::is_archived(&loaded, &wanted, || docker.store())?,
+        identity::is_archived(&loaded, wanted, || Ok(engine.store))?,
         "after the load {image} is {}, not the archive's image (config {})",
         loaded.id.short(),
         wanted.config.short()
@@ -101,23 +109,74 @@ fn load(
         loaded.id.short(),
         output::human_bytes(input.bytes_read())
     ));
+    if let Some(left_out) = left_out(&forwarded.contents, &forwarded.choice) {
+        output::info(left_out);
+    }
     Ok(loaded.id)
 }
 
-/// The image IMAGE names in the archive, when it is one this host can run.
-fn check<'c>(contents: &'c Contents, image: &Reference) -> anyhow::Result<&'c ArchivedImage> {
-    let found = contents
-        .find(image)
-        .with_context(|| not_in_archive(image, contents))?;
-    if let Some(facts) = &found.facts {
+/// The image IMAGE names is one this host can run.
+fn check_platform(choice: &Choice) -> anyhow::Result<()> {
+    if let Some(facts) = &choice.image().facts {
         let host = archive::host_platform();
         anyhow::ensure!(
             facts.platform == host,
-            "the archive holds {image} only for {}, not for this host's platform {host}; nothing was loaded",
+            "the archive holds {} only for {}, not for this host's platform {host}; nothing was loaded",
+            choice.name(),
             facts.platform
         );
     }
-    Ok(found)
+    Ok(())
+}
+
+/// A load that would move IMAGE off an image another app runs, keeps or rebuilds from (or a
+/// container of another app uses) is refused before the engine imports anything. When the
+/// engine will give the archive's image the ID IMAGE names now, nothing moves.
+fn check_tag_move(
+    host: &Host,
+    docker: &Docker,
+    app: &str,
+    contents: &Contents,
+    choice: &Choice,
+    store: Store,
+) -> anyhow::Result<()> {
+    let image = choice.name();
+    let Some(current) = docker.inspect(&image.to_string())? else {
+        return Ok(());
+    };
+    if identity::expected_id(contents, choice.image(), store).as_ref() == Some(&current.id) {
+        return Ok(());
+    }
+    match claims::claim_on(host, docker, app, image, &current)? {
+        Some(claim) => anyhow::bail!(
+            "{image} names {}, {claim}: loading the archive would move that tag; load it under a unique tag; nothing was loaded",
+            current.id.short()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The info line on what the archive holds besides IMAGE's image and name, which the engine was
+/// not given.
+fn left_out(contents: &Contents, choice: &Choice) -> Option<String> {
+    let names = contents.dropped_names(choice);
+    let images = contents.images.len().saturating_sub(1);
+    let images = match images {
+        0 => String::new(),
+        1 => "1 other image".to_string(),
+        n => format!("{n} other images"),
+    };
+    let names = (!names.is_empty()).then(|| format!("the names {}", archive::listing(&names)));
+    let what = match (names, images.is_empty()) {
+        (None, true) => return None,
+        (Some(names), true) => names,
+        (None, false) => images,
+        (Some(names), false) => format!("{names} and {images}"),
+    };
+    Some(format!(
+        "Tagged {} only; left out of the load: {what}",
+        choice.name()
+    ))
 }
 
 /// A slim archive loads only when the host holds every layer it leaves out (docs/slim.md):
@@ -137,16 +196,4 @@ fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Resu
         "The archive leaves out {count} {noun} the host holds"
     ));
     Ok(())
-}
-
-fn not_in_archive(image: &Reference, contents: &Contents) -> String {
-    let tags = contents.all_tags();
-    if tags.is_empty() {
-        format!("the archive does not hold {image}: it has no tagged images; nothing was loaded")
-    } else {
-        format!(
-            "the archive does not hold {image}; it holds {}; nothing was loaded",
-            tags.join(", ")
-        )
-    }
 }

@@ -1,12 +1,17 @@
 //! `image:rollback`: redeploy the image of an earlier image deploy, with that deploy's whole
-//! tree, as a new commit (history only grows), through the normal deploy pipeline.
+//! tree, as a new commit (history only grows), through the normal deploy pipeline. A record
+//! is a commit message, which any `git push` can write: the tag it names is re-pointed only
+//! when the commit's Dockerfile label gives the same image ID, and never off an image another
+//! app runs, keeps or rebuilds from (docs/tags.md).
 
 use std::ffi::OsString;
 
 use crate::args;
 use crate::builds;
 use crate::cancel;
+use crate::claims;
 use crate::command::Command;
+use crate::context::SOURCE_ID_LABEL;
 use crate::deploy::{AppSession, Content, DeployRequest};
 use crate::digest::ImageId;
 use crate::docker::Docker;
@@ -14,7 +19,7 @@ use crate::host::Host;
 use crate::output;
 use crate::record::{self, short_commit, Deploy, DeployRecord};
 use crate::reference::Reference;
-use crate::repo::Author;
+use crate::repo::{AppRepo, Author};
 use crate::retention;
 use crate::trigger;
 
@@ -59,12 +64,73 @@ fn pick_target<'d>(
     }
 }
 
+/// The image ID the last `LABEL com.dokku.image-source-id=ID` line of a Dockerfile gives: the
+/// line an image deploy appends.
+fn labelled_id(dockerfile: &str) -> Option<ImageId> {
+    let prefix = format!("LABEL {SOURCE_ID_LABEL}=");
+    dockerfile
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix(&prefix))
+        .and_then(|id| ImageId::parse(id.trim()))
+}
+
+/// Whether the Dockerfile of the deploy's tree labels its image with the recorded ID.
+fn label_confirms(repo: &AppRepo, deploy: &Deploy, record: &DeployRecord) -> anyhow::Result<bool> {
+    let dockerfile = repo.file_in_tree(&deploy.commit.tree, "Dockerfile")?;
+    Ok(dockerfile
+        .and_then(|text| labelled_id(&String::from_utf8_lossy(&text)))
+        .is_some_and(|id| id == record.image_id))
+}
+
+/// The rule a rollback follows before it moves the recorded tag.
+struct TagRule<'a> {
+    host: &'a Host,
+    app: &'a str,
+    /// The deploy's commit labels its image with the recorded ID.
+    label_confirms: bool,
+}
+
+impl TagRule<'_> {
+    /// Refuses to move `image` (naming `current` now, if anything) unless the record is
+    /// confirmed and no other app claims `current`.
+    fn check(
+        &self,
+        docker: &Docker,
+        record: &DeployRecord,
+        commit: &str,
+        current: Option<&ImageId>,
+    ) -> anyhow::Result<()> {
+        let image = &record.image;
+        anyhow::ensure!(
+            self.label_confirms,
+            "deploy {} records {image} as image {}, but its Dockerfile's {SOURCE_ID_LABEL} label does not: its record was not written by image:*, so {image} is left as it is; cannot roll back",
+            short_commit(commit),
+            record.image_id.short()
+        );
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let Some(info) = docker.inspect(current.as_str())? else {
+            return Ok(());
+        };
+        let tag = Reference::parse(image)?;
+        if let Some(claim) = claims::claim_on(self.host, docker, self.app, &tag, &info)? {
+            anyhow::bail!(
+                "{image} names {}, {claim}: rolling back would move that tag; cannot roll back (deploy from a unique tag or a digest)",
+                current.short()
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Makes the recorded reference name the recorded image ID again, or fails with nothing changed.
 /// Returns the ID the reference named before when it re-pointed it, to put back if the deploy
 /// fails.
 fn restore_image(
-    host: &Host,
     docker: &Docker,
+    rule: &TagRule,
     record: &DeployRecord,
     commit: &str,
 ) -> anyhow::Result<Option<ImageId>> {
@@ -76,6 +142,9 @@ fn restore_image(
     }
     // A digest reference cannot be re-pointed by a tag: only a pull can bring it back.
     let by_digest = Reference::parse(image)?.has_digest();
+    if !by_digest {
+        rule.check(docker, record, commit, current.as_ref())?;
+    }
     if !by_digest && docker.image_id(wanted.as_str())?.is_some() {
         output::info(format!(
             "Pointing {image} at {} again (it names {} now)",
@@ -107,7 +176,7 @@ fn restore_image(
     })?;
     let pulled = docker.image_id(source)?;
     if pulled.as_ref() == Some(wanted) {
-        retention::note_brought(host, wanted)?;
+        retention::note_brought(rule.host, wanted)?;
         if source != image {
             docker.tag(wanted, image)?;
         }
@@ -153,6 +222,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         &session.branch,
     )?;
     let commit = target.commit.id.as_str();
+    claims::refuse_dokku_namespace(&Reference::parse(&record.image)?)?;
     if target.commit.tree == deploys[0].commit.tree {
         // Checked before the image is touched, so that a no-op changes nothing on the host.
         output::info(format!(
@@ -169,7 +239,12 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     ));
 
     let docker = Docker::for_app(&host, &app);
-    let previous = restore_image(&host, &docker, record, commit)?;
+    let rule = TagRule {
+        host: &host,
+        app: &app,
+        label_confirms: label_confirms(&session.repo, target, record)?,
+    };
+    let previous = restore_image(&docker, &rule, record, commit)?;
     // A signal during the deploy points the reference back too.
     let _on_signal = previous.clone().map(|previous| {
         let (docker, image) = (docker.clone(), record.image.clone());
@@ -260,6 +335,21 @@ mod tests {
         assert!(err.to_string().contains("not an image deploy"), "{err}");
         let err = pick_target(&deploys, Some(("x", "c9")), "app", "master").unwrap_err();
         assert!(err.to_string().contains("first-parent history"), "{err}");
+    }
+
+    #[test]
+    fn the_label_an_image_deploy_appends_gives_the_id() {
+        let id = format!("sha256:{}", "cd".repeat(32));
+        let dockerfile = format!(
+            "FROM x\nLABEL {SOURCE_ID_LABEL}=sha256:{}\nFROM app:1\nLABEL com.dokku.docker-image-labeler/alternate-tags=[\\\"app:1\\\"]\nLABEL {SOURCE_ID_LABEL}={id}\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(labelled_id(&dockerfile), ImageId::parse(&id));
+        assert_eq!(labelled_id("FROM app:1\n"), None);
+        assert_eq!(
+            labelled_id(&format!("LABEL {SOURCE_ID_LABEL}=sha256:short\n")),
+            None
+        );
     }
 
     #[test]

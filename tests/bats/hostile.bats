@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Hostile input: invalid app names, image references built to reach a shell, build dirs
-# holding what a repo cannot or must not store, and archives built to escape, exhaust or lie.
+# holding what a repo cannot or must not store, archives built to escape, exhaust or lie,
+# commits pushed to be read back, and a host answering the client without end.
 # Every refusal is one ` !     ` line on stderr, a non-zero exit, and no change on the host.
 #
 # One sandbox host for the file: an app deployed once (so its repo, properties and lock file
@@ -385,6 +386,43 @@ mutate() {
   # A writer that dies mid-stream.
   run_split bash -c "{ head -c 700000 '$ARCHIVE'; kill -9 \$BASHPID; } | dokku image:load '$APP' '$ARCHIVE_TAG'"
   assert_refused 1 "archive is truncated after 700000 bytes"
+}
+
+# ---------------------------------------------------------------------------------------
+# What a git push can write, read back
+
+@test "image:history shows pushed authors and trailers without their control characters" {
+  local repo tree commit
+  own_app
+  repo="$DOKKU_ROOT/$OWN_APP"
+  tree="$(git --git-dir="$repo" mktree </dev/null)"
+  commit="$(GIT_AUTHOR_NAME=$'Eve\e[2J\rMallory\xe2\x80\xae' GIT_AUTHOR_EMAIL=$'eve\e]0;owned\a@x' \
+    GIT_COMMITTER_NAME=Eve GIT_COMMITTER_EMAIL=eve@x \
+    git --git-dir="$repo" commit-tree "$tree" -m $'Deploy\e[31m' \
+    -m $'Image-Source: app:1\e[2K\nImage-Id: '"$ARCHIVE_ID"$'\nImage-Command: image:from\r\e[1A')"
+  git --git-dir="$repo" update-ref refs/heads/master "$commit"
+  for format in "" "--format json"; do
+    # shellcheck disable=SC2086 # $format is no argument or two
+    run bash -c "dokku image:history '$OWN_APP' $format | LC_ALL=C grep -c \$'[\x01-\x09\x0b-\x1f\x7f]' || true"
+    assert_output 0
+    run bash -c "dokku image:history '$OWN_APP' $format | LC_ALL=C grep -c \$'\xe2\x80\xae' || true"
+    assert_output 0
+  done
+  run dokku image:history "$OWN_APP"
+  assert_success
+  assert_line --regexp '^[0-9a-f]{12}  .*  Eve\\u\{1b\}\[2J\\rMallory\\u\{202e\} <eve\\u\{1b\}\]0;owned\\u\{7\}@x>  \(git push\)  - +\*$'
+}
+
+# ---------------------------------------------------------------------------------------
+# The client
+
+@test "dokku-image push reads a bounded answer from the host" {
+  local fake="$BATS_TEST_TMPDIR/fake-ssh"
+  # A host whose image:layers answers 20 MiB without a line break, and takes any archive.
+  printf '#!/bin/sh\ncase "$*" in\n*image:layers*) head -c %d /dev/zero | tr "\\000" a ;;\n*) cat >/dev/null ;;\nesac\n' $((20 << 20)) >"$fake"
+  chmod +x "$fake"
+  run_split "$PLUGIN_AVAILABLE_PATH/image/bin/dokku-image" push --ssh "$fake" "$IMG" dokku@host "$APP"
+  assert_refused 1 "^ !     \`.*fake-ssh dokku@host 'image:layers $APP'\` printed more than 16 MiB on stdout or stderr; stopped$"
 }
 
 @test "the archive itself loads and deploys: the refusals above were about the input" {

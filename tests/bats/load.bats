@@ -331,6 +331,22 @@ deploy_with_filter() {
   assert_equal "$(app_triggers post-image-load)" ""
 }
 
+@test "a load stops before the engine gets more than its disk can take, however well the input compresses" {
+  local free before
+  free="$(stat -f -c '%a * %S' "$(docker info --format '{{.DockerRootDir}}')")"
+  # 200 MiB of zeros gzipped to about 200 KiB, and a reserve that leaves 64 MiB of free space:
+  # room for 32 MiB of archive, which the engine would hold twice.
+  "$TEST_HELPERS/hostile-archive.py" bomb "$BATS_TEST_TMPDIR/bomb.tar.gz" $((200 << 20))
+  before="$BATS_TEST_TMPDIR/engine-before"
+  engine_images >"$before"
+  run_split env DOKKU_IMAGE_DISK_RESERVE_BYTES=$((free - (64 << 20))) \
+    dokku image:load "$APP" "$(unique_name img):v1" <"$BATS_TEST_TMPDIR/bomb.tar.gz"
+  assert_failure 1
+  assert_regex "$stderr" "^ !     the engine has no room on disk for this archive: [0-9.]+ [KMGT]iB is free where it keeps images, less a reserve of [0-9.]+ [KMGT]iB \(DOKKU_IMAGE_DISK_RESERVE_BYTES\), and it holds 2 copies of what it loads while it imports, so it can take [0-9.]+ MiB of archive; nothing was loaded$"
+  assert_nothing_imported "$before"
+  assert_no_deploy
+}
+
 @test "stdin is a terminal: refused before anything else" {
   local tag
   tag="$(unique_name img):v1"

@@ -3,6 +3,7 @@
 //! exercise: layouts and what is learnt from them, hostile tar input, streams and limits.
 
 mod layouts;
+mod naming;
 mod slim;
 mod streams;
 mod tar_input;
@@ -210,6 +211,23 @@ fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
 
 type Entry = (String, u8, Option<String>, Vec<u8>);
 
+/// The entries of a complete tar but the metadata, sorted by path: what is forwarded as it
+/// came (the metadata moves to the end and is rewritten).
+fn data_entries(tar_bytes: &[u8]) -> Vec<Entry> {
+    entries(tar_bytes)
+        .into_iter()
+        .filter(|(path, ..)| !METADATA_NAMES.contains(&path.as_str()))
+        .collect()
+}
+
+/// The data of the entry `name` of a complete tar.
+fn entry_data(tar_bytes: &[u8], name: &str) -> Option<Vec<u8>> {
+    entries(tar_bytes)
+        .into_iter()
+        .find(|(path, ..)| path == name)
+        .map(|(.., data)| data)
+}
+
 /// The entries of a complete tar, sorted by path (metadata moves to the end when forwarded).
 fn entries(tar_bytes: &[u8]) -> Vec<Entry> {
     let mut archive = tar::Archive::new(tar_bytes);
@@ -236,15 +254,32 @@ fn entries(tar_bytes: &[u8]) -> Vec<Entry> {
 fn run_with(
     input: &[u8],
     limits: &Limits,
-    check: impl FnOnce(&Contents) -> Result<()>,
+    check: impl FnOnce(&Contents) -> Result<Choice>,
 ) -> (Result<Contents>, Vec<u8>) {
     let mut sink = Vec::new();
-    let result = forward(input, &mut sink, limits, check);
+    let result = forward(input, &mut sink, limits, check).map(|forwarded| forwarded.contents);
     (result, sink)
 }
 
+/// The choice of the tests that look at what is learnt, not at the name: the first image, by
+/// its first tag, or by a name of its own when it has none.
+fn first_choice(contents: &Contents) -> Result<Choice> {
+    let Some(image) = contents.images.first() else {
+        bail!("the archive holds no image");
+    };
+    let name = image
+        .tags
+        .first()
+        .and_then(|tag| Reference::parse(tag).ok())
+        .unwrap_or_else(|| reference("chosen:1"));
+    Ok(Choice {
+        image: image.clone(),
+        name,
+    })
+}
+
 fn run(input: &[u8]) -> (Result<Contents>, Vec<u8>) {
-    run_with(input, &Limits::default(), |_| Ok(()))
+    run_with(input, &Limits::default(), first_choice)
 }
 
 fn error(input: &[u8]) -> String {

@@ -8,7 +8,7 @@ fn oversize_metadata_is_refused() {
         max_metadata_entry: 100,
         ..Limits::default()
     };
-    let (result, sink) = run_with(&legacy(), &limits, |_| Ok(()));
+    let (result, sink) = run_with(&legacy(), &limits, first_choice);
     assert_eq!(
         result.unwrap_err().to_string(),
         "manifest.json is larger than the 100 B limit (DOKKU_IMAGE_MAX_METADATA_BYTES)"
@@ -30,7 +30,7 @@ fn total_size_limit() {
     };
     for compression in ALL {
         let input = compress(&legacy(), compression);
-        let (result, sink) = run_with(&input, &limits, |_| Ok(()));
+        let (result, sink) = run_with(&input, &limits, first_choice);
         assert_eq!(
             result.unwrap_err().to_string(),
             "archive exceeds the size limit of 4096 bytes (DOKKU_IMAGE_MAX_ARCHIVE_BYTES)"
@@ -43,9 +43,51 @@ fn total_size_limit() {
         max_total_bytes: padded.len() as u64,
         ..Limits::default()
     };
-    run_with(&padded, &exact, |_| Ok(())).0.unwrap();
+    run_with(&padded, &exact, first_choice).0.unwrap();
     padded.extend_from_slice(&[0; BLOCK]);
-    assert!(run_with(&padded, &exact, |_| Ok(())).0.is_err());
+    assert!(run_with(&padded, &exact, first_choice).0.is_err());
+}
+
+#[test]
+fn the_engine_never_gets_more_than_its_disk_can_take() {
+    // 64 MiB of free space less a 40 MiB reserve: room for 12 MiB of tar, which the engine
+    // holds twice while it imports.
+    let limits = Limits {
+        disk_free: Some(64 * MIB),
+        disk_reserve: 40 * MIB,
+        ..Limits::default()
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    // Repetitive: zstd makes it a few KiB, the engine would get all of it.
+    file(
+        &mut b,
+        &format!("{}/layer.tar", hex(1)),
+        &pattern(7, 20 << 20),
+    );
+    let layer = finish(b);
+    for compression in [Compression::None, Compression::Zstd] {
+        let input = compress(&layer, compression);
+        let mut sink = Vec::new();
+        let result = forward(&input[..], &mut sink, &limits, first_choice);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "the engine has no room on disk for this archive: 64 MiB is free where it keeps images, less a reserve of 40 MiB (DOKKU_IMAGE_DISK_RESERVE_BYTES), and it holds 2 copies of what it loads while it imports, so it can take 12 MiB of archive; nothing was loaded"
+        );
+        assert_nothing_committed(&sink);
+        assert!(
+            sink.len() as u64 <= 12 * MIB,
+            "{} bytes forwarded",
+            sink.len()
+        );
+    }
+    // What fits loads; a reserve larger than the free space leaves no room at all.
+    run_with(&legacy(), &limits, first_choice).0.unwrap();
+    let full = Limits {
+        disk_free: Some(MIB),
+        disk_reserve: 2 * MIB,
+        ..Limits::default()
+    };
+    assert!(run_with(&legacy(), &full, first_choice).0.is_err());
 }
 
 #[test]
@@ -59,7 +101,7 @@ fn sink_errors_are_reported() {
             Ok(())
         }
     }
-    let error = forward(&legacy()[..], Broken, &Limits::default(), |_| Ok(())).unwrap_err();
+    let error = forward(&legacy()[..], Broken, &Limits::default(), first_choice).unwrap_err();
     assert_eq!(
         format!("{error:#}"),
         "forwarding the archive to docker image load failed: broken pipe"
@@ -85,8 +127,20 @@ fn limits_from_variables() {
         Limits::from_lookup(set).unwrap(),
         Limits {
             max_metadata_entry: 1024,
-            max_total_bytes: 256 * GIB
+            ..Limits::default()
         }
+    );
+    assert_eq!(Limits::default().disk_reserve, GIB);
+    let reserve = |value: &'static str| {
+        Limits::from_lookup(move |name: &str| {
+            (name == DISK_RESERVE_ENV).then(|| OsString::from(value))
+        })
+    };
+    assert_eq!(reserve("0").unwrap().disk_reserve, 0);
+    assert_eq!(reserve("").unwrap().disk_reserve, GIB);
+    assert_eq!(
+        reserve("1G").unwrap_err().to_string(),
+        "DOKKU_IMAGE_DISK_RESERVE_BYTES must be a whole number of bytes, not \"1G\""
     );
     for bad in ["0", "-1", "16M", " 5", "1e9", "99999999999999999999999"] {
         let lookup = |name: &str| (name == ARCHIVE_ENV).then(|| OsString::from(bad));
@@ -132,7 +186,7 @@ fn concatenated_compressed_streams() {
         input.extend(compress(second, compression));
         let (result, sink) = run(&input);
         result.unwrap_or_else(|e| panic!("{compression}: {e:#}"));
-        assert_eq!(entries(&sink), entries(&original));
+        assert_eq!(data_entries(&sink), data_entries(&original));
     }
 }
 
@@ -204,7 +258,9 @@ fn streams_a_large_layer_in_constant_memory() {
         largest_write: 0,
         layer_sum: 0,
     };
-    let contents = forward(input, &mut sink, &Limits::default(), |_| Ok(())).unwrap();
+    let contents = forward(input, &mut sink, &Limits::default(), first_choice)
+        .unwrap()
+        .contents;
     assert_eq!(named(&contents.images), vec![image(41, &["big:1"])]);
     assert_eq!(sink.written, BLOCK as u64 + layer_len + tail.len() as u64);
     assert!(sink.largest_write <= CHUNK_SIZE, "{}", sink.largest_write);
@@ -237,7 +293,7 @@ fn regression_xz_stream_asking_for_too_much_memory_is_refused() {
     encoder.write_all(&[0u8; 4096]).unwrap();
     let input = encoder.finish().unwrap();
     let mut sink = Vec::new();
-    let err = forward(&input[..], &mut sink, &Limits::default(), |_| Ok(())).unwrap_err();
+    let err = forward(&input[..], &mut sink, &Limits::default(), first_choice).unwrap_err();
     assert!(
         err.to_string().contains("more than 256 MiB of memory"),
         "{err}"

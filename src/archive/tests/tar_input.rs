@@ -43,7 +43,7 @@ fn end_marker_may_be_short_or_padded() {
     let (result, sink) = run(&padded);
     result.unwrap();
     assert_eq!(sink.len() % BLOCK, 0);
-    assert_eq!(entries(&sink), entries(&original));
+    assert_eq!(data_entries(&sink), data_entries(&original));
     // A lone zero block followed by a header is not an end marker.
     let mut lone = original[..end - 2 * BLOCK].to_vec();
     lone.extend_from_slice(&[0; BLOCK]);
@@ -187,6 +187,7 @@ fn long_names_pax_and_gnu() {
     raw.extend_from_slice(h.as_bytes());
     raw.extend_from_slice(&data);
     raw.resize(raw.len() + padding(data.len() as u64) as usize, 0);
+    let layers_end = raw.len();
     let mut b = tar::Builder::new(raw);
     b.append_pax_extensions([("comment", b"global".as_slice())])
         .unwrap();
@@ -197,9 +198,14 @@ fn long_names_pax_and_gnu() {
     let original = finish(b);
     let (result, sink) = run(&original);
     assert_eq!(named(&result.unwrap().images), vec![image(8, &["long:1"])]);
-    let mut expected = original[..original.len() - END_OF_ARCHIVE.len()].to_vec();
-    expected.extend_from_slice(&END_OF_ARCHIVE);
-    assert_eq!(sink, expected, "forwarded byte for byte");
+    // Byte for byte up to the held-back manifest, which is rewritten (without the global
+    // header in front of it, which docker ignores).
+    assert!(
+        sink[..layers_end] == original[..layers_end],
+        "forwarded byte for byte"
+    );
+    assert_eq!(data_entries(&sink), data_entries(&original));
+    assert!(sink.ends_with(&END_OF_ARCHIVE));
 }
 
 // Found by fuzzing (fuzz/fuzz_targets/archive_tar.rs): a PAX or base-256 size near
