@@ -732,6 +732,12 @@ release_pauses() {
   touch "$BATS_TEST_TMPDIR/release"
 }
 
+# rearm_pauses: the pause_in plugins of the test hold the next deploy again (once nothing
+# waits in them any more).
+rearm_pauses() {
+  rm -f "$BATS_TEST_TMPDIR/release" "$BATS_TEST_TMPDIR"/paused-*
+}
+
 # start_held_deploy NAME ARGS…: `dokku image:from ARGS…` in the background (start_bg NAME),
 # held in its receive-app, where the plugin holds its lock and has its commit pending, by a
 # pause_in post-extract until release_pauses; returns once it is held there.
@@ -755,6 +761,24 @@ start_bg() {
     echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
   ) 3>&- &
   BG_PID=$!
+}
+
+# start_session NAME COMMAND…: start_bg NAME COMMAND… in a session and process group of its
+# own, with the signal actions sshd's children have (helpers/in-session.py), as a command run
+# over ssh; returns once it runs, with SESSION_ID the id of its process group.
+start_session() {
+  local name="$1" id_file="$BATS_TEST_TMPDIR/$1.session"
+  shift 1
+  rm -f "$id_file"
+  start_bg "$name" "$TEST_HELPERS/in-session.py" "$id_file" "$@"
+  wait_until 30 test -s "$id_file" || return 1
+  SESSION_ID="$(<"$id_file")"
+}
+
+# group_gone PGID: no process of process group PGID runs any more (zombies left to a PID 1
+# that does not reap them do not count).
+group_gone() {
+  ! ps -eo pgid=,stat= | awk -v group="$1" '$1 == group && $2 !~ /^Z/ { found = 1 } END { exit !found }'
 }
 
 # finish_bg NAME: waits for start_bg's command; sets $status, $output and $stderr, as
