@@ -9,7 +9,7 @@ use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
-use crate::lock::{DeployInProgress, DeployLock, DokkuLock};
+use crate::lock::{DeployLock, DokkuLock};
 use crate::output;
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
@@ -81,15 +81,6 @@ impl<'h> AppSession<'h> {
         };
         session.repair()?;
         Ok(session)
-    }
-
-    /// For commands that only read the app's record: repair what a killed deploy left behind,
-    /// unless a deploy is running right now (its pending ref is not stale then).
-    pub fn repair_if_idle(host: &Host, app: &str) -> anyhow::Result<()> {
-        match AppSession::open(host, app) {
-            Err(err) if err.downcast_ref::<DeployInProgress>().is_none() => Err(err),
-            _ => Ok(()),
-        }
     }
 
     /// A pending ref means a deploy died between its commit and its end: drop the commit and

@@ -4,7 +4,6 @@ use std::ffi::OsString;
 
 use crate::args;
 use crate::command::Command;
-use crate::deploy::AppSession;
 use crate::docker::Docker;
 use crate::host::Host;
 use crate::output;
@@ -68,7 +67,7 @@ fn values(host: &Host, app: &str) -> anyhow::Result<[String; 9]> {
 /// One app's block (no field) or one field's raw value (an index into `FIELDS`).
 fn report_app(host: &Host, app: &str, field: Option<usize>) -> anyhow::Result<()> {
     trigger::ensure_app(app)?;
-    AppSession::repair_if_idle(host, app)?;
+    // Read-only: no lock, no repair (docs/deploy.md, "Read-only commands").
     let values = values(host, app)?;
     match field {
         None => {
