@@ -92,9 +92,17 @@ sandbox_setup() {
 }
 
 # sandbox_ssh "COMMAND STRING": runs the sandbox dokku as sshd would for
-# `ssh dokku@host COMMAND STRING` (SSH_ORIGINAL_COMMAND), stdin passed through.
+# `ssh dokku@host COMMAND STRING` (SSH_ORIGINAL_COMMAND) with the key named admin, stdin
+# passed through. sandbox_ssh_as NAME "COMMAND STRING": with the key named NAME (sshcommand's
+# NAME, which Dokku passes on as SSH_NAME).
 sandbox_ssh() {
-  env SSH_ORIGINAL_COMMAND="$*" NAME=admin dokku
+  sandbox_ssh_as admin "$@"
+}
+
+sandbox_ssh_as() {
+  local name="$1"
+  shift 1
+  env SSH_ORIGINAL_COMMAND="$*" NAME="$name" dokku
 }
 
 # sandbox_teardown: destroys the hosts sandbox_setup made in the current scope, then
@@ -689,6 +697,23 @@ sandbox_plugin() {
     chmod 0755 "$path"
   done
   ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
+}
+
+# sandbox_enable NAME: enables the sandbox's test plugin NAME (tests/sandbox/plugins/: acl,
+# acl-double), which every host has in plugins/available. test_teardown disables it.
+sandbox_enable() {
+  _added_to_host "$PLUGIN_ENABLED_PATH/$1"
+  ln -s "$PLUGIN_AVAILABLE_PATH/$1" "$PLUGIN_ENABLED_PATH/$1"
+}
+
+# sandbox_dokkurc NAME LINE…: $DOKKU_ROOT/.dokkurc/NAME holds the LINEs (`export VAR=…`),
+# which the sandbox dokku sources, as Dokku does. test_teardown removes it.
+sandbox_dokkurc() {
+  local file="$DOKKU_ROOT/.dokkurc/$1"
+  shift 1
+  _added_to_host "$file"
+  mkdir -p "${file%/*}"
+  printf '%s\n' "$@" >"$file"
 }
 
 # sandbox_core_subcommand PLUGIN NAME SCRIPT: an executable subcommands/NAME in the enabled
