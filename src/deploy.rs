@@ -188,7 +188,7 @@ impl<'h> AppSession<'h> {
         // Whether it failed on its own or because a signal stopped `receive-app`, the outcome
         // is settled under the hold: a signal waits, then finds the step undone or final.
         let held = cancel::hold();
-        if let Err(err) = released.and_then(|()| self.record(&rev, head.as_deref())) {
+        if let Err(err) = released.and_then(|()| self.record(&held, &rev, head.as_deref())) {
             on_signal.undo(&held);
             return Err(err);
         }
@@ -241,9 +241,14 @@ impl<'h> AppSession<'h> {
         })
     }
 
-    /// Records the released REV (call it under the hold): moves the branch to it with a
+    /// Records the released REV, under the hold: moves the branch to it with a
     /// compare-and-swap, points HEAD at the branch and drops the pending ref.
-    fn record(&self, rev: &str, head: Option<&str>) -> anyhow::Result<()> {
+    fn record(
+        &self,
+        _held: &cancel::Critical,
+        rev: &str,
+        head: Option<&str>,
+    ) -> anyhow::Result<()> {
         if head != Some(rev) {
             let branch_ref = format!("refs/heads/{}", self.branch);
             self.repo

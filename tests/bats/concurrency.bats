@@ -19,6 +19,8 @@ setup() {
 }
 
 teardown() {
+  # a read of the FIFO gets its end, and no read waits on it again
+  [[ -z "${FIFO:-}" ]] || rm -f "$FIFO"
   [[ -z "${HOLDER_PID:-}" ]] || kill "$HOLDER_PID" 2>/dev/null || true
   wait_all
   test_teardown
@@ -227,7 +229,7 @@ has_open() {
 }
 
 @test "read-only commands take no lock: Dokku's lock file stays as it is, a ps:rebuild beside them works" {
-  local app tag lock state command property
+  local app tag lock state command
   app="$(unique_name readonly)"
   new_app "$app"
   tag="$(unique_name img):v1"
@@ -258,21 +260,21 @@ has_open() {
   # Dokku's property reader skips, and which the holder below keeps open, so the plugin's
   # read waits for data), with whatever lock it took by then: Dokku's own deploy of the app
   # beside it works.
-  property="$DOKKU_LIB_ROOT/config/git/$app/deploy-branch"
-  mkdir -p "${property%/*}"
-  mkfifo "$property"
-  { exec sleep 600; } 9<>"$property" 3>&- &
+  FIFO="$DOKKU_LIB_ROOT/config/git/$app/deploy-branch"
+  mkdir -p "${FIFO%/*}"
+  mkfifo "$FIFO"
+  { exec sleep 600; } 9<>"$FIFO" 3>&- &
   HOLDER_PID=$!
   start_bg report dokku image:report "$app"
-  wait_until 30 has_open image-report "$property"
+  wait_until 30 has_open image-report "$FIFO"
   run dokku ps:rebuild "$app"
   assert_success
   assert_line "-----> Building $app from Dockerfile"
   # the read gets "master" and its end; later reads find no property: master too
-  printf master >"$property"
-  rm "$property"
+  printf master >"$FIFO"
+  rm "$FIFO"
   kill "$HOLDER_PID"
   finish_bg report
   assert_equal "$status" 0
-  assert_line --partial "Image source image:"
+  assert_output --partial "Image source image:            $tag"
 }

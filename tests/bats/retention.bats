@@ -99,8 +99,9 @@ on_host() {
   docker image tag "$foreign" "$(unique_name mine):kept"
   track_image "$foreign"
   docker container create --name "$(unique_name holder)" --label "dokku-sandbox.id=$SANDBOX_ID" "$used" >/dev/null
-  # a deploy of another app, under way: its receive-app will build FROM the image
-  start_held_deploy held "$waiting" "$pending"
+  # a deploy of another app, under way: its receive-app will build FROM the image (held
+  # there; the deploys of APP go through)
+  PAUSE_FIRST="[[ \$1 == $waiting ]] || exit 0" start_held_deploy held "$waiting" "$pending"
   run dokku image:set "$APP" keep-images 1
   assert_success
   tag="$(load_new)"
