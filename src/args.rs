@@ -1,16 +1,23 @@
 //! Argument parsing shared by the subcommands: flags anywhere, `--flag VALUE` and
 //! `--flag=VALUE`, Dokku's global flags that may arrive after the command, and the app taken
-//! from `DOKKU_APP_NAME` (`dokku --app APP image:from IMAGE`).
+//! from `DOKKU_APP_NAME` (`dokku --app APP image:from IMAGE`), which Dokku also puts first in
+//! the argv of a core plugin's command (the `git:*-image` fallbacks).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::command::Command;
+use crate::command::{Command, Kind};
 
 /// A subcommand's parsed arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {
     pub app: Option<String>,
+    /// The app came from `--app` or `DOKKU_APP_NAME`, not from the first word after the
+    /// command: the access check Dokku made before running the command did not see it.
+    pub app_apart: bool,
+    /// The words after the command as typed, but `--app X` and an app Dokku put first: after
+    /// the command and the app, the rest of the command line the plugin acts on.
+    pub words: Vec<String>,
     pub positionals: Vec<String>,
     pub build_dir: Option<PathBuf>,
     pub pull: bool,
@@ -44,6 +51,13 @@ pub fn parse(
     if argv.first().is_some_and(|a| a == command.name) {
         argv.remove(0);
     }
+    let env_app = env_app.filter(|a| !a.is_empty());
+    // Dokku inserts DOKKU_APP_NAME as the first argument of a core plugin's command.
+    let inserted = match command.kind {
+        Kind::Fallback { .. } if env_app.is_some() && !argv.is_empty() => Some(argv.remove(0)),
+        _ => None,
+    };
+    let words = without_app_flag(&argv);
     let flags = &command.flags;
     let mut args = pico_args::Arguments::from_vec(argv);
     let usage = |message: String| command.usage_error(message);
@@ -97,10 +111,15 @@ pub fn parse(
     if parsed.global && argv_app.is_some() {
         return Err(usage("give --global or --app, not both".to_string()));
     }
-    parsed.app = argv_app.or(env_app.filter(|a| !a.is_empty()));
-    if parsed.global {
-        parsed.app = None;
-    }
+    let inserted = inserted
+        .map(|app| {
+            app.into_string()
+                .map_err(|app| usage(format!("app {app:?} is not valid UTF-8")))
+        })
+        .transpose()?;
+    parsed.app = inserted.or(argv_app).or(env_app).filter(|_| !parsed.global);
+    parsed.app_apart = parsed.app.is_some();
+    parsed.words = words;
     if flags.takes_app && !parsed.global && parsed.app.is_none() && !positionals.is_empty() {
         parsed.app = Some(positionals.remove(0));
     }
@@ -112,6 +131,23 @@ pub fn parse(
     }
     parsed.positionals = positionals;
     Ok(parsed)
+}
+
+/// The arguments but `--app X` and `--app=X` (before a `--`), as text.
+fn without_app_flag(argv: &[OsString]) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut arguments = argv.iter();
+    let mut flags_end = false;
+    while let Some(argument) = arguments.next() {
+        let text = argument.to_string_lossy();
+        if !flags_end && text == "--app" {
+            arguments.next();
+        } else if flags_end || !text.starts_with("--app=") {
+            flags_end |= text == "--";
+            words.push(text.into_owned());
+        }
+    }
+    words
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE`. An empty value, or one that starts with `-`,
@@ -137,7 +173,7 @@ fn flag_value(
 mod tests {
     use super::*;
 
-    use crate::command::{Flags, Kind};
+    use crate::command::Flags;
 
     const DEPLOY: Command = Command {
         name: "image:from",
@@ -243,6 +279,52 @@ mod tests {
         let p = run(&["app", "img", "--build-dir=./--force"], None).unwrap();
         assert_eq!(p.build_dir, Some(PathBuf::from("./--force")));
         assert!(!p.force);
+    }
+
+    #[test]
+    fn an_app_from_the_flag_or_the_environment_is_apart_from_the_words() {
+        let p = run(&["image:from", "mine", "--app", "victim"], None).unwrap();
+        assert_eq!(p.app.as_deref(), Some("victim"));
+        assert!(p.app_apart);
+        assert_eq!(p.positionals, ["mine"]);
+        assert_eq!(p.words, ["mine"]);
+        let p = run(&["image:from", "--app=victim", "--pull", "mine"], None).unwrap();
+        assert!(p.app_apart);
+        assert_eq!(p.words, ["--pull", "mine"]);
+        let p = run(&["image:from", "mine"], Some("victim")).unwrap();
+        assert_eq!((p.app.as_deref(), p.app_apart), (Some("victim"), true));
+        let p = run(&["image:from", "mine", "img", "--build-dir", "d"], None).unwrap();
+        assert_eq!((p.app.as_deref(), p.app_apart), (Some("mine"), false));
+        assert_eq!(p.words, ["mine", "img", "--build-dir", "d"]);
+    }
+
+    #[test]
+    fn a_fallback_takes_the_app_dokku_puts_first() {
+        let fallback = Command {
+            name: "git:from-image",
+            kind: Kind::Fallback { core: "from-image" },
+            ..DEPLOY
+        };
+        let parse_fallback = |args: &[&str], env: Option<&str>| {
+            parse(
+                args.iter().map(OsString::from).collect(),
+                &fallback,
+                env.map(str::to_string),
+            )
+        };
+        // `dokku git:from-image mine --app victim` on a Dokku whose git plugin lacks it
+        let p = parse_fallback(
+            &["git:from-image", "victim", "mine", "--app", "victim"],
+            Some("victim"),
+        )
+        .unwrap();
+        assert_eq!(p.app.as_deref(), Some("victim"));
+        assert!(p.app_apart);
+        assert_eq!(p.positionals, ["mine"]);
+        assert_eq!(p.words, ["mine"]);
+        let p = parse_fallback(&["git:from-image", "mine", "img"], None).unwrap();
+        assert_eq!((p.app.as_deref(), p.app_apart), (Some("mine"), false));
+        assert_eq!(p.positionals, ["img"]);
     }
 
     #[test]

@@ -97,9 +97,16 @@ fn build_id() -> anyhow::Result<String> {
 
 /// Runs this same command again as a child whose output goes to ours and to the log; returns
 /// its exit status (128 + N when a signal killed it). Signals that reach this process are
-/// passed on to the child, which undoes its deploy; this process waits for it.
+/// passed on to the child, which undoes its deploy; this process waits for it, so the record
+/// is finalized with what happened.
 fn run_captured(id: &str, source: &str, log_path: &PathBuf, log: File) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("cannot find the plugin's own binary")?;
+    // Handled from before the child starts, so that no signal ends this process unrecorded;
+    // one that came first ends the deploy before it begins.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+    if let Some(signal) = signals.pending().next() {
+        return Ok(128 + signal);
+    }
     let mut child = Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(REDIRECTED, "true")
@@ -112,7 +119,6 @@ fn run_captured(id: &str, source: &str, log_path: &PathBuf, log: File) -> anyhow
         .spawn()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     let child_pid = child.id();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
     let forwarder = signals.handle();
     std::thread::spawn(move || {
         for signal in signals.forever() {

@@ -5,8 +5,19 @@
 //! so nothing is imported; `receive-app` and what it started), runs the undo steps newest
 //! first, says what happened in one line and exits with 128 + the signal's number.
 //!
-//! A step that must not be cut in two (moving the branch once `receive-app` succeeded, and
-//! dropping the undo steps it made pointless) runs under [`hold`]: the signal waits for it.
+//! What keeps an undo step from being lost, whichever thread gets there first (a signal to the
+//! whole process group kills the children the main thread waits for, so the main thread's
+//! failure path and the signal's thread race):
+//! - A step that changes something, and the registration of its undo, run under [`hold`]
+//!   after [`Critical::proceed`]: once a signal is requested nothing more changes, and the
+//!   signal's thread, which takes the same lock, never sees a step without its undo.
+//! - Once a signal is requested, dropping an [`Undo`] leaves the step to the signal's thread.
+//!   The main thread's failure path undoes a step with [`Undo::undo`] under the hold; a step
+//!   made final is forgotten with [`Undo::forget`] under the hold that made it final.
+//! - Children started under a hold run in a process group of their own
+//!   ([`process::shield`]), so a signal to the deploy's group cannot cut such a step, or an
+//!   undo, in two.
+//! - Once the deploy is [`done`] (its branch moved), a signal undoes nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,12 +28,13 @@ use rustix::process::{Pid, Signal};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::output;
+use crate::process::{self, Shield};
 
 type Action = Box<dyn FnOnce() + Send>;
 
 /// The undo steps registered and not yet dropped, by token.
 static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
-/// Held by the deploy's uncuttable steps, and by the signal thread while it undoes.
+/// Held by the deploy's steps that change something, and by the signal thread while it undoes.
 static CRITICAL: Mutex<()> = Mutex::new(());
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static DONE: AtomicBool = AtomicBool::new(false);
@@ -31,14 +43,38 @@ static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 /// What the one line says, once installed: `the deploy of IMAGE to APP`.
 static WHAT: OnceLock<Mutex<String>> = OnceLock::new();
 
-/// A registered undo step; dropped, it is forgotten (the step completed, or the deploy's own
-/// failure path undid it).
+/// A registered undo step. Dropped, it is forgotten, unless a signal is being handled: then
+/// the signal's thread runs it.
 #[must_use = "the undo step is forgotten when this is dropped"]
 pub struct Undo(u64);
 
+impl Undo {
+    /// Takes the step's action out of the registry, if it is still there.
+    fn take(&self) -> Option<Action> {
+        let mut actions = lock(&ACTIONS);
+        let index = actions.iter().position(|(token, _)| *token == self.0)?;
+        Some(actions.remove(index).1)
+    }
+
+    /// The step is final (the deploy it belongs to succeeded): forget how to undo it.
+    pub fn forget(self, _held: &Critical) {
+        drop(self.take());
+    }
+
+    /// The command failed: undo the step now, under the hold, so that a signal arriving
+    /// meanwhile waits and then finds it done.
+    pub fn undo(self, _held: &Critical) {
+        if let Some(action) = self.take() {
+            action();
+        }
+    }
+}
+
 impl Drop for Undo {
     fn drop(&mut self) {
-        lock(&ACTIONS).retain(|(token, _)| *token != self.0);
+        if !requested() {
+            drop(self.take());
+        }
     }
 }
 
@@ -48,16 +84,36 @@ fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Registers how to undo a step, should a signal end the deploy while the returned token lives.
+/// Registers how to undo a step, should a signal end the deploy while the returned token
+/// lives. Register it under the same [`hold`] as the step it undoes.
 pub fn on_cancel(action: impl FnOnce() + Send + 'static) -> Undo {
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
     lock(&ACTIONS).push((token, Box::new(action)));
     Undo(token)
 }
 
-/// Keeps a signal from being handled until the guard is dropped.
-pub fn hold() -> MutexGuard<'static, ()> {
-    lock(&CRITICAL)
+/// A step that must not be cut in two: a signal waits until it is dropped, and the children
+/// it starts are shielded from signals to the deploy's process group.
+pub struct Critical {
+    _guard: MutexGuard<'static, ()>,
+    _shield: Shield,
+}
+
+impl Critical {
+    /// Fails once a signal is being handled: the command changes nothing more (its error is
+    /// never shown; the signal's thread undoes what was registered and says what happened).
+    pub fn proceed(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!requested(), "stopped by a signal");
+        Ok(())
+    }
+}
+
+/// Keeps a signal from being handled until the returned guard is dropped.
+pub fn hold() -> Critical {
+    Critical {
+        _guard: lock(&CRITICAL),
+        _shield: process::shield(),
+    }
 }
 
 /// Names what a signal would end, for its one line: `the deploy of IMAGE to APP`.
@@ -92,7 +148,7 @@ pub fn install() -> anyhow::Result<()> {
 }
 
 /// Whether a signal is ending the command: then its thread says what happened and exits, and
-/// the main thread must neither report nor undo anything of its own.
+/// the main thread must neither report nor change anything more.
 pub fn requested() -> bool {
     REQUESTED
         .get()
@@ -120,13 +176,16 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 fn cancel(signal: i32) -> ! {
-    let _critical = lock(&CRITICAL);
+    let _critical = hold();
     stop_children();
+    let done = DONE.load(Ordering::SeqCst);
     let actions = std::mem::take(&mut *lock(&ACTIONS));
-    for (_, action) in actions.into_iter().rev() {
-        action();
+    if !done {
+        for (_, action) in actions.into_iter().rev() {
+            action();
+        }
     }
-    output::warn(message(&lock_what(), signal, DONE.load(Ordering::SeqCst)));
+    output::warn(message(&lock_what(), signal, done));
     std::process::exit(128 + signal);
 }
 
@@ -141,7 +200,8 @@ fn message(what: &str, signal: i32, done: bool) -> String {
     }
 }
 
-/// Marks the deploy as done: a signal from now on changes nothing and says so.
+/// Marks the deploy as done (call it under the hold that made it so): a signal from now on
+/// undoes nothing and says so.
 pub fn done() {
     DONE.store(true, Ordering::SeqCst);
 }
@@ -218,17 +278,58 @@ fn stop_children() {
 mod tests {
     use super::*;
 
+    /// The tests that use the registry and the signal flag, one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn registered(undo: &Undo) -> bool {
+        lock(&ACTIONS).iter().any(|(token, _)| *token == undo.0)
+    }
+
+    fn set_requested(value: bool) {
+        REQUESTED
+            .get_or_init(|| Arc::new(AtomicBool::new(false)))
+            .store(value, Ordering::SeqCst);
+    }
+
     #[test]
-    fn a_dropped_undo_step_is_forgotten() {
-        let count = || lock(&ACTIONS).len();
-        let before = count();
-        let first = on_cancel(|| {});
+    fn without_a_signal_a_dropped_step_is_forgotten_and_undo_runs_it_once() {
+        let _serial = lock(&SERIAL);
+        let ran = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&ran);
+        let first = on_cancel(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
         let second = on_cancel(|| {});
-        assert_eq!(count(), before + 2);
-        drop(first);
-        assert_eq!(count(), before + 1);
+        assert!(registered(&first) && registered(&second));
+        let held = hold();
+        held.proceed().unwrap();
+        first.undo(&held);
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        drop(held);
+        let token = second.0;
         drop(second);
-        assert_eq!(count(), before);
+        assert!(!lock(&ACTIONS).iter().any(|(t, _)| *t == token));
+        let third = on_cancel(|| panic!("a forgotten step never runs"));
+        let token = third.0;
+        third.forget(&hold());
+        assert!(!lock(&ACTIONS).iter().any(|(t, _)| *t == token));
+    }
+
+    #[test]
+    fn once_a_signal_is_requested_nothing_changes_and_no_step_is_dropped() {
+        let _serial = lock(&SERIAL);
+        let step = on_cancel(|| {});
+        let token = step.0;
+        set_requested(true);
+        let refused = hold().proceed();
+        // The main thread's failure path returns, dropping what it holds: the step stays
+        // for the signal's thread.
+        drop(step);
+        let kept = lock(&ACTIONS).iter().any(|(t, _)| *t == token);
+        set_requested(false);
+        lock(&ACTIONS).retain(|(t, _)| *t != token);
+        assert!(refused.is_err());
+        assert!(kept, "a step dropped once a signal was requested was lost");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::command::{Command, Flags, Kind};
 use crate::output::{self, EXIT_NOT_IMPLEMENTED};
-use crate::{cancel, lifecycle, subcommands};
+use crate::{access, cancel, lifecycle, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -206,9 +206,15 @@ pub fn find(name: &str) -> Option<&'static Command> {
 pub fn main(name: &str) -> ! {
     let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let result = (command.run)(command, argv);
+    let result = run(command, argv);
     cancel::settle();
     output::exit_on_error(result)
+}
+
+/// Runs a command, once the access check has seen the app it acts on.
+fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+    access::check(command, &argv)?;
+    (command.run)(command, argv)
 }
 
 /// The `commands` entry: `dokku help` lines, `image:help`, and core's
@@ -225,7 +231,7 @@ fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         Kind::Trigger | Kind::Entry => false,
     });
     match ours {
-        Some(command) => (command.run)(command, argv),
+        Some(command) => run(command, argv),
         None => std::process::exit(EXIT_NOT_IMPLEMENTED),
     }
 }

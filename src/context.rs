@@ -49,8 +49,10 @@ pub struct BuildContext {
 
 impl BuildContext {
     /// Reads `--build-dir` (checked before any side effect): every file but a `.git` folder;
-    /// symlinks as symlinks, never followed; `.gitignore` has no say.
-    pub fn from_build_dir(dir: &Path) -> anyhow::Result<BuildContext> {
+    /// symlinks as symlinks, never followed; `.gitignore` has no say. A folder that resolves
+    /// (symlinks followed) inside one of the `private` folders, or holds one, is refused: it
+    /// would copy other apps' or the host's private files into the deploy.
+    pub fn from_build_dir(dir: &Path, private: &[PathBuf]) -> anyhow::Result<BuildContext> {
         anyhow::ensure!(
             !dir.as_os_str().as_bytes().contains(&b'\n'),
             "--build-dir {dir:?} holds a newline"
@@ -61,10 +63,14 @@ impl BuildContext {
             "--build-dir {} is not a directory",
             dir.display()
         );
-        fs::read_dir(dir)
+        // What is checked is what is read: the resolved path, not DIR again.
+        let real =
+            fs::canonicalize(dir).with_context(|| format!("--build-dir {}", dir.display()))?;
+        refuse_private(dir, &real, private)?;
+        fs::read_dir(&real)
             .with_context(|| format!("--build-dir {} cannot be read", dir.display()))?;
         let mut context = BuildContext::default();
-        walk(dir, "", &mut context.entries)?;
+        walk(&real, "", &mut context.entries)?;
         context.entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(context)
     }
@@ -95,6 +101,27 @@ impl BuildContext {
         self.entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self)
     }
+}
+
+/// Fails when the resolved build dir `real` lies inside a private folder, or holds one.
+fn refuse_private(dir: &Path, real: &Path, private: &[PathBuf]) -> anyhow::Result<()> {
+    for root in private {
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+        let relation = if real.starts_with(&root) {
+            "inside"
+        } else if root.starts_with(real) {
+            "which holds"
+        } else {
+            continue;
+        };
+        anyhow::bail!(
+            "--build-dir {} is refused: it resolves to {}, {relation} {}, where the host keeps its apps' and its own private files",
+            dir.display(),
+            real.display(),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// The lines appended to the Dockerfile. The alternate-tags value is escaped as Dokku writes
@@ -198,7 +225,7 @@ mod tests {
         fs::write(root.join(".git/HEAD"), "ref").unwrap();
         fs::write(root.join(".gitignore"), ".env\n").unwrap();
 
-        let context = BuildContext::from_build_dir(root)
+        let context = BuildContext::from_build_dir(root, &[])
             .unwrap()
             .with_image("app:1", "sha256:1")
             .unwrap();
@@ -226,12 +253,38 @@ mod tests {
     }
 
     #[test]
+    fn a_build_dir_in_or_around_a_private_folder_is_refused_whatever_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("home/dokku");
+        fs::create_dir_all(private.join("victim/refs")).unwrap();
+        fs::create_dir_all(dir.path().join("mine")).unwrap();
+        symlink(private.join("victim"), dir.path().join("mine/link")).unwrap();
+        let roots = [private.clone()];
+        for (given, relation) in [
+            (private.join("victim"), "inside"),
+            (dir.path().join("mine/link"), "inside"),
+            (dir.path().join("mine/../home/dokku/victim/refs"), "inside"),
+            (dir.path().join("home"), "which holds"),
+        ] {
+            let err = BuildContext::from_build_dir(&given, &roots)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("--build-dir {} is refused: ", given.display()))
+                    && err.contains(&format!(", {relation} {}, ", private.display())),
+                "{err}"
+            );
+        }
+        assert!(BuildContext::from_build_dir(&dir.path().join("mine"), &roots).is_ok());
+    }
+
+    #[test]
     fn build_dir_that_is_a_file_or_missing_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
-        let err = BuildContext::from_build_dir(&file).unwrap_err();
+        let err = BuildContext::from_build_dir(&file, &[]).unwrap_err();
         assert!(err.to_string().contains("is not a directory"), "{err}");
-        assert!(BuildContext::from_build_dir(&dir.path().join("missing")).is_err());
+        assert!(BuildContext::from_build_dir(&dir.path().join("missing"), &[]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
-use crate::lock::{DeployInProgress, DeployLock, DokkuLock};
+use crate::lock::{DeployLock, DokkuLock};
 use crate::output;
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
@@ -81,15 +81,6 @@ impl<'h> AppSession<'h> {
         };
         session.repair()?;
         Ok(session)
-    }
-
-    /// For commands that only read the app's record: repair what a killed deploy left behind,
-    /// unless a deploy is running right now (its pending ref is not stale then).
-    pub fn repair_if_idle(host: &Host, app: &str) -> anyhow::Result<()> {
-        match AppSession::open(host, app) {
-            Err(err) if err.downcast_ref::<DeployInProgress>().is_none() => Err(err),
-            _ => Ok(()),
-        }
     }
 
     /// A pending ref means a deploy died between its commit and its end: drop the commit and
@@ -178,7 +169,12 @@ impl<'h> AppSession<'h> {
         };
 
         let previous_source = self.host.property("git", app, "source-image")?;
-        let mut on_signal = {
+        let on_signal = {
+            let held = cancel::hold();
+            held.proceed()?;
+            self.repo
+                .update_ref(PENDING_REF, &rev, None)
+                .context("cannot record the pending deploy")?;
             let (host, repo, app, rev) = (
                 self.host.clone(),
                 self.repo.clone(),
@@ -186,22 +182,19 @@ impl<'h> AppSession<'h> {
                 rev.clone(),
             );
             let previous = previous_source.clone();
-            Some(cancel::on_cancel(move || {
-                undo(&host, &repo, &app, &rev, previous.as_deref())
-            }))
+            cancel::on_cancel(move || undo(&host, &repo, &app, &rev, previous.as_deref()))
         };
-        self.repo
-            .update_ref(PENDING_REF, &rev, None)
-            .context("cannot record the pending deploy")?;
-        if let Err(err) = self.release(&request, &rev, head.as_deref(), &mut on_signal) {
-            // When a signal stopped the deploy, its thread runs `on_signal` instead.
-            let _hold = cancel::hold();
-            if !cancel::requested() {
-                drop(on_signal);
-                undo(self.host, &self.repo, app, &rev, previous_source.as_deref());
-            }
+        let released = self.release(&request, &rev);
+        // Whether it failed on its own or because a signal stopped `receive-app`, the outcome
+        // is settled under the hold: a signal waits, then finds the step undone or final.
+        let held = cancel::hold();
+        if let Err(err) = released.and_then(|()| self.record(&held, &rev, head.as_deref())) {
+            on_signal.undo(&held);
             return Err(err);
         }
+        on_signal.forget(&held);
+        cancel::done();
+        drop(held);
 
         trigger::fire("deploy-source-set", &[app, "docker-image", &request.image]).with_context(
             || {
@@ -230,37 +223,45 @@ impl<'h> AppSession<'h> {
         Ok(Outcome::Deployed { commit: rev })
     }
 
-    /// Writes `source-image`, builds and releases REV, then moves the branch to it and drops
-    /// the pending ref, a signal waiting meanwhile; `on_signal` is then dropped, pointless.
-    fn release(
-        &self,
-        request: &DeployRequest,
-        rev: &str,
-        head: Option<&str>,
-        on_signal: &mut Option<cancel::Undo>,
-    ) -> anyhow::Result<()> {
+    /// Writes `source-image`, then has Dokku build and release REV.
+    fn release(&self, request: &DeployRequest, rev: &str) -> anyhow::Result<()> {
         let app = self.app.as_str();
-        self.host
-            .set_property("git", app, "source-image", &request.image)?;
+        {
+            let held = cancel::hold();
+            held.proceed()?;
+            self.host
+                .set_property("git", app, "source-image", &request.image)?;
+        }
         self.dokku_lock.borrow_mut().release();
         trigger::fire_or("receive-app", &[app, rev], |code| {
             anyhow::anyhow!(
                 "the deploy of {} to {app} failed (receive-app exited with status {code}); the app repo and source-image are left as they were",
                 request.image
             )
-        })?;
-        let _hold = cancel::hold();
+        })
+    }
+
+    /// Records the released REV, under the hold: moves the branch to it with a
+    /// compare-and-swap, points HEAD at the branch and drops the pending ref.
+    fn record(
+        &self,
+        _held: &cancel::Critical,
+        rev: &str,
+        head: Option<&str>,
+    ) -> anyhow::Result<()> {
         if head != Some(rev) {
             let branch_ref = format!("refs/heads/{}", self.branch);
-            self.repo.update_ref(&branch_ref, rev, head).with_context(|| {
-                format!("the {} branch of {app} moved during the deploy; the deploy is not recorded", self.branch)
-            })?;
+            self.repo
+                .update_ref(&branch_ref, rev, head)
+                .with_context(|| {
+                    format!(
+                        "the {} branch of {} moved during the deploy; the deploy is not recorded",
+                        self.branch, self.app
+                    )
+                })?;
         }
         self.repo.point_head_at(&self.branch)?;
-        self.repo.delete_ref(PENDING_REF, Some(rev))?;
-        on_signal.take();
-        cancel::done();
-        Ok(())
+        self.repo.delete_ref(PENDING_REF, Some(rev))
     }
 }
 

@@ -23,6 +23,8 @@ pub fn is_valid_app_name(app: &str) -> bool {
 pub struct Host {
     pub dokku_root: PathBuf,
     pub lib_root: PathBuf,
+    /// `PLUGIN_ENABLED_PATH`: a link per enabled plugin.
+    pub enabled_plugins: PathBuf,
     pub docker_bin: String,
     pub system_user: String,
 }
@@ -35,9 +37,13 @@ impl Host {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| default.to_string())
         };
+        let lib_root = PathBuf::from(var("DOKKU_LIB_ROOT", "/var/lib/dokku"));
         Host {
             dokku_root: PathBuf::from(var("DOKKU_ROOT", "/home/dokku")),
-            lib_root: PathBuf::from(var("DOKKU_LIB_ROOT", "/var/lib/dokku")),
+            enabled_plugins: std::env::var_os("PLUGIN_ENABLED_PATH")
+                .filter(|path| !path.is_empty())
+                .map_or_else(|| lib_root.join("plugins/enabled"), PathBuf::from),
+            lib_root,
             docker_bin: var("DOCKER_BIN", "docker"),
             system_user: var("DOKKU_SYSTEM_USER", "dokku"),
         }
@@ -49,6 +55,7 @@ impl Host {
         Host {
             dokku_root: dir.join("home"),
             lib_root: dir.join("lib"),
+            enabled_plugins: dir.join("lib/plugins/enabled"),
             docker_bin: "docker".into(),
             system_user: "no-such-user-here".into(),
         }
@@ -172,6 +179,20 @@ impl Host {
             let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
         }
     }
+
+    /// The folders that hold other apps' or the host's private files: `DOKKU_ROOT` (every
+    /// app's repo), `DOKKU_LIB_ROOT` (every app's settings, registry credentials and data)
+    /// and the dokku user's home (its docker credentials, ssh keys), from /etc/passwd.
+    pub fn private_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.dokku_root.clone(), self.lib_root.clone()];
+        // A home of `/` (a system user's placeholder) would refuse every folder.
+        roots.extend(
+            passwd_entry(&self.system_user)
+                .map(|fields| PathBuf::from(&fields[5]))
+                .filter(|home| home.is_absolute() && home.parent().is_some()),
+        );
+        roots
+    }
 }
 
 /// Creates a directory tree with Dokku's 0755 mode.
@@ -196,18 +217,20 @@ pub fn remove_if_present(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The fields of a user's line of /etc/passwd (read as a file: the binaries may be static,
+/// without the C library's name service), when the user exists.
+fn passwd_entry(user: &str) -> Option<Vec<String>> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd
+        .lines()
+        .map(|line| line.split(':').map(str::to_string).collect::<Vec<_>>())
+        .find(|fields| fields.len() >= 7 && fields[0] == user)
+}
+
 /// The uid and gid of a user from /etc/passwd, when the user exists.
 pub fn system_user_ids(user: &str) -> Option<(u32, u32)> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != user {
-            return None;
-        }
-        let uid = fields.nth(1)?.parse().ok()?;
-        let gid = fields.next()?.parse().ok()?;
-        Some((uid, gid))
-    })
+    let fields = passwd_entry(user)?;
+    Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
 }
 
 #[cfg(test)]
@@ -224,6 +247,25 @@ mod tests {
         ] {
             assert!(!is_valid_app_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn private_roots_are_the_two_roots_and_the_system_users_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = Host::under(dir.path());
+        assert_eq!(
+            host.private_roots(),
+            [dir.path().join("home"), dir.path().join("lib")]
+        );
+        // root's line of /etc/passwd stands for the dokku user's
+        host.system_user = "root".into();
+        let home = PathBuf::from(&passwd_entry("root").unwrap()[5]);
+        // a home of `/` is left out
+        assert_eq!(
+            host.private_roots().contains(&home),
+            home.parent().is_some()
+        );
+        assert_eq!(system_user_ids("root"), Some((0, 0)));
     }
 
     #[test]

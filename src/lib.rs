@@ -1,6 +1,7 @@
 //! The `image` Dokku plugin: deploy apps from Docker images, recorded in the app's git repo.
 //! `docs/architecture.md` maps the modules.
 
+pub mod access;
 pub mod archive;
 pub mod args;
 pub mod builds;

@@ -5,10 +5,33 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::output;
+
+/// How many [`Shield`]s live.
+static SHIELDS: AtomicUsize = AtomicUsize::new(0);
+
+/// While one lives, every child starts in a process group of its own, so that a signal to the
+/// plugin's process group (a hang-up, `builds:cancel`) does not kill it half-way: the steps
+/// that must not be cut in two, and their undo, run under one (`cancel::hold`).
+#[must_use = "children are shielded only while this lives"]
+pub struct Shield(());
+
+/// Shields the children started from now until the returned value is dropped.
+pub fn shield() -> Shield {
+    SHIELDS.fetch_add(1, Ordering::SeqCst);
+    Shield(())
+}
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        SHIELDS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A command not yet run.
 #[derive(Debug, Clone)]
@@ -148,6 +171,12 @@ impl Cmd {
         }
         if let Some(bytes) = &self.stdin {
             expr = expr.stdin_bytes(bytes.clone());
+        }
+        if SHIELDS.load(Ordering::SeqCst) > 0 {
+            expr = expr.before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            });
         }
         expr
     }
@@ -450,6 +479,19 @@ mod tests {
         let output = running.wait().unwrap();
         assert!(output.status.success());
         assert_eq!(output.stderr, b"to-stderr\n");
+    }
+
+    #[test]
+    fn a_shielded_child_leads_a_process_group_of_its_own() {
+        let shield = shield();
+        let ids = Cmd::new("sh")
+            .args(["-c", "echo $$ $(ps -o pgid= -p $$)"])
+            .read()
+            .unwrap();
+        drop(shield);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(ids[0], ids[1], "pid and process group differ: {ids:?}");
     }
 
     #[test]

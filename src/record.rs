@@ -6,7 +6,7 @@
 use crate::digest::ImageId;
 use crate::host::Host;
 use crate::reference::Reference;
-use crate::repo::{AppRepo, CommitInfo};
+use crate::repo::{AppRepo, CommitInfo, PENDING_REF};
 
 const SOURCE: &str = "Image-Source";
 const ID: &str = "Image-Id";
@@ -84,6 +84,14 @@ pub fn app_deploys(host: &Host, app: &str) -> anyhow::Result<Vec<Deploy>> {
     match AppRepo::open(host, app) {
         Some(repo) => deploys(&repo, &host.deploy_branch(app)?),
         None => Ok(Vec::new()),
+    }
+}
+
+/// The record of the app's deploy under way, or killed before it ended (its pending commit).
+pub fn pending(repo: &AppRepo) -> anyhow::Result<Option<DeployRecord>> {
+    match repo.resolve(PENDING_REF)? {
+        Some(commit) => Ok(DeployRecord::parse(&repo.commit_info(&commit)?.message)),
+        None => Ok(None),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::command::Command;
 use crate::context::BuildContext;
 use crate::deploy::{Content, DeployRequest};
 use crate::digest::ImageId;
+use crate::host::Host;
 use crate::reference::Reference;
 use crate::repo::Author;
 use crate::trigger;
@@ -41,7 +42,7 @@ impl ImageRequest {
         let reference = Reference::parse(&image)?;
         let author = Author::new(name.as_deref(), email.as_deref())?;
         let context = match &parsed.build_dir {
-            Some(dir) => BuildContext::from_build_dir(dir)?,
+            Some(dir) => BuildContext::from_build_dir(dir, &Host::from_env().private_roots())?,
             None => BuildContext::default(),
         };
         Ok(ImageRequest {

@@ -1,8 +1,8 @@
 //! A disk that stays bounded (docs/retention.md): after a successful deploy, the source images
 //! of the app's older deploys that this plugin brought onto the host (pulled or loaded) are
 //! removed, keeping the live deploy's and those of the last `keep-images` image deploys before
-//! it. An image is never removed while another app's retained deploys, a container, or a tag
-//! outside the plugin's deploys still use it.
+//! it. An image is never removed while another app's retained deploys, a deploy under way (or
+//! killed) of any app, a container, or a tag outside the plugin's deploys still use it.
 
 use std::collections::HashSet;
 use std::fs;
@@ -103,9 +103,10 @@ pub fn retained(deploys: &[Deploy], keep: Keep) -> Vec<ImageId> {
     ids
 }
 
-/// What every app with an image deploy keeps, and the references the plugin deployed, read
-/// from every app's repo (whatever the current user may see: no image another app needs may
-/// go).
+/// What every app with an image deploy keeps (its retained deploys, and the one it has
+/// pending: `receive-app` builds from that image), and the references the plugin deployed,
+/// read from every app's repo (whatever the current user may see: no image another app needs
+/// may go).
 struct HostWide {
     retained: HashSet<ImageId>,
     references: HashSet<String>,
@@ -123,6 +124,8 @@ fn host_wide(host: &Host) -> anyhow::Result<HostWide> {
         let deploys = record::deploys(&repo, &host.deploy_branch(&app)?)?;
         let keep = keep_images(host, &app).map_or(Keep::All, |(_, _, keep)| keep);
         wide.retained.extend(retained(&deploys, keep));
+        wide.retained
+            .extend(record::pending(&repo)?.map(|record| record.image_id));
         for record in deploys.iter().filter_map(|d| d.record.as_ref()) {
             if let Ok(reference) = Reference::parse(&record.image) {
                 wide.references.insert(reference.normalized());
@@ -232,7 +235,7 @@ pub fn retained_size(host: &Host, app: &str, docker: &Docker) -> anyhow::Result<
 mod tests {
     use super::*;
     use crate::record::DeployRecord;
-    use crate::repo::CommitInfo;
+    use crate::repo::{Author, CommitInfo, PENDING_REF};
 
     fn deploy(n: u32, image: Option<u32>) -> Deploy {
         Deploy {
@@ -258,6 +261,25 @@ mod tests {
             .iter()
             .map(|n| ImageId::from_hex(&format!("{n:064x}")).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn the_image_of_a_pending_deploy_of_any_app_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::under(dir.path());
+        let id = ids(&[7]).remove(0);
+        let repo = AppRepo::at(&host, "other");
+        repo.init_if_missing(&host, "other").unwrap();
+        assert!(!host_wide(&host).unwrap().retained.contains(&id));
+        // A deploy of `other` that has committed but not yet ended (or was killed).
+        let tree = repo.git().arg("mktree").stdin_bytes("").read().unwrap();
+        let record = deploy(1, Some(7)).record.unwrap();
+        let commit = repo
+            .commit_tree(&tree, None, &record.message("Deploy"), &Author::default())
+            .unwrap();
+        repo.update_ref(PENDING_REF, &commit, None).unwrap();
+        let wide = host_wide(&host).unwrap();
+        assert!(wide.retained.contains(&id));
     }
 
     #[test]

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::args;
 use crate::command::Command;
-use crate::deploy::AppSession;
 use crate::host::Host;
 use crate::output;
 use crate::record::{app_deploys, short_commit, Deploy};
@@ -101,7 +100,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     };
     trigger::ensure_app(&app)?;
     let host = Host::from_env();
-    AppSession::repair_if_idle(&host, &app)?;
+    // Read-only: no lock, no repair (docs/deploy.md, "Read-only commands").
     let deploys = app_deploys(&host, &app)?;
     if as_json {
         println!("{}", json(&deploys)?);

@@ -5,7 +5,6 @@ use std::ffi::OsString;
 
 use crate::args;
 use crate::command::Command;
-use crate::deploy::AppSession;
 use crate::docker::Docker;
 use crate::dokku_report::{self, Printed};
 use crate::host::Host;
@@ -155,7 +154,7 @@ fn report_app(
     flag: Option<&str>,
 ) -> anyhow::Result<Printed> {
     trigger::ensure_app(app)?;
-    AppSession::repair_if_idle(host, app)?;
+    // Read-only: no lock, no repair (docs/deploy.md, "Read-only commands").
     let mut values = AppValues {
         host,
         app,

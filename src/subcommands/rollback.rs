@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use crate::args;
 use crate::builds;
-use crate::cancel;
+use crate::cancel::{self, Undo};
 use crate::claims;
 use crate::command::Command;
 use crate::context::SOURCE_ID_LABEL;
@@ -126,14 +126,14 @@ impl TagRule<'_> {
 }
 
 /// Makes the recorded reference name the recorded image ID again, or fails with nothing changed.
-/// Returns the ID the reference named before when it re-pointed it, to put back if the deploy
-/// fails.
+/// When it moved the reference, returns how to point it back at what it named before (a
+/// registered undo step), for a failed deploy or a signal.
 fn restore_image(
     docker: &Docker,
     rule: &TagRule,
     record: &DeployRecord,
     commit: &str,
-) -> anyhow::Result<Option<ImageId>> {
+) -> anyhow::Result<Option<Undo>> {
     let image = record.image.as_str();
     let wanted = &record.image_id;
     let current = docker.image_id(image)?;
@@ -151,8 +151,7 @@ fn restore_image(
             wanted.short(),
             current.as_ref().map_or("nothing", ImageId::short)
         ));
-        docker.tag(wanted, image)?;
-        return Ok(current);
+        return repoint(docker, wanted, image, current);
     }
 
     let gone = format!(
@@ -171,6 +170,15 @@ fn restore_image(
         None => image,
     };
     output::info(format!("Pulling {source}: {gone}"));
+    // A pull of the reference itself moves it: from now on, point it back on the way out.
+    let pulling = match (&current, source == image) {
+        (Some(previous), true) => {
+            let held = cancel::hold();
+            held.proceed()?;
+            Some(point_back_on_cancel(docker, previous, image))
+        }
+        _ => None,
+    };
     docker.pull(source).map_err(|err| {
         anyhow::anyhow!("{gone} and cannot be pulled ({err:#}); cannot roll back")
     })?;
@@ -178,18 +186,38 @@ fn restore_image(
     if pulled.as_ref() == Some(wanted) {
         retention::note_brought(rule.host, wanted)?;
         if source != image {
-            docker.tag(wanted, image)?;
+            return repoint(docker, wanted, image, current);
         }
-        return Ok(current);
+        return Ok(pulling);
     }
     // The pull moved the tag: point it back so that a refused rollback changes nothing.
-    if let (Some(previous), true) = (&current, source == image) {
-        docker.tag(previous, image)?;
+    if let Some(step) = pulling {
+        step.undo(&cancel::hold());
     }
     Err(anyhow::anyhow!(
         "{gone} and {source} now names sha256:{}; cannot roll back",
         pulled.as_ref().map_or("(nothing)", ImageId::short)
     ))
+}
+
+/// Points IMAGE at ID, and registers how to point it back at PREVIOUS (when it named
+/// something), both under one hold: a signal never finds the tag moved without its undo.
+fn repoint(
+    docker: &Docker,
+    id: &ImageId,
+    image: &str,
+    previous: Option<ImageId>,
+) -> anyhow::Result<Option<Undo>> {
+    let held = cancel::hold();
+    held.proceed()?;
+    docker.tag(id, image)?;
+    Ok(previous.map(|previous| point_back_on_cancel(docker, &previous, image)))
+}
+
+/// The undo step that points IMAGE back at PREVIOUS.
+fn point_back_on_cancel(docker: &Docker, previous: &ImageId, image: &str) -> Undo {
+    let (docker, previous, image) = (docker.clone(), previous.clone(), image.to_string());
+    cancel::on_cancel(move || point_back(&docker, &previous, &image))
 }
 
 pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -244,12 +272,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         app: &app,
         label_confirms: label_confirms(&session.repo, target, record)?,
     };
-    let previous = restore_image(&docker, &rule, record, commit)?;
-    // A signal during the deploy points the reference back too.
-    let _on_signal = previous.clone().map(|previous| {
-        let (docker, image) = (docker.clone(), record.image.clone());
-        cancel::on_cancel(move || point_back(&docker, &previous, &image))
-    });
+    let repointed = restore_image(&docker, &rule, record, commit)?;
     let result = session.deploy(DeployRequest {
         image: record.image.clone(),
         image_id: record.image_id.clone(),
@@ -264,9 +287,13 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             short_commit(commit)
         ),
     });
-    if let (Err(_), Some(previous), false) = (&result, &previous, cancel::requested()) {
-        // The deploy changed nothing else: leave the reference as it was too.
-        point_back(&docker, previous, &record.image);
+    if let Some(step) = repointed {
+        // Failed: the deploy changed nothing else, so the reference goes back too.
+        let held = cancel::hold();
+        match &result {
+            Ok(_) => step.forget(&held),
+            Err(_) => step.undo(&held),
+        }
     }
     result.map(drop)
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Deploys at the same time: of one app, one at a time and the others refused clearly, with
-# a linear history; of different apps, all at once.
+# a linear history; of different apps, all at once. Read-only commands beside Dokku's own
+# deploys: they take no lock.
 
 load test_helper
 
@@ -18,6 +19,9 @@ setup() {
 }
 
 teardown() {
+  # a read of the FIFO gets its end, and no read waits on it again
+  [[ -z "${FIFO:-}" ]] || rm -f "$FIFO"
+  [[ -z "${HOLDER_PID:-}" ]] || kill "$HOLDER_PID" 2>/dev/null || true
   wait_all
   test_teardown
 }
@@ -201,4 +205,76 @@ echo \"end \$3\" >>$(printf '%q' "$log")"
     run docker image inspect -f '{{index .Config.Labels "sandbox.variant"}}' "dokku/$app:latest"
     assert_output "$((i + 1))"
   done
+}
+
+# lock_file_state FILE: what identifies Dokku's lock file and its content (inode, size,
+# change time, bytes), or "absent".
+lock_file_state() {
+  if [[ -e "$1" ]]; then
+    stat -c '%i %s %z' "$1" && od -c "$1"
+  else
+    echo absent
+  fi
+}
+
+# has_open BINARY FILE: a running plugin BINARY has FILE open.
+has_open() {
+  local pid fd
+  for pid in $(plugin_pids "$1"); do
+    for fd in "/proc/$pid/fd/"*; do
+      [[ "$fd" -ef "$2" ]] && return 0
+    done
+  done
+  return 1
+}
+
+@test "read-only commands take no lock: Dokku's lock file stays as it is, a ps:rebuild beside them works" {
+  local app tag lock state command
+  app="$(unique_name readonly)"
+  new_app "$app"
+  tag="$(unique_name img):v1"
+  build_busybox_image "$tag" >/dev/null
+  deploy "$app" "$tag" >/dev/null
+  lock="$DOKKU_LIB_ROOT/data/apps/$app/.deploy.lock"
+
+  # The lock file a killed Dokku deploy leaves (the kernel freed the lock, the file stays),
+  # then the same file held by a running one.
+  printf 'killed-build\n' >"$lock"
+  state="$(lock_file_state "$lock")"
+  for command in "dokku image:report $app" "dokku image:history $app" "plugn trigger report $app"; do
+    # shellcheck disable=SC2086 # the command's words
+    run $command
+    assert_success
+    assert_equal "$(lock_file_state "$lock")" "$state"
+  done
+  bash -c 'exec 9>>"$1"; flock 9; exec sleep 600' _ "$lock" </dev/null >/dev/null 2>&1 3>&- &
+  HOLDER_PID=$!
+  wait_until 30 bash -c '! flock -n "$1" true' _ "$lock"
+  run dokku image:report "$app"
+  assert_success
+  assert_equal "$(lock_file_state "$lock")" "$state"
+  kill "$HOLDER_PID"
+  wait "$HOLDER_PID" || true
+
+  # image:report held where it reads the app's deploy-branch property (a FIFO here, which
+  # Dokku's property reader skips, and which the holder below keeps open, so the plugin's
+  # read waits for data), with whatever lock it took by then: Dokku's own deploy of the app
+  # beside it works.
+  FIFO="$DOKKU_LIB_ROOT/config/git/$app/deploy-branch"
+  mkdir -p "${FIFO%/*}"
+  mkfifo "$FIFO"
+  { exec sleep 600; } 9<>"$FIFO" 3>&- &
+  HOLDER_PID=$!
+  start_bg report dokku image:report "$app"
+  wait_until 30 has_open image-report "$FIFO"
+  run dokku ps:rebuild "$app"
+  assert_success
+  assert_line "-----> Building $app from Dockerfile"
+  # the read gets "master" and its end; later reads find no property: master too
+  printf master >"$FIFO"
+  rm "$FIFO"
+  kill "$HOLDER_PID"
+  finish_bg report
+  assert_equal "$status" 0
+  assert_output --partial "Image source image:            $tag"
 }

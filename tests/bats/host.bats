@@ -129,40 +129,23 @@ exit 3"
 }
 
 # ---------------------------------------------------------------------------------------
-# Signals and builds:cancel, at three points of a deploy
-
-# recorder_pid BINARY: the pid of the running plugin BINARY that holds the build record (the
-# outermost one: the deploy runs again as its child).
-recorder_pid() {
-  local pid ppid pids
-  mapfile -t pids < <(plugin_pids "$1")
-  for pid in "${pids[@]}"; do
-    ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)" || continue
-    [[ " ${pids[*]} " == *" $ppid "* ]] || echo "$pid"
-  done
-}
+# Signals to the deploy's whole process group (as a hang-up or builds:cancel sends them), at
+# three points of a deploy
 
 # load_running: the held load's docker image load has started.
 load_running() {
   grep -q "^-----> Loading " "$BATS_TEST_TMPDIR/deploy.out" && pgrep -f "docker image load" >/dev/null
 }
 
-# start_stopped_at POINT: a deploy of APP (deployed at C1 from V1) in a session of its own (as
-# over ssh), held at POINT: pre-image-deploy, receive-app (its post-extract), or load (an
-# image:load of NEW, half of whose archive has arrived). Sets BINARY.
+# start_stopped_at POINT: a deploy of APP in a session of its own, as over ssh (start_session:
+# SESSION_ID is its process group), held at POINT: pre-image-deploy, or load (an image:load of
+# NEW, half of whose archive has arrived).
 start_stopped_at() {
   case "$1" in
     pre-image-deploy)
       pause_in pre-image-deploy
-      start_bg deploy setsid dokku image:from "$APP" "$V2"
+      start_session deploy dokku image:from "$APP" "$V2"
       wait_until 60 paused pre-image-deploy
-      BINARY=image-from
-      ;;
-    receive-app)
-      pause_in post-extract
-      start_bg deploy setsid dokku image:from "$APP" "$V2"
-      wait_until 60 paused post-extract
-      BINARY=image-from
       ;;
     load)
       NEW="$(unique_name img):v3"
@@ -172,9 +155,8 @@ start_stopped_at() {
       { head -c "$(($(stat -c %s "$ARCHIVE") / 2))" "$ARCHIVE" && exec sleep 600; } \
         >"$BATS_TEST_TMPDIR/stdin" 3>&- &
       WRITER_PID=$!
-      BG_STDIN="$BATS_TEST_TMPDIR/stdin" start_bg deploy setsid dokku image:load "$APP" "$NEW"
+      BG_STDIN="$BATS_TEST_TMPDIR/stdin" start_session deploy dokku image:load "$APP" "$NEW"
       wait_until 60 load_running
-      BINARY=image-load
       ;;
   esac
 }
@@ -185,35 +167,51 @@ assert_said() {
   assert_equal "$(grep '^ !     ' <<<"$stderr")" "$1"
 }
 
-# assert_signal_ends_deploy SIGNAL POINT: SIGNAL (QUIT through builds:cancel, the others sent
-# to the plugin) at POINT ends the deploy with one line and status 128+N, changes nothing
-# (branch, source-image, pending ref, no image imported), finalizes the record (canceled or
-# failed), and the next deploy works at once.
-assert_signal_ends_deploy() {
-  local signal="$1" point="$2" number c1 image
-  number="$(kill -l "$signal")"
-  c1="$(deploy "$APP" "$V1")"
-  start_stopped_at "$point"
-  image="$V2"
-  [[ "$point" != load ]] || image="$NEW"
-  if [[ "$signal" == QUIT ]]; then
+# stop_group SIGNAL: SIGNAL to the whole process group of the held deploy (QUIT through
+# builds:cancel, the others as a hang-up or a kill of the session sends them); returns once
+# every process of the group is gone, with the deploy's status, output and stderr (finish_bg).
+stop_group() {
+  if [[ "$1" == QUIT ]]; then
     run dokku builds:cancel "$APP"
     assert_success
     assert_output "-----> Killing app deploy"
   else
-    kill "-$signal" "$(recorder_pid "$BINARY")"
+    kill "-$1" -- "-$SESSION_ID"
   fi
   finish_bg deploy
+  wait_until 60 group_gone "$SESSION_ID"
+}
+
+# assert_stopped SIGNAL IMAGE C1: the deploy of IMAGE to APP ended with status 128+N and one
+# true line, its build record says what happened (failed with 128+N, or canceled by
+# builds:cancel), and nothing is left to repair: the branch at C1, source-image V1, no
+# pending ref.
+assert_stopped() {
+  local signal="$1" image="$2" c1="$3" number
+  number="$(kill -l "$signal")"
   assert_equal "$status" "$((128 + number))"
   if [[ "$signal" == QUIT ]]; then
     assert_said " !     the deploy of $image to $APP was canceled (SIGQUIT); nothing was changed"
-    assert_equal "$(records | jq -r '.[0].status')" canceled
+    # builds:cancel writes `canceled` unless the deploy has finalized its record first
+    assert_regex "$(records | jq -r '.[0] | "\(.status) \(.exit_code)"')" '^(canceled -1|failed 131)$'
   else
     assert_said " !     the deploy of $image to $APP was stopped by SIG$signal; nothing was changed"
     assert_equal "$(records | jq -r '.[0].status')" failed
     assert_equal "$(records | jq -r '.[0].exit_code')" "$((128 + number))"
   fi
   assert_untouched "$APP" "$c1" "$V1"
+}
+
+# assert_signal_ends_deploy SIGNAL POINT: SIGNAL to the process group of a deploy held at
+# POINT ends it as assert_stopped says, with no image imported, and the next deploy works.
+assert_signal_ends_deploy() {
+  local signal="$1" point="$2" c1 image
+  c1="$(deploy "$APP" "$V1")"
+  start_stopped_at "$point"
+  image="$V2"
+  [[ "$point" != load ]] || image="$NEW"
+  stop_group "$signal"
+  assert_stopped "$signal" "$image" "$c1"
   if [[ "$point" == load ]]; then
     run docker image inspect "$NEW"
     assert_failure
@@ -256,20 +254,24 @@ assert_signal_ends_deploy() {
   assert_signal_ends_deploy QUIT pre-image-deploy
 }
 
-@test "SIGINT during receive-app: pending ref dropped, source-image restored, next deploy works" {
-  assert_signal_ends_deploy INT receive-app
-}
-
-@test "SIGTERM during receive-app: pending ref dropped, source-image restored, next deploy works" {
-  assert_signal_ends_deploy TERM receive-app
-}
-
-@test "SIGHUP during receive-app: pending ref dropped, source-image restored, next deploy works" {
-  assert_signal_ends_deploy HUP receive-app
-}
-
-@test "builds:cancel (SIGQUIT) during receive-app: canceled, Dokku's lock freed, next deploy works" {
-  assert_signal_ends_deploy QUIT receive-app
+@test "each signal to the process group during receive-app: pending ref dropped, source-image restored" {
+  local c1 signal
+  c1="$(deploy "$APP" "$V1")"
+  pause_in post-extract
+  # Each twice: whether the plugin's failure path or its signal thread gets there first is
+  # up to the scheduler. QUIT (builds:cancel) last: it frees Dokku's lock, and the deploy
+  # after it works.
+  for signal in INT TERM HUP QUIT INT TERM HUP QUIT; do
+    rearm_pauses
+    start_session deploy dokku image:from "$APP" "$V2"
+    wait_until 60 paused post-extract
+    stop_group "$signal"
+    assert_stopped "$signal" "$V2" "$c1"
+  done
+  release_pauses
+  run dokku image:from "$APP" "$V2"
+  assert_success
+  assert_equal "$(app_http_get "$APP")" two
 }
 
 @test "a signal during a rollback's deploy points the re-pointed tag back" {
@@ -280,11 +282,12 @@ assert_signal_ends_deploy() {
   # V1 now names other content; the rollback points it back at id1 for its deploy
   docker image tag "$V2" "$V1"
   pause_in post-extract
-  start_bg deploy setsid dokku image:rollback "$APP"
+  start_session deploy dokku image:rollback "$APP"
   wait_until 60 paused post-extract
   assert_equal "$(image_id "$V1")" "$id1"
-  kill -TERM "$(recorder_pid image-rollback)"
+  kill -TERM -- "-$SESSION_ID"
   finish_bg deploy
+  wait_until 60 group_gone "$SESSION_ID"
   assert_equal "$status" 143
   assert_said " !     the rollback of $APP was stopped by SIGTERM; nothing was changed"
   id_now="$(image_id "$V1")"

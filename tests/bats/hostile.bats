@@ -207,6 +207,27 @@ mutate() {
   assert_refused 1 "No such file or directory"
 }
 
+@test "a --build-dir in or around DOKKU_ROOT, DOKKU_LIB_ROOT or the dokku user's home is refused" {
+  local link="$BATS_TEST_TMPDIR/innocent" home case dir relation root
+  ln -s "$DOKKU_ROOT/$APP" "$link"
+  # DIR|RELATION|ROOT: what is given, how it stands to the root it reaches (symlinks followed)
+  for case in "$DOKKU_ROOT/$APP|inside|$DOKKU_ROOT" "$link|inside|$DOKKU_ROOT" \
+    "$DOKKU_LIB_ROOT/config|inside|$DOKKU_LIB_ROOT" "$link/../..|which holds|$DOKKU_ROOT"; do
+    IFS='|' read -r dir relation root <<<"$case"
+    run_split dokku image:from --build-dir "$dir" "$APP" "$IMG"
+    assert_refused 1 "is refused"
+    assert_equal "$stderr" " !     --build-dir $dir is refused: it resolves to $(realpath "$dir"), $relation $(realpath "$root"), where the host keeps its apps' and its own private files"
+  done
+  run_split dokku image:load --build-dir "$link" "$APP" "$ARCHIVE_TAG" <"$ARCHIVE"
+  assert_refused 1 "^ !     --build-dir $link is refused: "
+  # The system user's home, from /etc/passwd: root's stands for dokku's here.
+  home="$(getent passwd root | cut -d: -f6)"
+  if [[ "$home" != / ]]; then
+    DOKKU_SYSTEM_USER=root run_split dokku image:from --build-dir "$home" "$APP" "$IMG"
+    assert_refused 1 "^ !     --build-dir $home is refused: it resolves to $(realpath "$home"), inside $(realpath "$home"), "
+  fi
+}
+
 @test "a --build-dir holding a FIFO, a socket or a device is refused" {
   local dir="$BATS_TEST_TMPDIR/build"
   mkdir -p "$dir/sub"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # A disk that stays bounded (docs/retention.md): after a deploy, the source images of older
 # deploys that the plugin brought onto the host go, but for the live one and the last
-# keep-images before it, and never one another app, a container or a foreign tag uses; a
-# pulled image comes back by its registry digest for a rollback; image:set and the report.
+# keep-images before it, and never one another app (deployed or deploying), a container or a
+# foreign tag uses; a pulled image comes back by its registry digest for a rollback; image:set
+# and the report.
 
 # shellcheck disable=SC2154 # stderr is set by run_split (test_helper.bash)
 
@@ -83,26 +84,36 @@ on_host() {
   assert_equal "$(jq length <<<"$output")" 12
 }
 
-@test "an image another app deploys, a foreign tag, or a container keep an image" {
-  local shared foreign used other tag
+@test "an image another app deploys or is deploying, a foreign tag, or a container keep an image" {
+  local shared pending foreign used other waiting tag
   other="$(unique_name other)"
+  waiting="$(unique_name waiting)"
   new_app "$other"
+  new_app "$waiting"
   dokku image:set "$APP" keep-images 0 >/dev/null
   shared="$(load_new)"
+  pending="$(load_new)"
   foreign="$(load_new)"
   used="$(load_new)"
   dokku image:from "$other" "$shared" >/dev/null
   docker image tag "$foreign" "$(unique_name mine):kept"
   track_image "$foreign"
   docker container create --name "$(unique_name holder)" --label "dokku-sandbox.id=$SANDBOX_ID" "$used" >/dev/null
+  # a deploy of another app, under way: its receive-app will build FROM the image (held
+  # there; the deploys of APP go through)
+  PAUSE_FIRST="[[ \$1 == $waiting ]] || exit 0" start_held_deploy held "$waiting" "$pending"
   run dokku image:set "$APP" keep-images 1
   assert_success
   tag="$(load_new)"
   tag="$(load_new)"
   on_host "$shared" || fail "$shared, deployed by $other, was removed"
+  on_host "$pending" || fail "$pending, which a deploy of $waiting is building from, was removed"
   on_host "$foreign" || fail "$foreign, with a tag of its own, was removed"
   on_host "$used" || fail "$used, used by a container, was removed"
   on_host "$tag" || fail "the live $tag was removed"
+  release_pauses
+  finish_bg held
+  assert_equal "$status" 0
 }
 
 @test "images the plugin did not bring (built on the host) are never removed" {

@@ -82,6 +82,83 @@ deploy_image_app() {
   assert_line 'DOKKU_QUIET_OUTPUT=1'
 }
 
+# A user-auth trigger that logs its arguments and DOKKU_COMMAND, one line, and refuses when
+# $DOKKU_LIB_ROOT/refuse exists.
+USER_AUTH_PROBE='#!/usr/bin/env bash
+out=""
+for arg in "$@"; do out+="[$arg] "; done
+echo "user-auth ${out% } DOKKU_COMMAND=$DOKKU_COMMAND" >>"$DOKKU_LIB_ROOT/user-auth.log"
+[[ ! -e "$DOKKU_LIB_ROOT/refuse" ]]'
+
+@test "user-auth: fired with SSH_USER, SSH_NAME and the args after the leading global flags; a refusal ends the command" {
+  local log="$DOKKU_LIB_ROOT/user-auth.log"
+  _added_to_host "$log" "$DOKKU_LIB_ROOT/refuse"
+  sandbox_plugin probe "subcommands/args=$PROBE"
+  sandbox_plugin auth "user-auth=$USER_AUTH_PROBE"
+  run dokku --quiet --app my-app probe:args one --app other
+  assert_success
+  assert_line --index 0 'argv=[probe:args] [one] [--app] [other]'
+  assert_equal "$(<"$log")" "user-auth [$(id -un)] [default] [probe:args] [one] [--app] [other] DOKKU_COMMAND=probe:args"
+
+  # over ssh: the login's user (the dokku user on a host) and the key's name
+  rm "$log"
+  run sandbox_ssh_as alice "--app my-app probe:args 'two words'"
+  assert_success
+  assert_equal "$(<"$log")" "user-auth [dokku] [alice] [probe:args] [two words] DOKKU_COMMAND=probe:args"
+
+  touch "$DOKKU_LIB_ROOT/refuse"
+  run_split dokku probe:args one
+  assert_failure 1
+  assert_equal "$stderr" " !     Access denied"
+  assert_equal "$output" ""
+}
+
+@test "user-auth: not fired when only 20_events has it" {
+  sandbox_plugin probe "subcommands/args=$PROBE"
+  sandbox_plugin 20_events 'user-auth=#!/usr/bin/env bash
+exit 1'
+  run dokku probe:args one
+  assert_success
+  assert_line --index 0 'argv=[probe:args] [one]'
+}
+
+@test "the acl test plugin gates commands as dokku-acl does: per app by the first word after the command" {
+  local mine victim
+  mine="$(unique_name mine)"
+  victim="$(unique_name victim)"
+  dokku apps:create "$mine" >/dev/null
+  dokku apps:create "$victim" >/dev/null
+  mkdir -p "$DOKKU_ROOT/$mine/acl"
+  touch "$DOKKU_ROOT/$mine/acl/alice"
+  sandbox_plugin probe "subcommands/args=$PROBE"
+  sandbox_enable acl
+  # without settings, it allows everything
+  run sandbox_ssh_as alice "probe:args $victim"
+  assert_success
+  sandbox_dokkurc acl 'export DOKKU_ACL_PER_APP_COMMANDS="probe:args"' \
+    'export DOKKU_ACL_USER_COMMANDS="apps:list"' 'export DOKKU_SUPER_USER=admin'
+
+  run sandbox_ssh_as alice "probe:args $mine --app $victim"
+  assert_success
+  assert_line --index 0 "argv=[probe:args] [$mine] [--app] [$victim]"
+  run sandbox_ssh_as alice "apps:list"
+  assert_success
+  run_split sandbox_ssh_as alice "probe:args $victim"
+  assert_failure 1
+  assert_equal "$stderr" "$(printf ' !     %s\n' "User alice does not have permissions to run probe:args on $victim, or $victim does not exist" "Access denied")"
+  run_split sandbox_ssh_as alice "--app $mine probe:args"
+  assert_failure 1
+  assert_equal "${stderr_lines[0]}" " !     An app name is required"
+  run_split sandbox_ssh_as alice "apps:create x"
+  assert_failure 1
+  assert_equal "${stderr_lines[0]}" " !     User alice does not have permissions to run apps:create"
+  # the super user's key and root on the host may do anything
+  run sandbox_ssh_as admin "probe:args $victim"
+  assert_success
+  run dokku probe:args "$victim"
+  assert_success
+}
+
 @test "dokku PLUGIN runs subcommands/default" {
   sandbox_plugin probe "subcommands/default=$PROBE"
   run dokku probe x

@@ -92,9 +92,17 @@ sandbox_setup() {
 }
 
 # sandbox_ssh "COMMAND STRING": runs the sandbox dokku as sshd would for
-# `ssh dokku@host COMMAND STRING` (SSH_ORIGINAL_COMMAND), stdin passed through.
+# `ssh dokku@host COMMAND STRING` (SSH_ORIGINAL_COMMAND) with the key named admin, stdin
+# passed through. sandbox_ssh_as NAME "COMMAND STRING": with the key named NAME (sshcommand's
+# NAME, which Dokku passes on as SSH_NAME).
 sandbox_ssh() {
-  env SSH_ORIGINAL_COMMAND="$*" NAME=admin dokku
+  sandbox_ssh_as admin "$@"
+}
+
+sandbox_ssh_as() {
+  local name="$1"
+  shift 1
+  env SSH_ORIGINAL_COMMAND="$*" NAME="$name" dokku
 }
 
 # sandbox_teardown: destroys the hosts sandbox_setup made in the current scope, then
@@ -691,6 +699,23 @@ sandbox_plugin() {
   ln -s "$dir" "$PLUGIN_ENABLED_PATH/$name"
 }
 
+# sandbox_enable NAME: enables the sandbox's test plugin NAME (tests/sandbox/plugins/: acl,
+# acl-double), which every host has in plugins/available. test_teardown disables it.
+sandbox_enable() {
+  _added_to_host "$PLUGIN_ENABLED_PATH/$1"
+  ln -s "$PLUGIN_AVAILABLE_PATH/$1" "$PLUGIN_ENABLED_PATH/$1"
+}
+
+# sandbox_dokkurc NAME LINE…: $DOKKU_ROOT/.dokkurc/NAME holds the LINEs (`export VAR=…`),
+# which the sandbox dokku sources, as Dokku does. test_teardown removes it.
+sandbox_dokkurc() {
+  local file="$DOKKU_ROOT/.dokkurc/$1"
+  shift 1
+  _added_to_host "$file"
+  mkdir -p "${file%/*}"
+  printf '%s\n' "$@" >"$file"
+}
+
 # sandbox_core_subcommand PLUGIN NAME SCRIPT: an executable subcommands/NAME in the enabled
 # (core) plugin PLUGIN, as a newer Dokku's core plugin would have it. test_teardown removes it.
 sandbox_core_subcommand() {
@@ -732,6 +757,12 @@ release_pauses() {
   touch "$BATS_TEST_TMPDIR/release"
 }
 
+# rearm_pauses: the pause_in plugins of the test hold the next deploy again (once nothing
+# waits in them any more).
+rearm_pauses() {
+  rm -f "$BATS_TEST_TMPDIR/release" "$BATS_TEST_TMPDIR"/paused-*
+}
+
 # start_held_deploy NAME ARGS…: `dokku image:from ARGS…` in the background (start_bg NAME),
 # held in its receive-app, where the plugin holds its lock and has its commit pending, by a
 # pause_in post-extract until release_pauses; returns once it is held there.
@@ -755,6 +786,24 @@ start_bg() {
     echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
   ) 3>&- &
   BG_PID=$!
+}
+
+# start_session NAME COMMAND…: start_bg NAME COMMAND… in a session and process group of its
+# own, with the signal actions sshd's children have (helpers/in-session.py), as a command run
+# over ssh; returns once it runs, with SESSION_ID the id of its process group.
+start_session() {
+  local name="$1" id_file="$BATS_TEST_TMPDIR/$1.session"
+  shift 1
+  rm -f "$id_file"
+  start_bg "$name" "$TEST_HELPERS/in-session.py" "$id_file" "$@"
+  wait_until 30 test -s "$id_file" || return 1
+  SESSION_ID="$(<"$id_file")"
+}
+
+# group_gone PGID: no process of process group PGID runs any more (zombies left to a PID 1
+# that does not reap them do not count).
+group_gone() {
+  ! ps -eo pgid=,stat= | awk -v group="$1" '$1 == group && $2 !~ /^Z/ { found = 1 } END { exit !found }'
 }
 
 # finish_bg NAME: waits for start_bg's command; sets $status, $output and $stderr, as
