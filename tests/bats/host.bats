@@ -275,25 +275,29 @@ assert_signal_ends_deploy() {
 }
 
 @test "a signal during a rollback's deploy points the re-pointed tag back" {
-  local c2 id1 id_now
-  id1="$(image_id "$V1")"
-  deploy "$APP" "$V1" >/dev/null
-  c2="$(deploy "$APP" "$V2")"
-  # V1 now names other content; the rollback points it back at id1 for its deploy
-  docker image tag "$V2" "$V1"
+  local c2 id1 id_now v1 v2
+  # Images of this test alone: V1 and V2 are other apps' deploys too, whose tags a rollback
+  # never moves (tags.bats).
+  v1="$(unique_name img):v1"
+  v2="$(unique_name img):v2"
+  id1="$(build_busybox_image "$v1" --content one)"
+  build_busybox_image "$v2" --content two >/dev/null
+  deploy "$APP" "$v1" >/dev/null
+  c2="$(deploy "$APP" "$v2")"
+  # v1 now names other content; the rollback points it back at id1 for its deploy
+  docker image tag "$v2" "$v1"
   pause_in post-extract
   start_session deploy dokku image:rollback "$APP"
   wait_until 60 paused post-extract
-  assert_equal "$(image_id "$V1")" "$id1"
+  assert_equal "$(image_id "$v1")" "$id1"
   kill -TERM -- "-$SESSION_ID"
   finish_bg deploy
   wait_until 60 group_gone "$SESSION_ID"
   assert_equal "$status" 143
   assert_said " !     the rollback of $APP was stopped by SIGTERM; nothing was changed"
-  id_now="$(image_id "$V1")"
-  assert_equal "$id_now" "$(image_id "$V2")"
-  assert_untouched "$APP" "$c2" "$V2"
-  docker image tag "$id1" "$V1"
+  id_now="$(image_id "$v1")"
+  assert_equal "$id_now" "$(image_id "$v2")"
+  assert_untouched "$APP" "$c2" "$v2"
 }
 
 # ---------------------------------------------------------------------------------------
