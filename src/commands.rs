@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::command::{Command, Flags, Kind};
 use crate::output::{self, EXIT_NOT_IMPLEMENTED};
-use crate::{access, cancel, lifecycle, subcommands};
+use crate::{access, cancel, lifecycle, protocol, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -47,7 +47,7 @@ pub const COMMANDS: &[Command] = &[
         run: subcommands::from::run,
     },
     Command {
-        name: "image:load",
+        name: protocol::LOAD,
         synopsis: LOAD_SYNOPSIS,
         description: LOAD_DESCRIPTION,
         kind: Kind::Subcommand,
@@ -104,7 +104,7 @@ pub const COMMANDS: &[Command] = &[
         run: subcommands::set::run,
     },
     Command {
-        name: "image:layers",
+        name: protocol::LAYERS,
         synopsis: "APP",
         description: "Print the layers the host holds as JSON (what a slim archive may leave out)",
         kind: Kind::Subcommand,

@@ -17,12 +17,12 @@ use std::fs;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, Contents};
 use crate::digest::{chain_ids, Digest, ImageId};
 use crate::docker::{Docker, Store};
 use crate::host::{self, Host};
+use crate::protocol::{Answer, CLASSIC, CONTAINERD};
 use crate::version;
 
 /// What the host holds, by its store's rule.
@@ -34,27 +34,6 @@ pub struct Held {
     /// Containerd store: the layer blobs noted for the listed images the plugin loaded.
     pub blobs: BTreeSet<Digest>,
 }
-
-/// `image:layers`'s one line of JSON, as the plugin prints it and the client reads it:
-/// `{"store":"classic","chains":[…],"blobs":[],"version":"…"}` or
-/// `{"store":"containerd","chains":[],"blobs":[…],"version":"…"}`.
-/// Field order and names are the contract between the two.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Answer {
-    /// [`CLASSIC`] or [`CONTAINERD`].
-    pub store: String,
-    #[serde(default)]
-    pub chains: Vec<String>,
-    #[serde(default)]
-    pub blobs: Vec<String>,
-    /// The plugin's version (older plugins leave it out); the client says when it differs
-    /// from its own.
-    #[serde(default)]
-    pub version: Option<String>,
-}
-
-pub const CLASSIC: &str = "classic";
-pub const CONTAINERD: &str = "containerd";
 
 impl Held {
     /// The line `image:layers` prints: sets, so sorted and each once.

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod output;
 pub mod process;
 pub mod progress;
+pub mod protocol;
 pub mod record;
 pub mod reference;
 pub mod repo;

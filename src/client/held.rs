@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use anyhow::Context;
 
 use crate::digest::{chain_ids, Digest};
-use crate::layers::{Answer, CLASSIC, CONTAINERD};
+use crate::protocol::{self, Answer, CLASSIC, CONTAINERD};
 
 /// `image:layers`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,19 +22,19 @@ pub enum Held {
 impl Held {
     pub fn parse(line: &str) -> anyhow::Result<Held> {
         let answer: Answer = serde_json::from_str(line.trim())
-            .with_context(|| format!("image:layers printed no layer list: {line:?}"))?;
+            .with_context(|| format!("{} printed no layer list: {line:?}", protocol::LAYERS))?;
         let digests = |list: Vec<String>| -> anyhow::Result<HashSet<Digest>> {
             list.iter()
                 .map(|d| {
                     Digest::parse(d)
-                        .with_context(|| format!("image:layers named {d:?}, not a digest"))
+                        .with_context(|| format!("{} named {d:?}, not a digest", protocol::LAYERS))
                 })
                 .collect()
         };
         match answer.store.as_str() {
             CLASSIC => Ok(Held::Classic(digests(answer.chains)?)),
             CONTAINERD => Ok(Held::Containerd(digests(answer.blobs)?)),
-            other => anyhow::bail!("image:layers named an unknown store {other:?}"),
+            other => anyhow::bail!("{} named an unknown store {other:?}", protocol::LAYERS),
         }
     }
 

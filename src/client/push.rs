@@ -11,6 +11,7 @@ use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
+use crate::protocol;
 use crate::version::VERSION;
 
 /// Runs a push; returns the exit status for the process: the host's.
@@ -52,7 +53,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     ));
 
     let mut load = vec![
-        "image:load".to_string(),
+        protocol::LOAD.to_string(),
         push.app.clone(),
         push.image.clone(),
     ];
@@ -114,7 +115,7 @@ const MAX_ANSWER: u64 = 16 << 20;
 /// failure but the remote shell's own (ssh's 255: the host is unreachable) means the host
 /// cannot say.
 fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
-    let cmd = remote.command(&["image:layers", app]);
+    let cmd = remote.command(&[protocol::LAYERS, app]);
     let answer = cmd.output_bounded(MAX_ANSWER)?;
     let code = answer.status.code();
     if code == Some(EXIT_MISSING_APP) {
@@ -143,7 +144,8 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
             .find(|line| !line.is_empty())
             .unwrap_or("no message");
         format!(
-            "`image:layers {app}` exited with status {}: {first}",
+            "`{} {app}` exited with status {}: {first}",
+            protocol::LAYERS,
             code.unwrap_or(1)
         )
     };

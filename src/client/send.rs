@@ -13,9 +13,7 @@ use crate::client::meter::Meter;
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::process::{Running, Sink};
-
-/// What `image:load` prints when a left-out layer is not held (the server's wording).
-pub const REFUSAL: &str = "the archive leaves out layers this host does not hold: ";
+use crate::protocol;
 
 /// zstd's level: fast, and most of a layer's gain.
 const ZSTD_LEVEL: i32 = 3;
@@ -143,7 +141,7 @@ fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
         if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
             return Ok(refused);
         }
-        refused |= String::from_utf8_lossy(&line).contains(REFUSAL);
+        refused |= protocol::is_refusal(&String::from_utf8_lossy(&line));
         let mut stderr = io::stderr().lock();
         stderr.write_all(&line)?;
         stderr.flush()?;

@@ -22,6 +22,7 @@ use crate::identity;
 use crate::layers;
 use crate::output;
 use crate::progress::Progress;
+use crate::protocol;
 use crate::reference::Reference;
 use crate::request::ImageRequest;
 use crate::retention;
@@ -184,12 +185,8 @@ fn left_out(contents: &Contents, choice: &Choice) -> Option<String> {
 fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Result<()> {
     let held = layers::held(host, docker)?;
     let missing = layers::not_held(contents, &held);
-    // Clients match this line's start to retry with the whole archive: keep it as it is.
-    anyhow::ensure!(
-        missing.is_empty(),
-        "the archive leaves out layers this host does not hold: {}; nothing was loaded",
-        missing.join(", ")
-    );
+    // Clients match this line to retry with the whole archive (crate::protocol).
+    anyhow::ensure!(missing.is_empty(), protocol::refusal(&missing));
     let count = layers::omitted_count(contents, held.store);
     let noun = if count == 1 { "layer" } else { "layers" };
     output::info(format!(
