@@ -12,15 +12,19 @@
 //! | `legacy.rs` | which layer a legacy archive's directory holds, from its v1 ID |
 //! | `meter.rs` | bytes sent and the progress lines |
 //! | `send.rs` | one archive: save, filter, zstd, the remote `image:load` |
+//! | `registry.rs` | the loopback registry a containerd-store engine pushes to |
+//! | `engine.rs` | a push through that engine: learn the manifests, push the rest into the archive |
 //! | `push.rs` | the flow: inspect, ask, send, fall back |
 
 pub mod args;
 pub mod docker_cli;
+pub mod engine;
 pub mod filter;
 pub mod held;
 pub mod legacy;
 pub mod meter;
 pub mod push;
+pub mod registry;
 pub mod send;
 pub mod transport;
 

@@ -1,15 +1,18 @@
 //! `dokku-image push`: ask the host what it holds, send the image's archive without it, and
 //! send the whole archive when the host cannot say or refuses the slim one.
 
+use std::collections::HashSet;
+use std::thread;
 use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::client::args::Push;
+use crate::client::engine::{Fallback, ThroughEngine};
 use crate::client::held::{Held, LeaveOut};
 use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
-use crate::docker::Docker;
+use crate::docker::{Docker, ImageInfo};
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
 use crate::protocol;
 use crate::version::VERSION;
@@ -23,10 +26,77 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
             push.image
         )
     })?;
-    let layers = image.diff_ids.len();
     let started = Instant::now();
+    let mut load = vec![
+        protocol::LOAD.to_string(),
+        push.app.clone(),
+        push.image.clone(),
+    ];
+    load.extend(push.user.iter().cloned());
+    let Some(engine) = ThroughEngine::prepare(docker, &push.image, &image) else {
+        return save_path(push, docker, &remote, &load, &image, started);
+    };
+    // The first push, which only learns the manifests, runs while the host is asked.
+    let (asked, learned) = thread::scope(|scope| {
+        let learning = scope.spawn(|| engine.learn(&image));
+        let asked = ask_host(&remote, &push.app);
+        let learned = learning
+            .join()
+            .unwrap_or_else(|_| Err(Fallback("the push's thread panicked".to_string())));
+        (asked, learned)
+    });
+    let held = match asked? {
+        Asked::Held(held) => Some(held),
+        Asked::CannotSay => None,
+        Asked::MissingApp => return Ok(EXIT_MISSING_APP),
+    };
+    let why = match learned {
+        Ok(learned) => {
+            let layers = learned.layers();
+            let mut present = learned.present(held.as_ref(), &image.diff_ids);
+            let what = match held {
+                Some(_) => format!("the host holds {} of {layers} layers", present.len()),
+                None => format!("sending all {layers} layers"),
+            };
+            output::note(format!(
+                "Pushing {} to {} for {} through this machine's engine: {what}",
+                push.image, push.dest, push.app
+            ));
+            let mut bytes = 0;
+            loop {
+                let again = !present.is_empty();
+                match engine.send(&remote, &load, &push.image, &learned, present)? {
+                    Ok(sent) if sent.refused && again => {
+                        output::note(
+                            "The host no longer holds every layer left out; sending them all",
+                        );
+                        bytes += sent.bytes;
+                        present = HashSet::new();
+                    }
+                    Ok(sent) => return Ok(finish(&sent, bytes + sent.bytes, layers, started)),
+                    Err(Fallback(why)) => break why,
+                }
+            }
+        }
+        Err(Fallback(why)) => why,
+    };
+    drop(engine);
+    output::warn(format!("{why}; saving the image instead"));
+    send_saved(push, docker, &remote, &load, &image, held, started)
+}
+
+/// Today's path for a classic-store engine: `docker image save` started first, the host asked
+/// while the engine writes it.
+fn save_path(
+    push: &Push,
+    docker: &Docker,
+    remote: &Remote,
+    load: &[String],
+    image: &ImageInfo,
+    started: Instant,
+) -> anyhow::Result<i32> {
     let save = Save::start(docker, &push.image)?;
-    let held = match ask_host(&remote, &push.app) {
+    let held = match ask_host(remote, &push.app) {
         Ok(Asked::Held(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
         Ok(Asked::MissingApp) => {
@@ -38,6 +108,35 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
             return Err(err);
         }
     };
+    send_save(push, docker, remote, load, image, held, save, started)
+}
+
+/// `docker image save` when the host's answer is known already.
+fn send_saved(
+    push: &Push,
+    docker: &Docker,
+    remote: &Remote,
+    load: &[String],
+    image: &ImageInfo,
+    held: Option<Held>,
+    started: Instant,
+) -> anyhow::Result<i32> {
+    let save = Save::start(docker, &push.image)?;
+    send_save(push, docker, remote, load, image, held, save, started)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_save(
+    push: &Push,
+    docker: &Docker,
+    remote: &Remote,
+    load: &[String],
+    image: &ImageInfo,
+    held: Option<Held>,
+    save: Save,
+    started: Instant,
+) -> anyhow::Result<i32> {
+    let layers = image.diff_ids.len();
     let plan = LeaveOut::plan(held.as_ref(), &image.diff_ids);
     let what = match &held {
         Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
@@ -51,30 +150,28 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
         "Pushing {} to {} for {}: {what}",
         push.image, push.dest, push.app
     ));
-
-    let mut load = vec![
-        protocol::LOAD.to_string(),
-        push.app.clone(),
-        push.image.clone(),
-    ];
-    load.extend(push.user.iter().cloned());
-    let mut sent = send(save, &remote, &load, &push.image, &plan)?;
+    let mut sent = send(save, remote, load, &push.image, &plan)?;
     let mut bytes = sent.bytes;
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
         let save = Save::start(docker, &push.image)?;
-        sent = send(save, &remote, &load, &push.image, &LeaveOut::default())?;
+        sent = send(save, remote, load, &push.image, &LeaveOut::default())?;
         bytes += sent.bytes;
     }
+    Ok(finish(&sent, bytes, layers, started))
+}
+
+/// The summary line after a load the host accepted; the host's status.
+fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> i32 {
     if sent.status == 0 {
         output::note(summary(
-            &sent,
+            sent,
             bytes,
             layers,
             started.elapsed().as_secs_f64(),
         ));
     }
-    Ok(sent.status)
+    sent.status
 }
 
 /// "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes

@@ -3,6 +3,8 @@
 //! its stderr is also watched for the refusal of a slim archive.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
@@ -64,31 +66,19 @@ pub fn send(
     plan: &LeaveOut,
 ) -> anyhow::Result<Sent> {
     let Save { running, archive } = save;
-    let (host_in, to_host) = io::pipe()?;
-    let (host_err, host_err_in) = io::pipe()?;
-    let load_cmd = remote.command(load);
-    let host = match load_cmd.start_wired(
-        Some(host_in.into()),
-        Sink::Inherit,
-        Sink::Fd(host_err_in.into()),
-    ) {
-        Ok(host) => host,
+    let (session, to_host) = match Session::start(remote, load) {
+        Ok(started) => started,
         Err(err) => {
             Save { running, archive }.abandon();
             return Err(err);
         }
     };
-    let watcher = thread::spawn(move || pass_stderr_through(host_err));
-
     let streamed = stream(archive, to_host, plan);
     if streamed.is_err() {
         running.kill();
     }
-    let host_output = host.wait()?;
-    let refused = watcher
-        .join()
-        .map_err(|_| anyhow::anyhow!("the thread passing the host's stderr through panicked"))??;
-    let status = host_output.status.code().unwrap_or(1);
+    let display = session.display().to_string();
+    let (status, refused) = session.wait()?;
     if status != 0 {
         // The host's verdict stands: it has said why; a save we stopped is no news.
         running.stop();
@@ -100,14 +90,80 @@ pub fn send(
         });
     }
     running.finish()?;
-    let (left_out, bytes) =
-        streamed.with_context(|| format!("sending {image} to `{}`", load_cmd.display()))?;
+    let (left_out, bytes) = streamed.with_context(|| format!("sending {image} to `{display}`"))?;
     Ok(Sent {
         status,
         refused,
         left_out,
         bytes,
     })
+}
+
+/// The remote `image:load`, its stdin a pipe this process writes, its stdout passed through
+/// and its stderr passed through line by line and watched for the refusal.
+pub struct Session {
+    host: Running,
+    watcher: thread::JoinHandle<io::Result<bool>>,
+    quiet: Arc<AtomicBool>,
+    display: String,
+}
+
+impl Session {
+    /// Starts `load` on the host; returns the session and the write end of its stdin.
+    pub fn start(remote: &Remote, load: &[String]) -> anyhow::Result<(Session, io::PipeWriter)> {
+        let (host_in, to_host) = io::pipe()?;
+        let (host_err, host_err_in) = io::pipe()?;
+        let load_cmd = remote.command(load);
+        let host = load_cmd.start_wired(
+            Some(host_in.into()),
+            Sink::Inherit,
+            Sink::Fd(host_err_in.into()),
+        )?;
+        let quiet = Arc::new(AtomicBool::new(false));
+        let watching = Arc::clone(&quiet);
+        let watcher = thread::spawn(move || pass_stderr_through(host_err, &watching));
+        Ok((
+            Session {
+                host,
+                watcher,
+                quiet,
+                display: load_cmd.display(),
+            },
+            to_host,
+        ))
+    }
+
+    /// Waits for the host; returns its exit status and whether it refused a slim archive.
+    pub fn wait(self) -> anyhow::Result<(i32, bool)> {
+        let output = self.host.wait()?;
+        let refused = self.watcher.join().map_err(|_| {
+            anyhow::anyhow!("the thread passing the host's stderr through panicked")
+        })??;
+        Ok((output.status.code().unwrap_or(1), refused))
+    }
+
+    /// The remote command, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Ends a session whose archive will not be finished: the host sees its stdin cut short
+    /// and loads nothing; what it says about that is not shown.
+    pub fn abandon(self) {
+        self.quiet.store(true, Ordering::SeqCst);
+        self.host.stop();
+        let _ = self.watcher.join();
+    }
+}
+
+/// zstd over the meter, on every core: what goes into a session's stdin.
+pub fn compressor(
+    to_host: io::PipeWriter,
+) -> io::Result<zstd::stream::write::Encoder<'static, Meter<io::PipeWriter>>> {
+    let threads = thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut encoder = zstd::stream::write::Encoder::new(Meter::new(to_host), ZSTD_LEVEL)?;
+    encoder.multithread(threads)?;
+    Ok(encoder)
 }
 
 /// The filter and the compressor between the two pipes; returns what was left out and the
@@ -117,9 +173,7 @@ fn stream(
     to_host: io::PipeWriter,
     plan: &LeaveOut,
 ) -> io::Result<(LeftOut, u64)> {
-    let threads = thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let mut encoder = zstd::stream::write::Encoder::new(Meter::new(to_host), ZSTD_LEVEL)?;
-    encoder.multithread(threads)?;
+    let encoder = compressor(to_host)?;
     let (left_out, encoder) = filter(BufReader::with_capacity(1 << 20, archive), encoder, plan)?;
     let mut meter = encoder.finish()?;
     meter.flush()?;
@@ -132,7 +186,7 @@ const MAX_LINE: u64 = 64 << 10;
 
 /// Copies the host's stderr to ours line by line as it comes; true when it carried the
 /// refusal of a slim archive.
-fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
+fn pass_stderr_through(host_err: io::PipeReader, quiet: &AtomicBool) -> io::Result<bool> {
     let mut reader = BufReader::new(host_err);
     let mut line = Vec::new();
     let mut refused = false;
@@ -142,6 +196,9 @@ fn pass_stderr_through(host_err: io::PipeReader) -> io::Result<bool> {
             return Ok(refused);
         }
         refused |= protocol::is_refusal(&String::from_utf8_lossy(&line));
+        if quiet.load(Ordering::SeqCst) {
+            continue;
+        }
         let mut stderr = io::stderr().lock();
         stderr.write_all(&line)?;
         stderr.flush()?;

@@ -1,0 +1,436 @@
+//! A push through the client's engine (docs/registry.md): on a containerd-store engine, which
+//! knows its blobs' digests without reading them, the client serves a registry on a loopback
+//! port ([`Registry`]), tags the image there under a throwaway name and lets the engine
+//! `docker push` it twice: once with every blob present, to learn the image's manifests, then
+//! with only the blobs the host holds present, so the engine uploads the rest, which stream on
+//! into the slim archive `image:load` takes. The throwaway tag goes when the push ends, fails
+//! or is stopped by a signal.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::cancel;
+use crate::client::filter::LeftOut;
+use crate::client::held::{Held, LeaveOut};
+use crate::client::meter::Meter;
+use crate::client::registry::{Blobs, Delivered, Manifest, Registry};
+use crate::client::send::{compressor, Sent, Session};
+use crate::client::transport::Remote;
+use crate::digest::Digest;
+use crate::docker::{Docker, ImageInfo, Store};
+use crate::output;
+use crate::reference::Reference;
+
+/// The repository of the throwaway tags on the loopback registry.
+const REPOSITORY: &str = "dokku-image-push";
+
+/// The image, tagged on the loopback registry.
+pub struct ThroughEngine {
+    docker: Docker,
+    registry: Registry,
+    reference: String,
+    /// Removes the tag should a signal end the push first.
+    untag: Option<cancel::Undo>,
+}
+
+/// Why the push through the engine gave up: the caller saves the image instead.
+pub struct Fallback(pub String);
+
+/// What the first push taught: the image's manifests and the one for the image's platform.
+pub struct Learned {
+    manifests: HashMap<Digest, Manifest>,
+    root: Digest,
+    image: ImageManifest,
+}
+
+/// An image manifest's config and layer descriptors.
+#[derive(Debug, Clone, Deserialize)]
+struct ImageManifest {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// Marks an attestation manifest in an index (BuildKit's provenance and SBOMs).
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+impl ThroughEngine {
+    /// Starts the registry and tags the image there, when the engine keeps a containerd store
+    /// and the image has a name of its own (removing the throwaway tag of an image with none
+    /// would remove the image). None for the save path; a failure says so in one line.
+    pub fn prepare(docker: &Docker, image: &str, info: &ImageInfo) -> Option<ThroughEngine> {
+        if info.repo_tags.is_empty() || !matches!(docker.store(), Ok(Store::Containerd)) {
+            return None;
+        }
+        let prepared = (|| -> anyhow::Result<ThroughEngine> {
+            cancel::install()?;
+            let registry = Registry::start()?;
+            let nonce = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos());
+            let reference = format!(
+                "127.0.0.1:{}/{REPOSITORY}:{}-{nonce}",
+                registry.port(),
+                std::process::id()
+            );
+            let _critical = cancel::hold();
+            docker
+                .command()
+                .args(["image", "tag", image, &reference])
+                .read()?;
+            let (untag_docker, untag_reference) = (docker.clone(), reference.clone());
+            let untag = cancel::on_cancel(move || {
+                let _ = untag_docker.remove(&untag_reference);
+            });
+            Ok(ThroughEngine {
+                docker: docker.clone(),
+                registry,
+                reference,
+                untag: Some(untag),
+            })
+        })();
+        match prepared {
+            Ok(engine) => Some(engine),
+            Err(err) => {
+                output::warn(format!(
+                    "cannot push through this machine's engine ({}); saving the image instead",
+                    first_line(&err.to_string())
+                ));
+                None
+            }
+        }
+    }
+
+    /// The first push: every blob is present, so only the manifests travel.
+    pub fn learn(&self, info: &ImageInfo) -> Result<Learned, Fallback> {
+        self.push()?;
+        let delivered = self.registry.take_delivered();
+        let Some(root) = delivered.root.clone() else {
+            return Err(Fallback(
+                "the engine's push did not reach this client's registry".to_string(),
+            ));
+        };
+        let image = image_manifest(&delivered, &root, &info.platform).ok_or_else(|| {
+            Fallback(format!(
+                "the pushed image has no manifest for {}",
+                info.platform
+            ))
+        })?;
+        Ok(Learned {
+            manifests: delivered.manifests,
+            root,
+            image,
+        })
+    }
+
+    /// `docker push` of the throwaway tag.
+    fn push(&self) -> Result<(), Fallback> {
+        let pushed = self
+            .docker
+            .command()
+            .args(["image", "push", &self.reference])
+            .output()
+            .map_err(|err| Fallback(first_line(&err.to_string())))?;
+        if pushed.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&pushed.stderr);
+        let why = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or("no message");
+        Err(Fallback(format!("`docker push` failed: {why}")))
+    }
+
+    /// The second push, into `load` on the host: the blobs of `present` stay out.
+    pub fn send(
+        &self,
+        remote: &Remote,
+        load: &[String],
+        image: &str,
+        learned: &Learned,
+        present: HashSet<Digest>,
+    ) -> anyhow::Result<Result<Sent, Fallback>> {
+        let (session, to_host) = Session::start(remote, load)?;
+        let archive = match Archive::start(to_host) {
+            Ok(archive) => archive,
+            Err(err) => {
+                session.abandon();
+                return Err(err.into());
+            }
+        };
+        let left_out = learned.left_out(&present);
+        self.registry.set_present(present);
+        self.registry.set_sink(Box::new(archive.clone()));
+        let pushed = self.push();
+        self.registry.clear_sink();
+        let delivered = self.registry.take_delivered();
+        let finished = match pushed {
+            Err(fallback) => Err(fallback),
+            Ok(()) => match self.registry.spoiled() {
+                Some(why) => Err(Fallback(why)),
+                None => archive
+                    .finish(&metadata(image, learned, &delivered))
+                    .map_err(|err| Fallback(format!("writing the archive: {err}"))),
+            },
+        };
+        let bytes = match finished {
+            Ok(bytes) => bytes,
+            Err(fallback) => {
+                session.abandon();
+                return Ok(Err(fallback));
+            }
+        };
+        let (status, refused) = session.wait()?;
+        Ok(Ok(Sent {
+            status,
+            refused,
+            left_out,
+            bytes,
+        }))
+    }
+}
+
+impl Drop for ThroughEngine {
+    fn drop(&mut self) {
+        let _critical = cancel::hold();
+        if let Some(untag) = self.untag.take() {
+            untag.forget(&_critical);
+        }
+        if let Err(err) = self.docker.remove(&self.reference) {
+            output::warn(format!(
+                "cannot remove the throwaway tag {}: {}",
+                self.reference,
+                first_line(&err.to_string())
+            ));
+        }
+    }
+}
+
+impl Learned {
+    /// The blobs of the image's layers the host holds, by its store's rule: on the classic
+    /// store the blob of each layer whose ChainID it holds (the manifest's `layers[i]` is the
+    /// blob of the config's `rootfs.diff_ids[i]`); on the containerd store the very blobs.
+    pub fn present(&self, held: Option<&Held>, diff_ids: &[Digest]) -> HashSet<Digest> {
+        let blobs: Vec<Digest> = self
+            .image
+            .layers
+            .iter()
+            .filter_map(|layer| Digest::parse(&layer.digest))
+            .collect();
+        match held {
+            None => HashSet::new(),
+            Some(Held::Containerd(held)) => blobs
+                .into_iter()
+                .filter(|blob| held.contains(blob))
+                .collect(),
+            Some(Held::Classic(_)) if blobs.len() != diff_ids.len() => HashSet::new(),
+            Some(held @ Held::Classic(_)) => {
+                let plan = LeaveOut::plan(Some(held), diff_ids);
+                blobs
+                    .into_iter()
+                    .zip(diff_ids)
+                    .filter(|(_, diff_id)| plan.diff_ids.contains(diff_id))
+                    .map(|(blob, _)| blob)
+                    .collect()
+            }
+        }
+    }
+
+    /// How many of the image's layers `present` leaves out, and their bytes as blobs.
+    fn left_out(&self, present: &HashSet<Digest>) -> LeftOut {
+        let mut left_out = LeftOut::default();
+        for layer in &self.image.layers {
+            if Digest::parse(&layer.digest).is_some_and(|blob| present.contains(&blob)) {
+                left_out.entries += 1;
+                left_out.bytes += layer.size;
+            }
+        }
+        left_out
+    }
+
+    pub fn layers(&self) -> usize {
+        self.image.layers.len()
+    }
+}
+
+/// The image manifest of `root` for `platform` (`os/architecture`): `root` itself, or the
+/// first of its index's image manifests for that platform that was pushed, attestations
+/// aside.
+fn image_manifest(delivered: &Delivered, root: &Digest, platform: &str) -> Option<ImageManifest> {
+    let bytes = &delivered.manifests.get(root)?.bytes;
+    let Ok(index) = serde_json::from_slice::<Index>(bytes) else {
+        return None;
+    };
+    if index.manifests.is_empty() {
+        return serde_json::from_slice(bytes).ok();
+    }
+    index
+        .manifests
+        .iter()
+        .filter(|descriptor| !descriptor.annotations.contains_key(REFERENCE_TYPE))
+        .filter(|descriptor| {
+            descriptor.platform.as_ref().is_none_or(|p| {
+                platform.is_empty() || format!("{}/{}", p.os, p.architecture) == platform
+            })
+        })
+        .filter_map(|descriptor| delivered.manifests.get(&Digest::parse(&descriptor.digest)?))
+        .find_map(|manifest| serde_json::from_slice(&manifest.bytes).ok())
+}
+
+/// The entries `docker image save IMAGE` of a containerd store ends with: every manifest as a
+/// blob, then `index.json`, `manifest.json` and `oci-layout`, naming IMAGE as that save does.
+fn metadata(image: &str, learned: &Learned, delivered: &Delivered) -> Vec<(String, Vec<u8>)> {
+    let mut manifests: Vec<(&Digest, &Manifest)> = learned.manifests.iter().collect();
+    manifests.extend(
+        delivered
+            .manifests
+            .iter()
+            .filter(|(digest, _)| !learned.manifests.contains_key(digest)),
+    );
+    manifests.sort_by(|a, b| a.0.cmp(b.0));
+    let mut entries: Vec<(String, Vec<u8>)> = manifests
+        .iter()
+        .map(|(digest, manifest)| (digest.blob_path(), manifest.bytes.clone()))
+        .collect();
+    let root = &learned.manifests[&learned.root];
+    let reference = Reference::parse(image).ok().filter(|r| !r.has_digest());
+    let mut annotations = serde_json::Map::new();
+    if let Some(reference) = &reference {
+        annotations.insert(
+            "io.containerd.image.name".into(),
+            reference.normalized().into(),
+        );
+        annotations.insert(
+            "org.opencontainers.image.ref.name".into(),
+            reference.tag_or_default().into(),
+        );
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": root.media_type,
+            "digest": learned.root.to_string(),
+            "size": root.bytes.len(),
+            "annotations": annotations,
+        }],
+    });
+    let blob = |digest: &str| {
+        Digest::parse(digest)
+            .map(|d| d.blob_path())
+            .unwrap_or_default()
+    };
+    let repo_tags: Vec<String> = reference.iter().map(|_| image.to_string()).collect();
+    let manifest = serde_json::json!([{
+        "Config": blob(&learned.image.config.digest),
+        "RepoTags": repo_tags,
+        "Layers": learned.image.layers.iter().map(|l| blob(&l.digest)).collect::<Vec<_>>(),
+    }]);
+    entries.push(("index.json".into(), index.to_string().into_bytes()));
+    entries.push(("manifest.json".into(), manifest.to_string().into_bytes()));
+    entries.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
+    entries
+}
+
+type Out = tar::Builder<zstd::stream::write::Encoder<'static, Meter<io::PipeWriter>>>;
+
+/// The slim archive on its way to the host: the registry writes the blobs as they arrive,
+/// the flow the metadata at the end.
+#[derive(Clone)]
+struct Archive(Arc<Mutex<Option<Out>>>);
+
+impl Archive {
+    fn start(to_host: io::PipeWriter) -> io::Result<Archive> {
+        let mut out = tar::Builder::new(compressor(to_host)?);
+        for dir in ["blobs/", "blobs/sha256/"] {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_path(dir)?;
+            header.set_mode(0o755);
+            header.set_size(0);
+            header.set_cksum();
+            out.append(&header, io::empty())?;
+        }
+        Ok(Archive(Arc::new(Mutex::new(Some(out)))))
+    }
+
+    /// Writes the metadata and the end marker, flushes, closes the host's stdin; returns the
+    /// bytes written to it.
+    fn finish(&self, entries: &[(String, Vec<u8>)]) -> io::Result<u64> {
+        let mut out = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("the archive was finished already"))?;
+        for (name, bytes) in entries {
+            append(&mut out, name, bytes.len() as u64, &mut &bytes[..])?;
+        }
+        let mut meter = out.into_inner()?.finish()?;
+        meter.flush()?;
+        Ok(meter.bytes())
+    }
+}
+
+impl Blobs for Archive {
+    fn blob(&mut self, digest: &Digest, size: u64, data: &mut dyn Read) -> io::Result<()> {
+        let mut out = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out = out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the archive was finished already"))?;
+        append(out, &digest.blob_path(), size, data)
+    }
+}
+
+/// One file entry; `data` must yield exactly `size` bytes (a short one fails).
+fn append(out: &mut Out, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_path(name)?;
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_cksum();
+    out.append(&header, data)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").trim().to_string()
+}
