@@ -59,7 +59,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
                 None => format!("sending all {layers} layers"),
             };
             output::note(format!(
-                "Pushing {} to {} for {} through this machine's engine: {what}",
+                "Pushing {} to {} for {}: {what}; this machine's engine pushes the others to the client",
                 push.image, push.dest, push.app
             ));
             let mut bytes = 0;

@@ -631,3 +631,6 @@ impl<R: Read> Read for Checked<'_, R> {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,17 +147,36 @@ assert_slim_redeploy() {
   assert_success
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 1 of 2 layers, [0-9]+ bytes \([^)]*\)(; hashed [12] layers? on the way)?$"
   if [[ "$engine" == 26-c8d ]]; then
-    # a containerd-store client's layers are gzip blobs: a diff ID is found only by hashing
-    # (the new layer too, when its blob comes first)
-    assert_stderr_line --regexp "; hashed [12] layers? on the way$"
-  else
-    # named by diff ID (engine 26), or a directory its v1 ID proves (engine 20): none hashed
-    [[ "$stderr" != *"hashed"* ]] || fail "a layer was hashed: $stderr"
+    # a containerd-store client's engine pushes what the host lacks to the client; its
+    # manifest pairs each blob with its diff ID (docs/registry.md)
+    assert_stderr_line "-----> Pushing $child to $DEST for $APP: the host holds 1 of 2 layers; this machine's engine pushes the others to the client"
   fi
+  # named by diff ID (engine 26), a directory its v1 ID proves (engine 20), or paired by the
+  # manifest (26-c8d): none hashed
+  [[ "$stderr" != *"hashed"* ]] || fail "a layer was hashed: $stderr"
   (($(left_out_bytes) >= $(layer_bytes "$engine" "$base"))) \
     || fail "left out $(left_out_bytes) bytes, less than the base layer's $(layer_bytes "$engine" "$base")"
   (($(sent_bytes) * 2 < full)) || fail "sent $(sent_bytes) bytes; the whole archive in zstd is $full"
   assert_deployed "$child" "base from $engine"
+  assert_equal "$(image_id "$child")" "$(full_load_id "$engine" "$child")"
+  assert_equal "$(throwaway_tags "$engine")" ""
+}
+
+# full_load_id ENGINE IMAGE: the ID this host's engine gives IMAGE loaded from ENGINE's whole
+# `docker image save`: its config's digest on the classic store, the digest index.json names
+# on the containerd store.
+full_load_id() {
+  on_engine "$1" docker image save "$2" | STORE="$(store_here)" python3 -c '
+import json, os, sys, tarfile
+files = {}
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
+    for member in archive:
+        if member.name in ("manifest.json", "index.json"):
+            files[member.name] = json.load(archive.extractfile(member))
+if os.environ["STORE"] == "containerd" and "index.json" in files:
+    print(files["index.json"]["manifests"][0]["digest"])
+else:
+    print("sha256:" + files["manifest.json"][0]["Config"].split("/")[-1].removesuffix(".json"))'
 }
 
 @test "a first deploy sends every layer and deploys" {
@@ -329,9 +348,32 @@ image_of() {
   assert_slim_redeploy 26
 }
 
-@test "a client on the containerd engine 26-c8d pushes to a classic host" {
-  [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == classic ]] || skip "the host's store is containerd"
+@test "a client on the containerd engine 26-c8d pushes through its engine, to either store" {
   assert_slim_redeploy 26-c8d
+}
+
+# throwaway_tags ENGINE: the tags of the loopback registry left on ENGINE.
+throwaway_tags() {
+  on_engine "$1" docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -F '/dokku-image-push:' || true
+}
+
+@test "a containerd client whose engine cannot push to the client's port: one line, then the save path" {
+  local tag wrapper
+  require_engine 26-c8d
+  tag="$(unique_name img):v1"
+  client_build 26-c8d build_busybox_image "$tag" --content "saved instead" >/dev/null
+  wrapper="$BATS_TEST_TMPDIR/docker"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'if [[ "$1 $2" == "image push" ]]; then echo "dial tcp ${3%%/*}: connect: connection refused" >&2; exit 1; fi' \
+    'exec docker "$@"' >"$wrapper"
+  chmod +x "$wrapper"
+
+  run_split on_engine 26-c8d env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+  assert_success
+  assert_stderr_line --index 0 --regexp '^ !     `docker push` failed: dial tcp 127\.0\.0\.1:[0-9]+: connect: connection refused; saving the image instead$'
+  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_deployed "$tag" "saved instead"
+  assert_equal "$(throwaway_tags 26-c8d)" ""
 }
 
 @test "a base removed between image:layers and image:load: the host refuses, the client sends it all" {
