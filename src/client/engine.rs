@@ -434,3 +434,6 @@ fn append(out: &mut Out, name: &str, size: u64, data: &mut dyn Read) -> io::Resu
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
+
+#[cfg(test)]
+mod tests;

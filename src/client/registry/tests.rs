@@ -3,9 +3,12 @@ use std::net::TcpStream;
 
 use super::*;
 
+/// A blob and its bytes.
+type Taken = (Digest, Vec<u8>);
+
 /// Keeps what it takes.
 #[derive(Clone, Default)]
-struct Kept(Arc<Mutex<Vec<(Digest, Vec<u8>)>>>);
+struct Kept(Arc<Mutex<Vec<Taken>>>);
 
 impl Blobs for Kept {
     fn blob(&mut self, digest: &Digest, _size: u64, data: &mut dyn Read) -> io::Result<()> {
