@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::held::LeaveOut;
 use crate::client::legacy;
+use crate::client::to_oci;
 use crate::digest::{chain_ids, Digest};
 
 /// Entries up to this size always pass straight through: they are metadata, or layers too
@@ -42,6 +43,7 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
         builder: tar::Builder::new(output),
         pending: Vec::new(),
         left_out: LeftOut::default(),
+        oci: if plan.to_oci { Oci::Undecided } else { Oci::No },
     };
     let mut archive = tar::Archive::new(input);
     // Raw entries: PAX and GNU extension headers come as entries of their own and are copied
@@ -52,6 +54,7 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
     // Whatever follows the end marker (padding to a record size) is read too: a writer that
     // finds the pipe closed dies of SIGPIPE.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
+    walk.finish_oci()?;
     let Walk {
         builder, left_out, ..
     } = walk;
@@ -70,6 +73,20 @@ struct Walk<'p, W: Write> {
     /// Extension headers read ahead of the entry they belong to.
     pending: Vec<(tar::Header, Vec<u8>)>,
     left_out: LeftOut,
+    oci: Oci,
+}
+
+/// Whether a legacy archive is being rewritten in the OCI form ([`to_oci`]).
+enum Oci {
+    /// The plan asks for it; the first entry tells whether the archive is legacy.
+    Undecided,
+    No,
+    Yes {
+        seen: to_oci::Seen,
+        manifest: Option<Vec<u8>>,
+        /// Blobs written or left out: two layers of the same content make one blob.
+        blobs: HashSet<Digest>,
+    },
 }
 
 impl<W: Write> Walk<'_, W> {
@@ -88,6 +105,19 @@ impl<W: Write> Walk<'_, W> {
         }
         let size = entry.size();
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if matches!(self.oci, Oci::Undecided) {
+            self.oci = match name.split('/').next().and_then(Digest::from_hex) {
+                Some(_) => Oci::Yes {
+                    seen: to_oci::Seen::default(),
+                    manifest: None,
+                    blobs: HashSet::new(),
+                },
+                None => Oci::No,
+            };
+        }
+        if matches!(self.oci, Oci::Yes { .. }) {
+            return self.convert(entry, &header, &name, size);
+        }
         let spoolable = size > SPOOL_THRESHOLD && !self.unmatched.is_empty() && kind.is_file();
         if let Some(blob) = name
             .strip_prefix("blobs/sha256/")
@@ -134,6 +164,104 @@ impl<W: Write> Walk<'_, W> {
         self.write(&header, entry)
     }
 
+    /// One entry of a legacy archive on its way into the OCI form: layers and configs
+    /// renamed to their blobs, the legacy files dropped, `manifest.json` kept for the end.
+    fn convert<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        header: &tar::Header,
+        name: &str,
+        size: u64,
+    ) -> io::Result<()> {
+        // The extension headers described the legacy entry; a renamed one needs none.
+        self.pending.clear();
+        if let Some(v1id) = legacy_dir(name, "json") {
+            if !self.chains.is_empty() && size <= SPOOL_THRESHOLD {
+                let mut json = Vec::new();
+                entry.read_to_end(&mut json)?;
+                if let Some(layer) = legacy::layer_of(v1id, &json, &self.chains) {
+                    self.legacy_layers.insert(v1id.to_string(), layer);
+                }
+            }
+            return Ok(());
+        }
+        if let Some(v1id) = legacy_dir(name, "layer.tar") {
+            let known = self
+                .legacy_layers
+                .get(v1id)
+                .map(|&layer| self.plan.image_layers[layer].clone());
+            let (diff_id, spool) = match known {
+                Some(diff_id) => (diff_id, None),
+                None => {
+                    let (diff_id, spool) = self.hash_to_spool(&mut entry, Layer::Plain)?;
+                    let diff_id = diff_id.ok_or_else(|| {
+                        io::Error::other(format!("{name} cannot be read as a layer"))
+                    })?;
+                    (diff_id, Some(spool))
+                }
+            };
+            let Oci::Yes { seen, blobs, .. } = &mut self.oci else {
+                unreachable!("convert runs only on a legacy archive");
+            };
+            seen.layers
+                .insert(name.to_string(), (diff_id.clone(), size));
+            if !blobs.insert(diff_id.clone()) {
+                return Ok(());
+            }
+            if self.plan.blobs.contains(&diff_id) {
+                return self.leave_out(size);
+            }
+            let renamed = renamed(header, &diff_id.blob_path())?;
+            return match spool {
+                Some(spool) => self.write(&renamed, BufReader::with_capacity(256 * 1024, spool)),
+                None => self.write(&renamed, entry),
+            };
+        }
+        let Oci::Yes { seen, manifest, .. } = &mut self.oci else {
+            unreachable!("convert runs only on a legacy archive");
+        };
+        if name == "manifest.json" {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            *manifest = Some(bytes);
+            return Ok(());
+        }
+        if !name.contains('/') {
+            if let Some(config) = to_oci::config_digest(name) {
+                seen.configs.insert(name.to_string(), size);
+                let renamed = renamed(header, &config.blob_path())?;
+                return self.write(&renamed, entry);
+            }
+        }
+        // VERSION, repositories, the directories: the OCI form has no place for them.
+        io::copy(&mut entry, &mut io::sink())?;
+        Ok(())
+    }
+
+    /// The metadata of the OCI form, once the legacy archive has been read.
+    fn finish_oci(&mut self) -> io::Result<()> {
+        let Oci::Yes { seen, manifest, .. } = std::mem::replace(&mut self.oci, Oci::No) else {
+            return Ok(());
+        };
+        let entries = manifest
+            .and_then(|manifest| to_oci::metadata(&manifest, &seen))
+            .ok_or_else(|| {
+                io::Error::other(
+                    "the legacy archive's manifest.json names entries it does not hold",
+                )
+            })?;
+        for (name, bytes) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_path(&name)?;
+            header.set_mode(0o644);
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+            self.write(&header, &bytes[..])?;
+        }
+        Ok(())
+    }
+
     /// Hashes the entry's uncompressed content on its way to a temp file, then leaves it out
     /// when that diff ID is to be, or writes it from the file.
     fn spool<R: Read>(
@@ -142,6 +270,21 @@ impl<W: Write> Walk<'_, W> {
         mut data: R,
         layer: Layer,
     ) -> io::Result<()> {
+        let (diff_id, spool) = self.hash_to_spool(&mut data, layer)?;
+        if let Some(diff_id) = diff_id.filter(|d| self.unmatched.contains(d)) {
+            self.unmatched.remove(&diff_id);
+            return self.leave_out(header.entry_size()?);
+        }
+        self.write(header, BufReader::with_capacity(256 * 1024, spool))
+    }
+
+    /// Copies `data` to a temp file while hashing its uncompressed content; returns that
+    /// digest (None when it does not decompress) and the file, rewound.
+    fn hash_to_spool(
+        &mut self,
+        data: &mut dyn Read,
+        layer: Layer,
+    ) -> io::Result<(Option<Digest>, std::fs::File)> {
         self.left_out.hashed += 1;
         let mut spool = tempfile::tempfile().map_err(|err| {
             let dir = std::env::temp_dir();
@@ -171,12 +314,8 @@ impl<W: Write> Walk<'_, W> {
             }
         }
         let diff_id = hasher.and_then(|h| h.finish().ok());
-        if let Some(diff_id) = diff_id.filter(|d| self.unmatched.contains(d)) {
-            self.unmatched.remove(&diff_id);
-            return self.leave_out(header.entry_size()?);
-        }
         spool.rewind()?;
-        self.write(header, BufReader::with_capacity(256 * 1024, spool))
+        Ok((diff_id, spool))
     }
 
     fn leave_out(&mut self, size: u64) -> io::Result<()> {
@@ -192,6 +331,18 @@ impl<W: Write> Walk<'_, W> {
         }
         self.builder.append(header, data)
     }
+}
+
+/// `header` under another name.
+fn renamed(header: &tar::Header, name: &str) -> io::Result<tar::Header> {
+    let mut renamed = tar::Header::new_ustar();
+    renamed.set_entry_type(tar::EntryType::Regular);
+    renamed.set_path(name)?;
+    renamed.set_mode(0o644);
+    renamed.set_size(header.entry_size()?);
+    renamed.set_mtime(header.mtime().unwrap_or(0));
+    renamed.set_cksum();
+    Ok(renamed)
 }
 
 /// The directory of `<v1id>/FILE` in the legacy layout (engines up to 24).

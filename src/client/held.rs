@@ -51,9 +51,12 @@ pub struct LeaveOut {
     pub diff_ids: HashSet<Digest>,
     /// Blobs by their own digest (containerd hosts).
     pub blobs: HashSet<Digest>,
-    /// The image's diff IDs, bottom first (classic hosts): a legacy layer's directory is
-    /// matched against their ChainIDs.
+    /// The image's diff IDs, bottom first: a legacy layer's directory is matched against
+    /// their ChainIDs.
     pub image_layers: Vec<Digest>,
+    /// A legacy archive is sent in the OCI form a containerd host's store would make of it
+    /// (`client::to_oci`), whose layer blobs are named by diff ID.
+    pub to_oci: bool,
 }
 
 impl LeaveOut {
@@ -70,9 +73,12 @@ impl LeaveOut {
                     .collect(),
                 blobs: HashSet::new(),
                 image_layers: diff_ids.to_vec(),
+                to_oci: false,
             },
             Some(Held::Containerd(blobs)) => LeaveOut {
                 blobs: blobs.clone(),
+                image_layers: diff_ids.to_vec(),
+                to_oci: true,
                 ..LeaveOut::default()
             },
         }

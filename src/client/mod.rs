@@ -10,6 +10,7 @@
 //! | `held.rs` | `image:layers`'s answer; what may be left out on each store |
 //! | `filter.rs` | the tar filter that leaves layers out |
 //! | `legacy.rs` | which layer a legacy archive's directory holds, from its v1 ID |
+//! | `to_oci.rs` | a legacy archive in the OCI form a containerd host would make of it |
 //! | `meter.rs` | bytes sent and the progress lines |
 //! | `send.rs` | one archive: save, filter, zstd, the remote `image:load` |
 //! | `registry.rs` | the loopback registry a containerd-store engine pushes to |
@@ -26,6 +27,7 @@ pub mod meter;
 pub mod push;
 pub mod registry;
 pub mod send;
+pub mod to_oci;
 pub mod transport;
 
 use std::ffi::OsString;

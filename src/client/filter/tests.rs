@@ -325,3 +325,78 @@ fn legacy_layers_known_by_their_v1_id_are_not_hashed() {
     );
     assert_kept(&specs, &output, &[&format!("{BOTTOM}/layer.tar")]);
 }
+
+#[test]
+fn a_legacy_archive_for_a_containerd_host_goes_in_the_oci_form_its_store_would_make() {
+    use crate::client::legacy::fixture::{diff_ids, BOTTOM, BOTTOM_JSON, TOP, TOP_JSON};
+    let config = b"{\"rootfs\":{}}".to_vec();
+    let config_hex = hex(&Digest::of(&config));
+    let manifest = format!(
+        r#"[{{"Config":"{config_hex}.json","RepoTags":["app:2"],"Layers":["{BOTTOM}/layer.tar","{TOP}/layer.tar"]}}]"#
+    );
+    let specs = vec![
+        spec(format!("{BOTTOM}/VERSION"), b"1.0".to_vec()),
+        spec(format!("{BOTTOM}/json"), BOTTOM_JSON.as_bytes().to_vec()),
+        spec(format!("{BOTTOM}/layer.tar"), noise(8, 110_000)),
+        spec(format!("{TOP}/VERSION"), b"1.0".to_vec()),
+        spec(format!("{TOP}/json"), TOP_JSON.as_bytes().to_vec()),
+        spec(format!("{TOP}/layer.tar"), noise(7, 100_000)),
+        spec(format!("{config_hex}.json"), config.clone()),
+        spec("manifest.json", manifest.into_bytes()),
+        spec("repositories", b"{}".to_vec()),
+    ];
+    let layers = diff_ids();
+    // the host's content store holds the bottom layer's uncompressed blob
+    let plan = LeaveOut {
+        blobs: HashSet::from([layers[0].clone()]),
+        image_layers: layers.clone(),
+        to_oci: true,
+        ..LeaveOut::default()
+    };
+    let (left_out, output) = run(&archive(&specs), &plan);
+    assert_eq!(
+        left_out,
+        LeftOut {
+            entries: 1,
+            bytes: 110_000,
+            hashed: 0,
+        }
+    );
+    let mut read = tar::Archive::new(&output[..]);
+    let entries: Vec<(String, Vec<u8>)> = read
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect();
+    let names: Vec<String> = entries.iter().map(|(name, _)| name.clone()).collect();
+    assert_eq!(names[0], layers[1].blob_path());
+    assert_eq!(entries[0].1, noise(7, 100_000));
+    assert_eq!(names[1], format!("blobs/sha256/{config_hex}"));
+    assert_eq!(entries[1].1, config);
+    assert_eq!(&names[3..], ["index.json", "manifest.json", "oci-layout"]);
+    let index: serde_json::Value = serde_json::from_slice(&entries[3].1).unwrap();
+    assert_eq!(
+        names[2],
+        Digest::parse(index["manifests"][0]["digest"].as_str().unwrap())
+            .unwrap()
+            .blob_path()
+    );
+    let schema2: serde_json::Value = serde_json::from_slice(&entries[2].1).unwrap();
+    assert_eq!(schema2["layers"][0]["digest"], layers[0].to_string());
+    assert_eq!(schema2["layers"][0]["size"], 110_000);
+    assert_eq!(schema2["config"]["size"], config.len());
+
+    // an OCI archive (classic engines 25 and later) passes as before
+    let oci = vec![
+        spec(layers[1].blob_path(), noise(9, 1000)),
+        spec("index.json", b"{}".to_vec()),
+    ];
+    let (_, output) = run(&archive(&oci), &plan);
+    assert_kept(&oci, &output, &[]);
+}
