@@ -164,19 +164,33 @@ assert_slim_redeploy() {
 
 # full_load_id ENGINE IMAGE: the ID this host's engine gives IMAGE loaded from ENGINE's whole
 # `docker image save`: its config's digest on the classic store, the digest index.json names
-# on the containerd store.
+# on the containerd store, and for a legacy archive there the digest of the manifest
+# containerd writes for it (docs/engines.md §3).
 full_load_id() {
   on_engine "$1" docker image save "$2" | STORE="$(store_here)" python3 -c '
-import json, os, sys, tarfile
-files = {}
+import hashlib, json, os, sys, tarfile
+files, sizes, digests = {}, {}, {}
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
     for member in archive:
+        sizes[member.name] = member.size
         if member.name in ("manifest.json", "index.json"):
             files[member.name] = json.load(archive.extractfile(member))
-if os.environ["STORE"] == "containerd" and "index.json" in files:
+        elif member.name.endswith("/layer.tar"):
+            digests[member.name] = "sha256:" + hashlib.file_digest(archive.extractfile(member), "sha256").hexdigest()
+item = files["manifest.json"][0]
+config = "sha256:" + item["Config"].split("/")[-1].removesuffix(".json")
+if os.environ["STORE"] != "containerd":
+    print(config)
+elif "index.json" in files:
     print(files["index.json"]["manifests"][0]["digest"])
 else:
-    print("sha256:" + files["manifest.json"][0]["Config"].split("/")[-1].removesuffix(".json"))'
+    layers = ",".join(
+        "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar\",\"digest\":\"%s\",\"size\":%d}" % (digests[name], sizes[name])
+        for name in item["Layers"])
+    manifest = ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"%s\",\"size\":%d},"
+        "\"layers\":[%s]}") % (config, sizes[item["Config"]], layers)
+    print("sha256:" + hashlib.sha256(manifest.encode()).hexdigest())'
 }
 
 @test "a first deploy sends every layer and deploys" {
@@ -346,6 +360,11 @@ image_of() {
 @test "a client on the classic engine 26 pushes to a containerd host" {
   [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == containerd ]] || skip "the host's store is classic"
   assert_slim_redeploy 26
+}
+
+@test "a legacy client (engine 20) pushes to a containerd host in the OCI form its store would make" {
+  [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == containerd ]] || skip "the host's store is classic"
+  assert_slim_redeploy 20
 }
 
 @test "a client on the containerd engine 26-c8d pushes through its engine, to either store" {
