@@ -93,6 +93,7 @@ impl ThroughEngine {
         }
         let prepared = (|| -> anyhow::Result<ThroughEngine> {
             cancel::install()?;
+            cancel::describe(format!("the push of {image}"));
             let registry = Registry::start()?;
             let nonce = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

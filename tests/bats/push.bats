@@ -362,6 +362,33 @@ image_of() {
   assert_slim_redeploy 26
 }
 
+@test "a push through the engine stopped by SIGTERM removes the throwaway tag" {
+  local tag wrapper pid status=0
+  require_engine 26-c8d
+  tag="$(unique_name img):v1"
+  client_build 26-c8d build_busybox_image "$tag" >/dev/null
+  wrapper="$BATS_TEST_TMPDIR/docker"
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'if [[ "$1 $2" == "image push" ]]; then touch "$PUSH_STARTED"; sleep 60; exit 1; fi' \
+    'exec docker "$@"' >"$wrapper"
+  chmod +x "$wrapper"
+  export PUSH_STARTED="$BATS_TEST_TMPDIR/push-started"
+  (
+    # shellcheck source=/dev/null
+    source "$("$REPO_ROOT/scripts/engines" env 26-c8d)"
+    exec env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+  ) 2>"$BATS_TEST_TMPDIR/stderr" 3>&- &
+  pid=$!
+  wait_until 20 test -e "$PUSH_STARTED"
+  [[ -n "$(throwaway_tags 26-c8d)" ]] || fail "no throwaway tag while the engine pushes"
+  kill -TERM "$pid"
+  wait "$pid" || status=$?
+  assert_equal "$status" 143
+  run cat "$BATS_TEST_TMPDIR/stderr"
+  assert_line " !     the push of $tag was stopped by SIGTERM; nothing was changed"
+  assert_equal "$(throwaway_tags 26-c8d)" ""
+}
+
 @test "a legacy client (engine 20) pushes to a containerd host in the OCI form its store would make" {
   [[ "${IMAGE_PLUGIN_ENGINE_STORE:-classic}" == containerd ]] || skip "the host's store is classic"
   assert_slim_redeploy 20
