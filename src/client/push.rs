@@ -12,6 +12,7 @@ use crate::client::engine::{Fallback, ThroughEngine};
 use crate::client::held::{Held, LeaveOut};
 use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
+use crate::digest::Digest;
 use crate::docker::{Docker, ImageInfo};
 use crate::output::{self, human_bytes, EXIT_MISSING_APP};
 use crate::protocol;
@@ -50,7 +51,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
         Asked::CannotSay => None,
         Asked::MissingApp => return Ok(EXIT_MISSING_APP),
     };
-    let why = match learned {
+    let (why, paired) = match learned {
         Ok(learned) => {
             let layers = learned.layers();
             let mut present = learned.present(held.as_ref(), &image.diff_ids);
@@ -62,8 +63,9 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
                 "Pushing {} to {} for {}: {what}; this machine's engine pushes the others to the client",
                 push.image, push.dest, push.app
             ));
+            let paired = present.clone();
             let mut bytes = 0;
-            loop {
+            let why = loop {
                 let again = !present.is_empty();
                 match engine.send(&remote, &load, &push.image, &learned, present)? {
                     Ok(sent) if sent.refused && again => {
@@ -76,13 +78,36 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
                     Ok(sent) => return Ok(finish(&sent, bytes + sent.bytes, layers, started)),
                     Err(Fallback(why)) => break why,
                 }
-            }
+            };
+            (why, Some(paired))
         }
-        Err(Fallback(why)) => why,
+        Err(Fallback(why)) => (why, None),
     };
     drop(engine);
     output::warn(format!("{why}; saving the image instead"));
-    send_saved(push, docker, &remote, &load, &image, held, started)
+    let save = Save::start(docker, &push.image)?;
+    let plan = match paired {
+        // The engine's manifest paired the blobs with diff IDs: left out by name, unhashed.
+        Some(blobs) => Plan {
+            leave_out: LeaveOut {
+                blobs,
+                ..LeaveOut::default()
+            },
+            paired: true,
+        },
+        None => Plan::of(held.as_ref(), &image.diff_ids),
+    };
+    send_save(
+        push,
+        docker,
+        &remote,
+        &load,
+        &image,
+        &plan,
+        held.as_ref(),
+        save,
+        started,
+    )
 }
 
 /// Today's path for a classic-store engine: `docker image save` started first, the host asked
@@ -108,21 +133,33 @@ fn save_path(
             return Err(err);
         }
     };
-    send_save(push, docker, remote, load, image, held, save, started)
+    let plan = Plan::of(held.as_ref(), &image.diff_ids);
+    send_save(
+        push,
+        docker,
+        remote,
+        load,
+        image,
+        &plan,
+        held.as_ref(),
+        save,
+        started,
+    )
 }
 
-/// `docker image save` when the host's answer is known already.
-fn send_saved(
-    push: &Push,
-    docker: &Docker,
-    remote: &Remote,
-    load: &[String],
-    image: &ImageInfo,
-    held: Option<Held>,
-    started: Instant,
-) -> anyhow::Result<i32> {
-    let save = Save::start(docker, &push.image)?;
-    send_save(push, docker, remote, load, image, held, save, started)
+/// What the save path leaves out, and whether the engine's manifest said it.
+struct Plan {
+    leave_out: LeaveOut,
+    paired: bool,
+}
+
+impl Plan {
+    fn of(held: Option<&Held>, diff_ids: &[Digest]) -> Plan {
+        Plan {
+            leave_out: LeaveOut::plan(held, diff_ids),
+            paired: false,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -132,13 +169,21 @@ fn send_save(
     remote: &Remote,
     load: &[String],
     image: &ImageInfo,
-    held: Option<Held>,
+    plan: &Plan,
+    held: Option<&Held>,
     save: Save,
     started: Instant,
 ) -> anyhow::Result<i32> {
     let layers = image.diff_ids.len();
-    let plan = LeaveOut::plan(held.as_ref(), &image.diff_ids);
-    let what = match &held {
+    let Plan {
+        leave_out: plan,
+        paired,
+    } = plan;
+    let what = match held {
+        Some(_) if *paired => format!(
+            "the host holds {} of {layers} layers, paired with their blobs by the engine's manifest",
+            plan.blobs.len()
+        ),
         Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
         Some(Held::Containerd(blobs)) => format!(
             "the host's content store holds {} layer blobs, matched by digest against the {layers} layers' blobs as the archive streams",
@@ -150,7 +195,7 @@ fn send_save(
         "Pushing {} to {} for {}: {what}",
         push.image, push.dest, push.app
     ));
-    let mut sent = send(save, remote, load, &push.image, &plan)?;
+    let mut sent = send(save, remote, load, &push.image, plan)?;
     let mut bytes = sent.bytes;
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
