@@ -174,16 +174,21 @@ impl ThroughEngine {
         Err(Fallback(format!("`docker push` failed: {why}")))
     }
 
-    /// The second push, into `load` on the host: the blobs of `present` stay out.
+    /// The second push, into `load` on the host (through `opened`, a session started
+    /// earlier, or a new one): the blobs of `present` stay out.
     pub fn send(
         &self,
+        opened: Option<(Session, io::PipeWriter)>,
         remote: &Remote,
         load: &[String],
         image: &str,
         learned: &Learned,
         present: HashSet<Digest>,
     ) -> anyhow::Result<Result<Sent, Fallback>> {
-        let (session, to_host) = Session::start(remote, load)?;
+        let (session, to_host) = match opened {
+            Some(opened) => opened,
+            None => Session::start(remote, load)?,
+        };
         let archive = match Archive::start(to_host) {
             Ok(archive) => archive,
             Err(err) => {

@@ -2,6 +2,7 @@
 //! send the whole archive when the host cannot say or refuses the slim one.
 
 use std::collections::HashSet;
+use std::io;
 use std::thread;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use anyhow::Context;
 use crate::client::args::Push;
 use crate::client::engine::{Fallback, ThroughEngine};
 use crate::client::held::{Held, LeaveOut};
-use crate::client::send::{send, Save, Sent};
+use crate::client::send::{send, Save, Sent, Session};
 use crate::client::transport::Remote;
 use crate::digest::Digest;
 use crate::docker::{Docker, ImageInfo};
@@ -37,7 +38,9 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     let Some(engine) = ThroughEngine::prepare(docker, &push.image, &image) else {
         return save_path(push, docker, &remote, &load, &image, started);
     };
-    // The first push, which only learns the manifests, runs while the host is asked.
+    // The load's session opens, and the first push, which only learns the manifests, runs,
+    // while the host is asked.
+    let mut opened = Some(Session::start(&remote, &load)?);
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
         let asked = ask_host(&remote, &push.app);
@@ -46,10 +49,20 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
             .unwrap_or_else(|_| Err(Fallback("the push's thread panicked".to_string())));
         (asked, learned)
     });
-    let held = match asked? {
+    let asked = match asked {
+        Ok(asked) => asked,
+        Err(err) => {
+            abandon(opened);
+            return Err(err);
+        }
+    };
+    let held = match asked {
         Asked::Held(held) => Some(held),
         Asked::CannotSay => None,
-        Asked::MissingApp => return Ok(EXIT_MISSING_APP),
+        Asked::MissingApp => {
+            abandon(opened);
+            return Ok(EXIT_MISSING_APP);
+        }
     };
     let (why, paired) = match learned {
         Ok(learned) => {
@@ -67,7 +80,14 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
             let mut bytes = 0;
             let why = loop {
                 let again = !present.is_empty();
-                match engine.send(&remote, &load, &push.image, &learned, present)? {
+                match engine.send(
+                    opened.take(),
+                    &remote,
+                    &load,
+                    &push.image,
+                    &learned,
+                    present,
+                )? {
                     Ok(sent) if sent.refused && again => {
                         output::note(
                             "The host no longer holds every layer left out; sending them all",
@@ -100,7 +120,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     send_save(
         push,
         docker,
-        &remote,
+        (&remote, opened),
         &load,
         &image,
         &plan,
@@ -137,7 +157,7 @@ fn save_path(
     send_save(
         push,
         docker,
-        remote,
+        (remote, None),
         load,
         image,
         &plan,
@@ -145,6 +165,14 @@ fn save_path(
         save,
         started,
     )
+}
+
+/// Ends a session opened early that no archive will go to.
+fn abandon(opened: Option<(Session, io::PipeWriter)>) {
+    if let Some((session, to_host)) = opened {
+        drop(to_host);
+        session.abandon();
+    }
 }
 
 /// What the save path leaves out, and whether the engine's manifest said it.
@@ -166,7 +194,7 @@ impl Plan {
 fn send_save(
     push: &Push,
     docker: &Docker,
-    remote: &Remote,
+    (remote, opened): (&Remote, Option<(Session, io::PipeWriter)>),
     load: &[String],
     image: &ImageInfo,
     plan: &Plan,
@@ -195,12 +223,12 @@ fn send_save(
         "Pushing {} to {} for {}: {what}",
         push.image, push.dest, push.app
     ));
-    let mut sent = send(save, remote, load, &push.image, plan)?;
+    let mut sent = send(save, opened, remote, load, &push.image, plan)?;
     let mut bytes = sent.bytes;
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
         let save = Save::start(docker, &push.image)?;
-        sent = send(save, remote, load, &push.image, &LeaveOut::default())?;
+        sent = send(save, None, remote, load, &push.image, &LeaveOut::default())?;
         bytes += sent.bytes;
     }
     Ok(finish(&sent, bytes, layers, started))

@@ -57,16 +57,21 @@ impl Save {
 }
 
 /// Streams the archive of `save`, without what `plan` leaves out, into `image:load` on the
-/// host.
+/// host: into `opened`, a session started earlier, or a new one.
 pub fn send(
     save: Save,
+    opened: Option<(Session, io::PipeWriter)>,
     remote: &Remote,
     load: &[String],
     image: &str,
     plan: &LeaveOut,
 ) -> anyhow::Result<Sent> {
     let Save { running, archive } = save;
-    let (session, to_host) = match Session::start(remote, load) {
+    let opened = match opened {
+        Some(opened) => Ok(opened),
+        None => Session::start(remote, load),
+    };
+    let (session, to_host) = match opened {
         Ok(started) => started,
         Err(err) => {
             Save { running, archive }.abandon();
