@@ -13,7 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::host::{self, Host};
 use crate::output;
+use crate::state;
 use crate::trigger;
 
 /// Where the output already goes to a build log (a capture further up, or ours).
@@ -40,11 +41,11 @@ pub fn source_of(command: &str) -> &'static str {
 /// capture runs yet: then this returns only through `exit`, with the deploy's status.
 /// Otherwise (no `builds` plugin, or already captured) it returns and the command goes on.
 pub fn capture(host: &Host, app: &str, source: &str) -> anyhow::Result<()> {
-    if std::env::var(REDIRECTED).is_ok_and(|v| v == "true") || !builds_enabled() {
+    if std::env::var(REDIRECTED).is_ok_and(|v| v == "true") || !state::plugin_has(host, "builds") {
         return Ok(());
     }
     let id = build_id()?;
-    let log_dir = host.lib_root.join("data").join("builds").join(app);
+    let log_dir = state::build_logs(host, app);
     host::create_dirs(&log_dir)?;
     let log_path = log_dir.join(format!("{id}.log"));
     let log = OpenOptions::new()
@@ -64,12 +65,6 @@ pub fn capture(host: &Host, app: &str, source: &str) -> anyhow::Result<()> {
         ));
     }
     std::process::exit(status);
-}
-
-/// The `builds` plugin is enabled (Dokku 0.38 and later).
-fn builds_enabled() -> bool {
-    std::env::var_os("PLUGIN_ENABLED_PATH")
-        .is_some_and(|enabled| Path::new(&enabled).join("builds").exists())
 }
 
 /// A new id from `builds-generate-id`, else `pid-$DOKKU_PID` as core does.

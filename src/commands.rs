@@ -6,8 +6,9 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::command::{Command, Flags, Kind};
+use crate::host::Host;
 use crate::output::{self, EXIT_NOT_IMPLEMENTED};
-use crate::{access, cancel, lifecycle, protocol, subcommands};
+use crate::{access, cancel, lifecycle, protocol, state, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -238,12 +239,10 @@ fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
 
 /// Whether the core git plugin answers `git:NAME` itself (then the command is not ours).
 fn core_has(subcommand: &str) -> bool {
-    std::env::var_os("PLUGIN_ENABLED_PATH").is_some_and(|enabled| {
-        Path::new(&enabled)
-            .join("git/subcommands")
-            .join(subcommand)
-            .exists()
-    })
+    state::plugin_has(
+        &Host::from_env(),
+        Path::new("git/subcommands").join(subcommand),
+    )
 }
 
 fn listed() -> impl Iterator<Item = &'static Command> {

@@ -14,6 +14,7 @@ use crate::output;
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::retention;
+use crate::state::{self, SOURCE_IMAGE};
 use crate::trigger;
 
 /// An app held for a deploy: its lock, its repo (created at the first commit) and its deploy branch.
@@ -69,12 +70,12 @@ impl<'h> AppSession<'h> {
         let lock = DeployLock::acquire(host, app)?;
         let dokku_lock = DokkuLock::acquire(host, app)?;
         // Under the lock, scratch folders in the app's data dir belong to killed deploys.
-        repo::remove_stale_scratch(&host.plugin_data(app))?;
+        repo::remove_stale_scratch(&state::app_data(host, app))?;
         let repo = AppRepo::at(host, app);
         let session = AppSession {
             host,
             app: app.to_string(),
-            branch: host.deploy_branch(app)?,
+            branch: state::deploy_branch(host, app)?,
             repo,
             _lock: lock,
             dokku_lock: std::cell::RefCell::new(dokku_lock),
@@ -91,8 +92,7 @@ impl<'h> AppSession<'h> {
         };
         self.repo.delete_ref(PENDING_REF, Some(&pending))?;
         let head_image = self.head_record()?.map(|record| record.image);
-        self.host
-            .put_property("git", &self.app, "source-image", head_image.as_deref())?;
+        SOURCE_IMAGE.put(self.host, &self.app, head_image.as_deref())?;
         output::warn(format!(
             "An earlier deploy of {} was interrupted: dropped its commit {} and set source-image back to {}",
             self.app,
@@ -131,7 +131,7 @@ impl<'h> AppSession<'h> {
                     .clone()
                     .with_image(&request.image, request.image_id.as_str())?;
                 self.repo
-                    .write_tree(&context, &self.host.plugin_data(app))?
+                    .write_tree(&context, &state::app_data(self.host, app))?
             }
             Content::Tree(tree) => tree.clone(),
         };
@@ -168,7 +168,7 @@ impl<'h> AppSession<'h> {
             }
         };
 
-        let previous_source = self.host.property("git", app, "source-image")?;
+        let previous_source = SOURCE_IMAGE.get(self.host, app)?;
         let on_signal = {
             let held = cancel::hold();
             held.proceed()?;
@@ -229,8 +229,7 @@ impl<'h> AppSession<'h> {
         {
             let held = cancel::hold();
             held.proceed()?;
-            self.host
-                .set_property("git", app, "source-image", &request.image)?;
+            SOURCE_IMAGE.set(self.host, app, &request.image)?;
         }
         self.dokku_lock.borrow_mut().release();
         trigger::fire_or("receive-app", &[app, rev], |code| {
@@ -271,7 +270,7 @@ fn undo(host: &Host, repo: &AppRepo, app: &str, rev: &str, previous_source: Opti
     if let Err(err) = repo.delete_ref(PENDING_REF, Some(rev)) {
         output::warn(format!("cannot drop the pending deploy ref: {err:#}"));
     }
-    if let Err(err) = host.put_property("git", app, "source-image", previous_source) {
+    if let Err(err) = SOURCE_IMAGE.put(host, app, previous_source) {
         output::warn(format!("cannot restore source-image: {err:#}"));
     }
 }

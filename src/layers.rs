@@ -23,6 +23,7 @@ use crate::digest::{chain_ids, Digest, ImageId};
 use crate::docker::{Docker, Store};
 use crate::host::{self, Host};
 use crate::protocol::{Answer, CLASSIC, CONTAINERD};
+use crate::state;
 use crate::version;
 
 /// What the host holds, by its store's rule.
@@ -125,29 +126,18 @@ pub fn omitted_count(contents: &Contents, store: Store) -> usize {
     distinct.len()
 }
 
-/// Where the notes of loaded images' layer blobs are: one file per image ID, a digest a line
-/// (a name no app can have, beside the apps' folders).
-fn blobs_dir(host: &Host) -> PathBuf {
-    host.lib_root.join("data").join("image").join("--blobs")
-}
-
 /// Notes that the content store holds these layer blobs for as long as image `id` is listed.
 /// Written whole to a temporary file and renamed, so a reader never sees half a note.
 pub fn note_blobs(host: &Host, id: &ImageId, blobs: &[Digest]) -> anyhow::Result<()> {
-    let dir = blobs_dir(host);
+    let dir = state::blobs_dir(host);
     host::create_dirs(&dir)?;
     let text: String = blobs.iter().map(|blob| format!("{blob}\n")).collect();
-    let path = dir.join(id.hex());
-    let temporary = dir.join(format!(".{}.{}", id.hex(), std::process::id()));
-    fs::write(&temporary, text).with_context(|| format!("cannot write {}", temporary.display()))?;
-    host.chown_to_system_user(&temporary);
-    fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    state::write_whole(host, &dir.join(id.hex()), text.as_bytes(), 0o644)
 }
 
 /// Drops the note of an image that was removed.
 pub fn forget_blobs(host: &Host, id: &ImageId) {
-    let _ = host::remove_if_present(&blobs_dir(host).join(id.hex()));
+    let _ = host::remove_if_present(&state::blobs_dir(host).join(id.hex()));
 }
 
 /// The blobs noted for the images the engine still has; the notes of the others are removed.
@@ -160,7 +150,7 @@ fn noted_blobs(host: &Host, docker: &Docker) -> anyhow::Result<BTreeSet<Digest>>
 
 /// Every note: its image ID and its file.
 fn notes(host: &Host) -> anyhow::Result<Vec<(ImageId, PathBuf)>> {
-    let dir = blobs_dir(host);
+    let dir = state::blobs_dir(host);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -329,14 +319,14 @@ mod tests {
         // Image 1 is gone: its note is removed, its blobs no longer count.
         let left = noted(&host, &[digest(2), digest(3)]);
         assert_eq!(left, [22, 23].map(digest).into_iter().collect());
-        assert!(!blobs_dir(&host).join(digest(1).hex()).exists());
-        assert!(blobs_dir(&host).join(digest(2).hex()).is_file());
+        assert!(!state::blobs_dir(&host).join(digest(1).hex()).exists());
+        assert!(state::blobs_dir(&host).join(digest(2).hex()).is_file());
         forget_blobs(&host, &digest(2));
         assert!(noted(&host, &[digest(2)]).is_empty());
         // Rewriting a note replaces it whole.
         note_blobs(&host, &digest(2), &[digest(24)]).unwrap();
         let rewritten = noted(&host, &[digest(2)]);
         assert_eq!(rewritten, [digest(24)].into_iter().collect());
-        assert_eq!(fs::read_dir(blobs_dir(&host)).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(state::blobs_dir(&host)).unwrap().count(), 1);
     }
 }

@@ -30,6 +30,7 @@ pub mod repo;
 pub mod request;
 pub mod retention;
 pub mod room;
+pub mod state;
 pub mod subcommands;
 pub mod trigger;
 pub mod version;

@@ -9,9 +9,7 @@ use crate::command::Command;
 use crate::deploy::AppSession;
 use crate::host::{self, Host};
 use crate::repo::{AppRepo, PENDING_REF};
-
-/// The plugin's name, as `uninstall NAME` names the plugin being removed.
-const PLUGIN_NAME: &str = "image";
+use crate::state;
 
 /// A trigger's argument; one that is missing or not UTF-8 is empty (no valid app name is).
 fn arg(args: &[OsString], index: usize) -> &str {
@@ -22,11 +20,11 @@ fn arg(args: &[OsString], index: usize) -> &str {
 
 /// `uninstall NAME`: fired for whichever plugin is being uninstalled; only `image` is ours.
 pub fn uninstall(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
-    if arg(&args, 0) != PLUGIN_NAME {
+    if arg(&args, 0) != state::PLUGIN {
         return Ok(());
     }
     let host = Host::from_env();
-    host::remove_if_present(&host.lib_root.join("data").join(PLUGIN_NAME))
+    host::remove_if_present(&state::plugin_data(&host))
 }
 
 /// `post-delete APP [IMAGE_TAG]`: the app is gone, so is its lock file.
@@ -36,7 +34,7 @@ pub fn post_delete(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
     if !host::is_valid_app_name(app) {
         return Ok(());
     }
-    host::remove_if_present(&Host::from_env().plugin_data(app))
+    host::remove_if_present(&state::app_data(&Host::from_env(), app))
 }
 
 /// `post-app-rename-setup OLD NEW` and `post-app-clone-setup OLD NEW`: Dokku copied

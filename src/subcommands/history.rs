@@ -10,6 +10,7 @@ use crate::command::Command;
 use crate::host::Host;
 use crate::output;
 use crate::record::{app_deploys, short_commit, Deploy};
+use crate::state;
 use crate::trigger;
 
 #[derive(Debug, Serialize)]
@@ -107,7 +108,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     } else if deploys.is_empty() {
         output::info(format!(
             "{app} has no deploys yet on its deploy branch {}",
-            host.deploy_branch(&app)?
+            state::deploy_branch(&host, &app)?
         ));
     } else {
         output::section(format!("{app} deploys, newest first"));

@@ -11,11 +11,8 @@ use crate::host::Host;
 use crate::output;
 use crate::record::{app_deploys, Deploy};
 use crate::retention::{self, Keep};
+use crate::state::{GLOBAL, PLUGIN, SOURCE_IMAGE};
 use crate::trigger;
-
-const PLUGIN: &str = "image";
-/// What `--global` stands for, as a property scope and as the report's subject.
-const GLOBAL: &str = "--global";
 
 /// The report's keys. `keep-images` is a setting with a default: its raw per-app value, its
 /// raw global one and the effective one, as every 0.38 report has them.
@@ -81,9 +78,7 @@ impl Deploys {
             // A head this plugin did not make may still come from an image (core's git:from-image).
             source_image: match record {
                 Some(record) => record.image.clone(),
-                None => host
-                    .property("git", app, "source-image")?
-                    .unwrap_or_default(),
+                None => SOURCE_IMAGE.get(host, app)?.unwrap_or_default(),
             },
             source_id: record.map(|r| r.image_id.to_string()).unwrap_or_default(),
             deployed_at: head.map(|d| d.commit.date.clone()).unwrap_or_default(),
