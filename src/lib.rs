@@ -9,7 +9,7 @@ pub mod cancel;
 pub mod claims;
 pub mod client;
 pub mod command;
-pub mod commands;
+pub mod command_table;
 pub mod context;
 pub mod deploy;
 pub mod digest;

@@ -11,7 +11,7 @@ use super::entries::Entries;
 use super::header::normalize;
 use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
 use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
-use super::{ArchivedImage, Format, ImageConfig, Omitted, OmittedLayer};
+use super::{ArchivedImage, Format, ImageConfig, LeftOut, LeftOutLayer};
 use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
 
@@ -96,12 +96,12 @@ impl Catalog {
         &self,
         layers: &[String],
         facts: Option<&ImageConfig>,
-    ) -> Result<Vec<OmittedLayer>> {
+    ) -> Result<Vec<LeftOutLayer>> {
         let diff_ids = facts
             .map(|facts| facts.diff_ids.as_slice())
             .filter(|diff_ids| diff_ids.len() == layers.len());
         let chains = diff_ids.map(chain_ids).unwrap_or_default();
-        let mut omitted = Vec::new();
+        let mut left_out = Vec::new();
         for (position, layer) in layers.iter().enumerate() {
             if self.holds(layer) {
                 continue;
@@ -109,14 +109,14 @@ impl Catalog {
             let (Some(diff_ids), Some(chain_id)) = (diff_ids, chains.get(position)) else {
                 bail!("manifest.json names {layer}, which the archive does not contain");
             };
-            omitted.push(OmittedLayer {
+            left_out.push(LeftOutLayer {
                 position,
                 path: normalize(layer),
                 diff_id: diff_ids[position].clone(),
                 chain_id: chain_id.clone(),
             });
         }
-        Ok(omitted)
+        Ok(left_out)
     }
 
     fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -135,7 +135,7 @@ impl Catalog {
             })?;
             self.require("manifest.json", &item.config)?;
             let mut image = self.image(id, Vec::new());
-            image.omitted.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
+            image.left_out.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
             images.add(image, item.repo_tags.unwrap_or_default());
         }
         Ok(images.images)
@@ -169,7 +169,7 @@ impl Catalog {
             if image.targets.is_empty() {
                 image.targets = resolved.targets.clone();
                 image.blobs = resolved.layers.clone();
-                image.omitted.blobs = resolved.omitted.clone();
+                image.left_out.blobs = resolved.left_out.clone();
             }
         }
     }
@@ -186,7 +186,7 @@ impl Catalog {
             targets,
             facts,
             blobs: Vec::new(),
-            omitted: Omitted::default(),
+            left_out: LeftOut::default(),
         }
     }
 
@@ -226,7 +226,7 @@ impl Catalog {
             }
             let mut image = self.image(resolved.config.clone(), resolved.targets.clone());
             image.blobs = resolved.layers.clone();
-            image.omitted.blobs = resolved.omitted.clone();
+            image.left_out.blobs = resolved.left_out.clone();
             images.add(image, tags);
         }
         Ok(images.images)
@@ -256,7 +256,7 @@ impl Catalog {
                         })
                     })
                     .collect::<Result<Vec<Digest>>>()?;
-                let omitted = layers
+                let left_out = layers
                     .iter()
                     .filter(|layer| !self.holds(&layer.blob_path()))
                     .cloned()
@@ -265,7 +265,7 @@ impl Catalog {
                     config,
                     targets: vec![digest],
                     layers,
-                    omitted,
+                    left_out,
                 })
             }
             Some(BlobDoc::Index { manifests }) => {
@@ -328,7 +328,7 @@ struct Resolved {
     /// The layer blobs of that manifest, bottom first.
     layers: Vec<Digest>,
     /// Those of them the archive leaves out.
-    omitted: Vec<Digest>,
+    left_out: Vec<Digest>,
 }
 
 fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {

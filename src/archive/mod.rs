@@ -40,7 +40,7 @@
 //! # Slim archives
 //!
 //! A client may leave out layers the host already holds (docs/slim.md). A layer a manifest names
-//! but the archive lacks is then no error: each image reports what it leaves out (`Omitted`),
+//! but the archive lacks is then no error: each image reports what it leaves out (`LeftOut`),
 //! and the caller's check decides whether the host holds it before anything is imported.
 //!
 //! # Where each job lives
@@ -107,20 +107,20 @@ pub struct ArchivedImage {
     pub blobs: Vec<Digest>,
     /// The layers the image names that the archive leaves out (a slim archive, sent on the
     /// understanding that the host holds them).
-    pub omitted: Omitted,
+    pub left_out: LeftOut,
 }
 
 /// What a slim archive leaves out of one image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Omitted {
+pub struct LeftOut {
     /// Layers `manifest.json` names without the archive holding them.
-    pub layers: Vec<OmittedLayer>,
+    pub layers: Vec<LeftOutLayer>,
     /// Layer blobs the image manifest `targets` ends at names without the archive holding
     /// them.
     pub blobs: Vec<Digest>,
 }
 
-impl Omitted {
+impl LeftOut {
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty() && self.blobs.is_empty()
     }
@@ -128,7 +128,7 @@ impl Omitted {
 
 /// A layer of `manifest.json` the archive leaves out, identified through the config's diff IDs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OmittedLayer {
+pub struct LeftOutLayer {
     /// Its place in the image's layers, bottom first.
     pub position: usize,
     /// Its path as `manifest.json` names it, normalised.
@@ -215,7 +215,7 @@ impl Contents {
 
     /// Whether any image names layers the archive leaves out.
     pub fn is_slim(&self) -> bool {
-        self.images.iter().any(|image| !image.omitted.is_empty())
+        self.images.iter().any(|image| !image.left_out.is_empty())
     }
 
     /// Every tag of every image, sorted: `docker image save` writes its images in no fixed

@@ -1,4 +1,4 @@
 //! `image:client`.
-fn main() {
-    dokku_image::commands::main("image:client")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:client")
 }

@@ -1,4 +1,4 @@
 //! The plugin's `commands` file (help, fallbacks, exit 10 for the rest).
-fn main() {
-    dokku_image::commands::main("commands")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("commands")
 }

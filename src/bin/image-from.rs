@@ -1,4 +1,4 @@
 //! `image:from`.
-fn main() {
-    dokku_image::commands::main("image:from")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:from")
 }

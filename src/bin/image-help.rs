@@ -1,4 +1,4 @@
 //! `image:help`, and `dokku image` (subcommands/default).
-fn main() {
-    dokku_image::commands::main("image:help")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:help")
 }

@@ -1,4 +1,4 @@
 //! `image:history`.
-fn main() {
-    dokku_image::commands::main("image:history")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:history")
 }

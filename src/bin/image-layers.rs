@@ -1,4 +1,4 @@
 //! `image:layers`.
-fn main() {
-    dokku_image::commands::main("image:layers")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:layers")
 }

@@ -1,4 +1,4 @@
 //! `image:load`.
-fn main() {
-    dokku_image::commands::main("image:load")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:load")
 }

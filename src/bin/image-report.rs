@@ -1,4 +1,4 @@
 //! `image:report`.
-fn main() {
-    dokku_image::commands::main("image:report")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:report")
 }

@@ -1,4 +1,4 @@
 //! `image:rollback`.
-fn main() {
-    dokku_image::commands::main("image:rollback")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:rollback")
 }

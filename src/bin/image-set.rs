@@ -1,4 +1,4 @@
 //! `image:set`.
-fn main() {
-    dokku_image::commands::main("image:set")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("image:set")
 }

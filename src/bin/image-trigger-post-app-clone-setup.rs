@@ -1,4 +1,4 @@
 //! The `post-app-clone-setup` trigger.
-fn main() {
-    dokku_image::commands::main("post-app-clone-setup")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("post-app-clone-setup")
 }

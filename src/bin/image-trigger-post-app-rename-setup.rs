@@ -1,4 +1,4 @@
 //! The `post-app-rename-setup` trigger.
-fn main() {
-    dokku_image::commands::main("post-app-rename-setup")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("post-app-rename-setup")
 }

@@ -1,4 +1,4 @@
 //! The `post-delete` trigger.
-fn main() {
-    dokku_image::commands::main("post-delete")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("post-delete")
 }

@@ -1,4 +1,4 @@
 //! The `report` trigger.
-fn main() {
-    dokku_image::commands::main("report")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("report")
 }

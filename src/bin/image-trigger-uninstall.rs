@@ -1,4 +1,4 @@
 //! The `uninstall` trigger.
-fn main() {
-    dokku_image::commands::main("uninstall")
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main("uninstall")
 }

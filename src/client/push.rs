@@ -6,16 +6,16 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::client::args::Push;
-use crate::client::held::{Held, LeaveOut};
+use crate::client::held::{Holds, LeftOutPlan};
 use crate::client::send::{send, Save, Sent};
 use crate::client::transport::Remote;
 use crate::docker::Docker;
-use crate::output::{self, human_bytes, EXIT_MISSING_APP};
+use crate::output::{self, human_bytes, Status, EXIT_MISSING_APP};
 use crate::protocol;
 use crate::version::VERSION;
 
 /// Runs a push; returns the exit status for the process: the host's.
-pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
+pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     let remote = Remote::for_push(push)?;
     let image = docker.inspect(&push.image)?.with_context(|| {
         format!(
@@ -27,21 +27,21 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     let started = Instant::now();
     let save = Save::start(docker, &push.image)?;
     let held = match ask_host(&remote, &push.app) {
-        Ok(Asked::Held(held)) => Some(held),
+        Ok(Asked::Holds(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
         Ok(Asked::MissingApp) => {
             save.abandon();
-            return Ok(EXIT_MISSING_APP);
+            return Ok(Status(EXIT_MISSING_APP));
         }
         Err(err) => {
             save.abandon();
             return Err(err);
         }
     };
-    let plan = LeaveOut::plan(held.as_ref(), &image.diff_ids);
+    let plan = LeftOutPlan::plan(held.as_ref(), &image.diff_ids);
     let what = match &held {
-        Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
-        Some(Held::Containerd(blobs)) => format!(
+        Some(Holds::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
+        Some(Holds::Containerd(blobs)) => format!(
             "the host's content store holds {} layer blobs, matched by digest against the {layers} layers' blobs as the archive streams",
             blobs.len()
         ),
@@ -63,7 +63,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
         let save = Save::start(docker, &push.image)?;
-        sent = send(save, &remote, &load, &push.image, &LeaveOut::default())?;
+        sent = send(save, &remote, &load, &push.image, &LeftOutPlan::default())?;
         bytes += sent.bytes;
     }
     if sent.status == 0 {
@@ -74,7 +74,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
             started.elapsed().as_secs_f64(),
         ));
     }
-    Ok(sent.status)
+    Ok(Status(sent.status))
 }
 
 /// "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes
@@ -101,7 +101,7 @@ fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
 }
 
 enum Asked {
-    Held(Held),
+    Holds(Holds),
     MissingApp,
     /// An older plugin, or an answer this client does not understand.
     CannotSay,
@@ -127,12 +127,12 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
     }
     let why = if answer.status.success() {
         let line = String::from_utf8_lossy(&answer.stdout);
-        match Held::parse(&line) {
+        match Holds::parse(&line) {
             Ok(held) => {
-                if let Some(difference) = version_difference(Held::plugin_version(&line)) {
+                if let Some(difference) = version_difference(Holds::plugin_version(&line)) {
                     output::warn(difference);
                 }
-                return Ok(Asked::Held(held));
+                return Ok(Asked::Holds(held));
             }
             Err(err) => err.to_string(),
         }
@@ -170,7 +170,7 @@ fn version_difference(host: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::filter::LeftOut;
+    use crate::client::filter::LeftOutTotals;
 
     #[test]
     fn one_line_when_host_and_client_versions_differ() {
@@ -190,7 +190,7 @@ mod tests {
         let sent = Sent {
             status: 0,
             refused: false,
-            left_out: LeftOut {
+            left_out: LeftOutTotals {
                 entries: 2,
                 bytes: 1 << 30,
                 hashed: 0,
@@ -208,7 +208,7 @@ mod tests {
         let mut sent = Sent {
             status: 0,
             refused: false,
-            left_out: LeftOut {
+            left_out: LeftOutTotals {
                 entries: 1,
                 bytes: 100,
                 hashed: 1,

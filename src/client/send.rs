@@ -7,8 +7,8 @@ use std::thread;
 
 use anyhow::Context;
 
-use crate::client::filter::{filter, LeftOut};
-use crate::client::held::LeaveOut;
+use crate::client::filter::{filter, LeftOutTotals};
+use crate::client::held::LeftOutPlan;
 use crate::client::meter::Meter;
 use crate::client::transport::Remote;
 use crate::docker::Docker;
@@ -25,7 +25,7 @@ pub struct Sent {
     pub status: i32,
     /// The host refused the archive because it left out layers the host lacks.
     pub refused: bool,
-    pub left_out: LeftOut,
+    pub left_out: LeftOutTotals,
     /// Compressed, as written to the remote shell.
     pub bytes: u64,
 }
@@ -61,7 +61,7 @@ pub fn send(
     remote: &Remote,
     load: &[String],
     image: &str,
-    plan: &LeaveOut,
+    plan: &LeftOutPlan,
 ) -> anyhow::Result<Sent> {
     let Save { running, archive } = save;
     let (host_in, to_host) = io::pipe()?;
@@ -115,8 +115,8 @@ pub fn send(
 fn stream(
     archive: io::PipeReader,
     to_host: io::PipeWriter,
-    plan: &LeaveOut,
-) -> io::Result<(LeftOut, u64)> {
+    plan: &LeftOutPlan,
+) -> io::Result<(LeftOutTotals, u64)> {
     let threads = thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut encoder = zstd::stream::write::Encoder::new(Meter::new(to_host), ZSTD_LEVEL)?;
     encoder.multithread(threads)?;

@@ -10,11 +10,12 @@ use anyhow::Context;
 
 use crate::args;
 use crate::command::Command;
+use crate::output::Status;
 
 /// The client's file name, beside the plugin's own binaries in `bin/`.
 const CLIENT: &str = "dokku-image";
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     args::parse(argv, command, None)?;
     let mut stdout = io::stdout().lock();
     anyhow::ensure!(
@@ -35,7 +36,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     stdout
         .flush()
         .context("cannot write the client to stdout")?;
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 /// `dokku-image` beside the running binary, wherever the links Dokku ran lead.

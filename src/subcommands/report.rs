@@ -8,7 +8,7 @@ use crate::command::Command;
 use crate::docker::Docker;
 use crate::dokku_report::{self, Printed};
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::record::{app_deploys, Deploy};
 use crate::retention::{self, Keep};
 use crate::state::{GLOBAL, PLUGIN, SOURCE_IMAGE};
@@ -160,7 +160,7 @@ fn report_app(
     })
 }
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     let flag = dokku_report::single_flag(PLUGIN, &parsed.fields)?;
     let format = parsed.format.as_deref();
@@ -170,7 +170,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             global_value(&host, key)
         })?;
         printed.print();
-        return Ok(());
+        return Ok(Status::SUCCESS);
     }
     match parsed.app.filter(|app| !app.is_empty()) {
         Some(app) => report_app(&host, &app, format, flag)?.print(),
@@ -185,17 +185,17 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 /// The `report APP` trigger: `dokku report APP` shows the same block.
-pub fn trigger(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
+pub fn trigger(_: &Command, args: Vec<OsString>) -> anyhow::Result<Status> {
     let app = args
         .first()
         .and_then(|app| app.to_str())
         .unwrap_or_default();
     report_app(&Host::from_env(), app, None, None)?.print();
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@ use std::ffi::OsString;
 use crate::args;
 use crate::command::Command;
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::retention::Keep;
 use crate::state::{GLOBAL, KEEP_IMAGES};
 use crate::trigger;
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     let scope = match (parsed.global, parsed.app.filter(|app| !app.is_empty())) {
         (true, _) => GLOBAL.to_string(),
@@ -42,5 +42,5 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         Some(value) => output::info(format!("Setting {key} to {value}")),
         None => output::info(format!("Unsetting {key}")),
     }
-    Ok(())
+    Ok(Status::SUCCESS)
 }

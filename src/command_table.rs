@@ -4,10 +4,11 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::process::ExitCode;
 
-use crate::command::{Command, Flags, Kind};
+use crate::command::{Command, Deploys, Flags, Kind};
 use crate::host::Host;
-use crate::output::{self, EXIT_NOT_IMPLEMENTED};
+use crate::output::{self, Status};
 use crate::{access, cancel, lifecycle, protocol, state, subcommands};
 
 const FROM: Flags = Flags {
@@ -28,6 +29,17 @@ const FROM_DESCRIPTION: &str =
     "Deploy an app from a Docker image reference (pulled only when not on the host)";
 const LOAD_DESCRIPTION: &str =
     "Deploy an app from an image archive on stdin (docker image save; plain/gzip/bzip2/xz/zstd)";
+/// `image:from`, `git:from-image` and `image:rollback`: the image is on the host or in a
+/// registry.
+const FROM_IMAGE: Deploys = Deploys {
+    build_source: "git:from-image",
+    from_archive: false,
+};
+/// `image:load`, `git:load-image`: the image comes from an archive on stdin.
+const LOAD_IMAGE: Deploys = Deploys {
+    build_source: "git:load-image",
+    from_archive: true,
+};
 /// Triggers take their arguments as Dokku fires them; no flags.
 const TRIGGER: Flags = Flags {
     takes_app: false,
@@ -45,6 +57,7 @@ pub const COMMANDS: &[Command] = &[
         description: FROM_DESCRIPTION,
         kind: Kind::Subcommand,
         flags: FROM,
+        deploys: Some(FROM_IMAGE),
         run: subcommands::from::run,
     },
     Command {
@@ -53,6 +66,7 @@ pub const COMMANDS: &[Command] = &[
         description: LOAD_DESCRIPTION,
         kind: Kind::Subcommand,
         flags: LOAD,
+        deploys: Some(LOAD_IMAGE),
         run: subcommands::load::run,
     },
     Command {
@@ -64,6 +78,7 @@ pub const COMMANDS: &[Command] = &[
             format: true,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::history::run,
     },
     Command {
@@ -76,7 +91,8 @@ pub const COMMANDS: &[Command] = &[
             max_positionals: 3,
             ..Flags::APP
         },
-        run: subcommands::rollback::run,
+        deploys: Some(FROM_IMAGE),
+        run: |command, argv| subcommands::rollback::run(command, argv, recorded_deploys),
     },
     Command {
         name: "image:report",
@@ -90,6 +106,7 @@ pub const COMMANDS: &[Command] = &[
             global: true,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::report::run,
     },
     Command {
@@ -102,6 +119,7 @@ pub const COMMANDS: &[Command] = &[
             max_positionals: 2,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::set::run,
     },
     Command {
@@ -110,6 +128,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Print the layers the host holds as JSON (what a slim archive may leave out)",
         kind: Kind::Subcommand,
         flags: Flags::APP,
+        deploys: None,
         run: subcommands::layers::run,
     },
     Command {
@@ -118,6 +137,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Write the dokku-image client binary to stdout (redirect it to a file)",
         kind: Kind::Subcommand,
         flags: TRIGGER,
+        deploys: None,
         run: subcommands::client::run,
     },
     Command {
@@ -126,9 +146,10 @@ pub const COMMANDS: &[Command] = &[
         description: "Show this help",
         kind: Kind::Subcommand,
         flags: TRIGGER,
+        deploys: None,
         run: |_, _| {
             print!("{}", usage_page());
-            Ok(())
+            Ok(Status::SUCCESS)
         },
     },
     Command {
@@ -137,6 +158,7 @@ pub const COMMANDS: &[Command] = &[
         description: FROM_DESCRIPTION,
         kind: Kind::Fallback { core: "from-image" },
         flags: FROM,
+        deploys: Some(FROM_IMAGE),
         run: subcommands::from::run,
     },
     Command {
@@ -145,6 +167,7 @@ pub const COMMANDS: &[Command] = &[
         description: LOAD_DESCRIPTION,
         kind: Kind::Fallback { core: "load-image" },
         flags: LOAD,
+        deploys: Some(LOAD_IMAGE),
         run: subcommands::load::run,
     },
     Command {
@@ -153,6 +176,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Dokku's entry for help and commands no subcommand file answers",
         kind: Kind::Entry,
         flags: TRIGGER,
+        deploys: None,
         run: commands_entry,
     },
     Command {
@@ -161,6 +185,7 @@ pub const COMMANDS: &[Command] = &[
         description: "The image block of `dokku report APP`",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: subcommands::report::trigger,
     },
     Command {
@@ -169,6 +194,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Remove the plugin's state of a deleted app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::post_delete,
     },
     Command {
@@ -177,6 +203,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Drop the pending deploy Dokku copied into the renamed app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::copy_setup,
     },
     Command {
@@ -185,6 +212,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Drop the pending deploy Dokku copied into the cloned app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::copy_setup,
     },
     Command {
@@ -193,6 +221,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Remove the plugin's state when the plugin is uninstalled",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::uninstall,
     },
 ];
@@ -202,29 +231,35 @@ pub fn find(name: &str) -> Option<&'static Command> {
     COMMANDS.iter().find(|command| command.name == name)
 }
 
-/// What each binary's `main` calls: runs entry NAME with the process's arguments and exits
-/// with Dokku's status.
-pub fn main(name: &str) -> ! {
+/// What a deploy recorded under the command NAME deployed from (a rollback asks of an earlier
+/// deploy); None for a name that never deployed.
+fn recorded_deploys(name: &str) -> Option<Deploys> {
+    find(name).and_then(|command| command.deploys)
+}
+
+/// What each binary's `main` calls: runs entry NAME with the process's arguments and gives
+/// Dokku's status.
+pub fn main(name: &str) -> ExitCode {
     let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let result = run(command, argv);
     cancel::settle();
-    output::exit_on_error(result)
+    output::finish(result)
 }
 
 /// Runs a command, once the access check has seen the app it acts on.
-fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     access::check(command, &argv)?;
     (command.run)(command, argv)
 }
 
 /// The `commands` entry: `dokku help` lines, `image:help`, and core's
 /// `git:from-image`/`git:load-image` where core lacks them; exit 10 for anything not ours.
-fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let name = argv.first().and_then(|a| a.to_str()).unwrap_or_default();
     if name == "help" {
         print!("{}", help_lines());
-        return Ok(());
+        return Ok(Status::SUCCESS);
     }
     let ours = find(name).filter(|command| match command.kind {
         Kind::Subcommand => true,
@@ -233,7 +268,7 @@ fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     });
     match ours {
         Some(command) => run(command, argv),
-        None => std::process::exit(EXIT_NOT_IMPLEMENTED),
+        None => Ok(Status::NOT_IMPLEMENTED),
     }
 }
 
@@ -331,6 +366,30 @@ mod tests {
                 target.display()
             );
         }
+    }
+
+    /// The build record's source follows core's commands; only loads come from an archive.
+    #[test]
+    fn deploying_commands_say_what_they_deploy_from() {
+        let deploys = |name| find(name).unwrap().deploys;
+        for name in ["image:from", "image:rollback", "git:from-image"] {
+            assert_eq!(
+                deploys(name).unwrap().build_source,
+                "git:from-image",
+                "{name}"
+            );
+            assert_eq!(recorded_deploys(name).map(|d| d.from_archive), Some(false));
+        }
+        for name in ["image:load", "git:load-image"] {
+            assert_eq!(
+                deploys(name).unwrap().build_source,
+                "git:load-image",
+                "{name}"
+            );
+            assert_eq!(recorded_deploys(name).map(|d| d.from_archive), Some(true));
+        }
+        assert_eq!(deploys("image:history"), None);
+        assert_eq!(recorded_deploys("git:push"), None);
     }
 
     #[test]
