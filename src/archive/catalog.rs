@@ -5,13 +5,13 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail, Result};
-use serde::Deserialize;
 
+use super::contents::{ArchivedImage, Format, ImageConfig, LeftOut, LeftOutLayer};
 use super::entries::Entries;
 use super::header::normalize;
+use super::layout::{BlobDoc, Descriptor, ManifestItem, OciIndex};
 use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
-use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
-use super::{ArchivedImage, Format, ImageConfig, LeftOut, LeftOutLayer};
+use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform};
 use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
 
@@ -377,93 +377,4 @@ pub(super) fn config_id(config: &str) -> Option<Digest> {
         .strip_prefix("blobs/sha256/")
         .or_else(|| name.strip_suffix(".json"))?;
     Digest::from_hex(hex)
-}
-
-#[derive(Deserialize)]
-struct ManifestItem {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct OciIndex {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub(super) struct Descriptor {
-    pub(super) digest: String,
-    #[serde(default)]
-    pub(super) annotations: HashMap<String, String>,
-    #[serde(default)]
-    pub(super) platform: Option<Platform>,
-}
-
-/// A small blob understood as an OCI image manifest, an index, or an image config.
-#[derive(Debug)]
-enum BlobDoc {
-    Manifest { config: String, layers: Vec<String> },
-    Index { manifests: Vec<Descriptor> },
-    Config(ImageConfig),
-}
-
-/// The fields that tell a manifest, an index and a config apart: a manifest's `config` is a
-/// descriptor, an index has `manifests`, a config has `rootfs`.
-#[derive(Deserialize)]
-struct RawBlobDoc {
-    config: Option<serde_json::Value>,
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    rootfs: Option<RootFs>,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    created: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
-impl BlobDoc {
-    fn parse(data: &[u8]) -> Option<BlobDoc> {
-        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-        let raw: RawBlobDoc = serde_json::from_slice(data).ok()?;
-        if let Some(rootfs) = raw.rootfs {
-            let diff_ids = rootfs
-                .diff_ids
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<Option<_>>()?;
-            return Some(BlobDoc::Config(ImageConfig {
-                platform: format!("{}/{}", raw.os, raw.architecture),
-                created: raw.created,
-                diff_ids,
-                content: Digest::of(data),
-            }));
-        }
-        let config_digest = raw
-            .config
-            .as_ref()
-            .and_then(|config| config.get("digest")?.as_str().map(str::to_string));
-        match (config_digest, raw.manifests) {
-            (Some(config), None) => Some(BlobDoc::Manifest {
-                config,
-                layers: raw.layers.into_iter().map(|l| l.digest).collect(),
-            }),
-            (None, Some(manifests)) => Some(BlobDoc::Index { manifests }),
-            _ => None,
-        }
-    }
 }
