@@ -13,6 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -94,8 +95,12 @@ fn run_captured(id: &str, source: &str, log_path: &PathBuf, log: File) -> anyhow
     if let Some(signal) = signals.pending().next() {
         return Ok(128 + signal);
     }
+    let mut args = std::env::args_os();
+    // The same name too: the program serves the entry its name names.
+    let program = args.next().unwrap_or_default();
     let mut child = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
+        .arg0(program)
+        .args(args)
         .env(REDIRECTED, "true")
         .env("DOKKU_BUILD_ID", id)
         .env("DOKKU_BUILD_SOURCE", source)

@@ -1,6 +1,6 @@
 //! The plugin's table of commands: every subcommand, fallback and trigger, described once.
-//! It feeds dispatch (each small binary of `src/bin/` names its entry and calls [`main`]),
-//! `dokku help`, `image:help` and the usage line of every error.
+//! It feeds dispatch ([`main`]: the one program serves the entry its name names, or is the
+//! client), `dokku help`, `image:help` and the usage line of every error.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use crate::command::{Command, Deploys, Flags, Kind};
 use crate::host::Host;
 use crate::output::{self, Status};
-use crate::{access, cancel, lifecycle, protocol, state, subcommands};
+use crate::{access, cancel, client, lifecycle, protocol, state, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -237,14 +237,50 @@ fn recorded_deploys(name: &str) -> Option<Deploys> {
     find(name).and_then(|command| command.deploys)
 }
 
-/// What each binary's `main` calls: runs entry NAME with the process's arguments and gives
-/// Dokku's status.
-pub fn main(name: &str) -> ExitCode {
-    let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
+/// The program's `main`, whatever name it runs under, as Dokku's Go plugins do: run as a file
+/// of the plugin (`subcommands/NAME`, a trigger, `commands`: links to `bin/dokku-image`, or
+/// `exec -a`), it runs that entry with the process's arguments and gives Dokku's status;
+/// under any other name it is the client.
+pub fn main() -> ExitCode {
+    let program = std::env::args_os().next().unwrap_or_default();
+    let Some(command) = entry_for(Path::new(&program)) else {
+        return client::main();
+    };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let result = run(command, argv);
     cancel::settle();
     output::finish(result)
+}
+
+/// The entry a program path names: `subcommands/NAME` is `image:NAME` (`default`, Dokku's
+/// `dokku image`, is `image:help`), and a file at the plugin's root a trigger or `commands`.
+/// None for any other name.
+pub fn entry_for(program: &Path) -> Option<&'static Command> {
+    let name = program.file_name()?.to_str()?;
+    let folder = program
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let in_subcommands = match folder.file_name() {
+        Some(folder) => folder == "subcommands",
+        // `.` or `..`: the folder it stands for.
+        None => folder
+            .canonicalize()
+            .ok()
+            .is_some_and(|folder| folder.ends_with("subcommands")),
+    };
+    let subcommand = match name {
+        "default" => "help",
+        name => name,
+    };
+    let wanted = |command: &&Command| match command.kind {
+        Kind::Subcommand => {
+            in_subcommands && command.name.strip_prefix("image:") == Some(subcommand)
+        }
+        Kind::Trigger | Kind::Entry => !in_subcommands && command.name == name,
+        Kind::Fallback { .. } => false,
+    };
+    COMMANDS.iter().find(wanted)
 }
 
 /// Runs a command, once the access check has seen the app it acts on.
@@ -334,38 +370,40 @@ mod tests {
         );
     }
 
-    /// Each subcommand and trigger is a small binary Dokku finds by its link: a missing one
-    /// would leave the command to the `commands` fallback, or unanswered.
+    /// Each subcommand and trigger is a link to the one program, which serves the entry the
+    /// link's path names: a missing link would leave the command to the `commands` fallback,
+    /// or unanswered.
     #[test]
-    fn every_subcommand_and_trigger_has_its_binary_and_link() {
+    fn every_subcommand_and_trigger_has_its_link_to_the_one_program() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         for command in COMMANDS {
-            let (link, binary) = match command.kind {
+            let link = match command.kind {
                 Kind::Subcommand => {
-                    let name = command.name.trim_start_matches("image:");
-                    (format!("subcommands/{name}"), format!("image-{name}"))
+                    format!("subcommands/{}", command.name.trim_start_matches("image:"))
                 }
-                Kind::Trigger => (
-                    command.name.to_string(),
-                    format!("image-trigger-{}", command.name),
-                ),
+                Kind::Trigger => command.name.to_string(),
                 Kind::Fallback { .. } | Kind::Entry => continue,
             };
-            let source = root.join("src/bin").join(format!("{binary}.rs"));
-            let text = std::fs::read_to_string(&source).unwrap_or_default();
-            assert!(
-                text.contains(&format!("main(\"{}\")", command.name)),
-                "{} should name {}",
-                source.display(),
-                command.name
-            );
             let target = std::fs::read_link(root.join(&link)).unwrap_or_default();
             assert!(
-                target.ends_with(Path::new("bin").join(&binary)),
-                "{link} should link to bin/{binary}, not {}",
+                target.ends_with("bin/dokku-image"),
+                "{link} should link to bin/dokku-image, not {}",
                 target.display()
             );
+            let served = entry_for(&root.join(&link)).map(|c| c.name);
+            assert_eq!(served, Some(command.name), "{link}");
         }
+        let served = |path: &str| entry_for(Path::new(path)).map(|c| c.name);
+        assert_eq!(served("/p/image/subcommands/default"), Some("image:help"));
+        assert_eq!(served("/p/image/subcommands/report"), Some("image:report"));
+        assert_eq!(served("/p/image/report"), Some("report"));
+        assert_eq!(served("/p/image/commands"), Some("commands"));
+        // a subcommand's name at the root, a trigger's in subcommands/, the client's
+        assert_eq!(served("/p/image/from"), None);
+        assert_eq!(served("/p/image/subcommands/post-delete"), None);
+        assert_eq!(served("/p/image/subcommands/commands"), None);
+        assert_eq!(served("/usr/local/bin/dokku-image"), None);
+        assert_eq!(served("docker-dokku"), None);
     }
 
     /// The build record's source follows core's commands; only loads come from an archive.

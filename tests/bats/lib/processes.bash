@@ -35,13 +35,16 @@ host_state() {
   done
 }
 
-# plugin_pids BINARY: the pids of this sandbox's running plugin binary BINARY (image-from,
-# image-load…), found by their executable, which lies in this sandbox's plugin folder.
+# plugin_pids image-NAME: the pids of this sandbox's running plugin processes serving
+# subcommands/NAME (image-from, image-load…), found by their executable, the plugin's one
+# program in this sandbox's plugin folder, and by the name they run under (their argv[0]).
 plugin_pids() {
-  local want="$PLUGIN_AVAILABLE_PATH/image/bin/$1" proc
+  local want="$PLUGIN_AVAILABLE_PATH/image/bin/dokku-image" name="/subcommands/${1#image-}" proc argv0
   # -ef compares the files themselves, without forking a readlink per process
   for proc in /proc/[0-9]*; do
-    [[ "$proc/exe" -ef "$want" ]] && echo "${proc#/proc/}"
+    [[ "$proc/exe" -ef "$want" ]] || continue
+    IFS= read -r -d '' argv0 <"$proc/cmdline" 2>/dev/null || continue
+    [[ "$argv0" == *"$name" ]] && echo "${proc#/proc/}"
   done
   return 0
 }

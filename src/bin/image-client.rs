@@ -1,4 +1,0 @@
-//! `image:client`.
-fn main() -> std::process::ExitCode {
-    dokku_image::command_table::main("image:client")
-}

@@ -1,4 +1,0 @@
-//! `image:load`.
-fn main() -> std::process::ExitCode {
-    dokku_image::command_table::main("image:load")
-}

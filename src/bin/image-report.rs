@@ -1,4 +1,0 @@
-//! `image:report`.
-fn main() -> std::process::ExitCode {
-    dokku_image::command_table::main("image:report")
-}

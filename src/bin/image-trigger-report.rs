@@ -1,4 +1,0 @@
-//! The `report` trigger.
-fn main() -> std::process::ExitCode {
-    dokku_image::command_table::main("report")
-}

@@ -1,4 +1,0 @@
-//! The `uninstall` trigger.
-fn main() -> std::process::ExitCode {
-    dokku_image::command_table::main("uninstall")
-}
