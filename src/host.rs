@@ -66,11 +66,6 @@ impl Host {
         self.dokku_root.join(app)
     }
 
-    /// Per-app docker credentials written by `registry:login APP`.
-    pub fn registry_config_dir(&self, app: &str) -> PathBuf {
-        self.lib_root.join("config").join("registry").join(app)
-    }
-
     /// Every app of the host, from the folders of `DOKKU_ROOT`, whatever the current user may
     /// see: for what every app needs of the engine (which images stay, whose an image is),
     /// never to show anyone. Sorted.

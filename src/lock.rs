@@ -70,11 +70,10 @@ pub struct DokkuLock {
 impl DokkuLock {
     /// Takes Dokku's lock of the app, or fails at once when a Dokku deploy holds it.
     pub fn acquire(host: &Host, app: &str) -> anyhow::Result<DokkuLock> {
-        let dir = state::dokku_app_data(host, app);
-        if !dir.is_dir() {
+        if !state::dokku_app_data(host, app).is_dir() {
             return Ok(DokkuLock { held: None });
         }
-        let path = dir.join(".deploy.lock");
+        let path = state::dokku_deploy_lock(host, app);
         let Some(mut file) = state::try_lock(&path, "Dokku's deploy lock")? else {
             return Err(DeployInProgress {
                 app: app.to_string(),
@@ -139,7 +138,7 @@ mod tests {
         let apps = state::dokku_app_data(&host, "app");
         std::fs::create_dir_all(&apps).unwrap();
         let mut lock = DokkuLock::acquire(&host, "app").unwrap();
-        let content = std::fs::read_to_string(apps.join(".deploy.lock")).unwrap();
+        let content = std::fs::read_to_string(state::dokku_deploy_lock(&host, "app")).unwrap();
         assert!(content.ends_with('\n') && content.len() > 1, "{content:?}");
         let err = DokkuLock::acquire(&host, "app").unwrap_err();
         assert_eq!(
@@ -147,7 +146,7 @@ mod tests {
             "a Dokku deploy of app is in progress; nothing was changed, try again when it has finished"
         );
         lock.release();
-        assert!(!apps.join(".deploy.lock").exists());
+        assert!(!state::dokku_deploy_lock(&host, "app").exists());
         assert!(DokkuLock::acquire(&host, "app").is_ok());
     }
 }

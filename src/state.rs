@@ -133,6 +133,16 @@ pub fn dokku_app_data(host: &Host, app: &str) -> PathBuf {
     host.lib_root.join("data").join("apps").join(app)
 }
 
+/// Dokku's deploy lock of the app (0.34 and later), holding the deploy's build id.
+pub fn dokku_deploy_lock(host: &Host, app: &str) -> PathBuf {
+    dokku_app_data(host, app).join(".deploy.lock")
+}
+
+/// Per-app docker credentials written by `registry:login APP`.
+pub fn registry_config(host: &Host, app: &str) -> PathBuf {
+    host.lib_root.join("config").join("registry").join(app)
+}
+
 /// Where the `builds` plugin keeps an app's build logs.
 pub fn build_logs(host: &Host, app: &str) -> PathBuf {
     host.lib_root.join("data").join("builds").join(app)
