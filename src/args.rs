@@ -187,7 +187,8 @@ mod tests {
             max_positionals: 3,
             ..Flags::APP
         },
-        run: |_, _| Ok(()),
+        deploys: None,
+        run: |_, _| Ok(crate::output::Status::SUCCESS),
     };
 
     fn run(args: &[&str], env_app: Option<&str>) -> anyhow::Result<Parsed> {

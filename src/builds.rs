@@ -13,7 +13,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -21,30 +22,23 @@ use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::host::{self, Host};
-use crate::output;
+use crate::output::{self, Status};
+use crate::state;
 use crate::trigger;
 
 /// Where the output already goes to a build log (a capture further up, or ours).
 const REDIRECTED: &str = "DOKKU_REDIRECT_OUTPUT";
 
-/// The record's source for a command: `git:from-image` for `image:from` and `image:rollback`,
-/// `git:load-image` for `image:load`.
-pub fn source_of(command: &str) -> &'static str {
-    match command {
-        "image:load" | "git:load-image" => "git:load-image",
-        _ => "git:from-image",
-    }
-}
-
-/// Runs the rest of the command inside a build record of APP, when the host keeps them and no
-/// capture runs yet: then this returns only through `exit`, with the deploy's status.
-/// Otherwise (no `builds` plugin, or already captured) it returns and the command goes on.
-pub fn capture(host: &Host, app: &str, source: &str) -> anyhow::Result<()> {
-    if std::env::var(REDIRECTED).is_ok_and(|v| v == "true") || !builds_enabled() {
-        return Ok(());
+/// Runs the rest of the command inside a build record of APP (SOURCE: the core command it
+/// stands for), when the host keeps them and no capture runs yet: then it returns the
+/// deploy's status, which is the command's. Otherwise (no `builds` plugin, or already
+/// captured) it returns None and the command goes on.
+pub fn capture(host: &Host, app: &str, source: &str) -> anyhow::Result<Option<Status>> {
+    if std::env::var(REDIRECTED).is_ok_and(|v| v == "true") || !state::plugin_has(host, "builds") {
+        return Ok(None);
     }
     let id = build_id()?;
-    let log_dir = host.lib_root.join("data").join("builds").join(app);
+    let log_dir = state::build_logs(host, app);
     host::create_dirs(&log_dir)?;
     let log_path = log_dir.join(format!("{id}.log"));
     let log = OpenOptions::new()
@@ -63,13 +57,7 @@ pub fn capture(host: &Host, app: &str, source: &str) -> anyhow::Result<()> {
             "cannot finalize the build record of {app}: {err:#}"
         ));
     }
-    std::process::exit(status);
-}
-
-/// The `builds` plugin is enabled (Dokku 0.38 and later).
-fn builds_enabled() -> bool {
-    std::env::var_os("PLUGIN_ENABLED_PATH")
-        .is_some_and(|enabled| Path::new(&enabled).join("builds").exists())
+    Ok(Some(Status(status)))
 }
 
 /// A new id from `builds-generate-id`, else `pid-$DOKKU_PID` as core does.
@@ -107,8 +95,12 @@ fn run_captured(id: &str, source: &str, log_path: &PathBuf, log: File) -> anyhow
     if let Some(signal) = signals.pending().next() {
         return Ok(128 + signal);
     }
+    let mut args = std::env::args_os();
+    // The same name too: the program serves the entry its name names.
+    let program = args.next().unwrap_or_default();
     let mut child = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
+        .arg0(program)
+        .args(args)
         .env(REDIRECTED, "true")
         .env("DOKKU_BUILD_ID", id)
         .env("DOKKU_BUILD_SOURCE", source)
@@ -170,18 +162,4 @@ fn copy_to(
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_follow_core_commands() {
-        assert_eq!(source_of("image:from"), "git:from-image");
-        assert_eq!(source_of("image:rollback"), "git:from-image");
-        assert_eq!(source_of("git:from-image"), "git:from-image");
-        assert_eq!(source_of("image:load"), "git:load-image");
-        assert_eq!(source_of("git:load-image"), "git:load-image");
-    }
 }

@@ -10,6 +10,7 @@ use crate::host::Host;
 use crate::record;
 use crate::reference::Reference;
 use crate::retention;
+use crate::state::SOURCE_IMAGE;
 
 /// The label Dokku gives every container of an app, with the app's name.
 pub const APP_LABEL: &str = "com.dokku.app-name";
@@ -87,7 +88,7 @@ pub fn claim_on(
             let live = at == 0 && deploys.first().is_some_and(|d| d.record.is_some());
             return Ok(Some(Claim::Kept { app: other, live }));
         }
-        let source = host.property("git", &other, "source-image")?;
+        let source = SOURCE_IMAGE.get(host, &other)?;
         if source
             .and_then(|source| Reference::parse(&source).ok())
             .is_some_and(|source| source.same_as(tag))

@@ -1,9 +1,11 @@
-//! One entry of the plugin's command table (`commands.rs`): how a command is named, called
+//! One entry of the plugin's command table (`command_table.rs`): how a command is named, called
 //! and described, what arguments it takes, and the function that runs it. Usage errors and
 //! help lines are made from the entry, so a command is described once.
 
 use std::ffi::OsString;
 use std::fmt;
+
+use crate::output::Status;
 
 /// What kind of entry point a command is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +52,19 @@ impl Flags {
     };
 }
 
-/// The function that runs a command, given its entry and its argv (without the program).
-pub type Handler = fn(&Command, Vec<OsString>) -> anyhow::Result<()>;
+/// What differs between the commands that deploy an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deploys {
+    /// The build record's source (`builds-record-start`): the core command it stands for.
+    pub build_source: &'static str,
+    /// The image comes from an archive on stdin: no registry can give it back, and the commit
+    /// subject says so.
+    pub from_archive: bool,
+}
+
+/// The function that runs a command, given its entry and its argv (without the program);
+/// its status is the process's.
+pub type Handler = fn(&Command, Vec<OsString>) -> anyhow::Result<Status>;
 
 /// One entry of the command table.
 pub struct Command {
@@ -62,6 +75,8 @@ pub struct Command {
     pub description: &'static str,
     pub kind: Kind,
     pub flags: Flags,
+    /// What the command deploys from, when it deploys.
+    pub deploys: Option<Deploys>,
     pub run: Handler,
 }
 
@@ -72,6 +87,12 @@ impl fmt::Debug for Command {
 }
 
 impl Command {
+    /// What the command deploys from; only deploying commands ask.
+    pub fn deploys(&self) -> Deploys {
+        self.deploys
+            .unwrap_or_else(|| panic!("{} is not a deploying command", self.name))
+    }
+
     /// `dokku NAME SYNOPSIS`.
     pub fn usage(&self) -> String {
         if self.synopsis.is_empty() {

@@ -4,16 +4,19 @@
 
 use anyhow::Context;
 
+use crate::builds;
 use crate::cancel;
+use crate::command::Command;
 use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
 use crate::lock::{DeployLock, DokkuLock};
-use crate::output;
+use crate::output::{self, Status};
 use crate::record::{short_commit, DeployRecord};
 use crate::repo::{self, AppRepo, Author, PENDING_REF};
 use crate::retention;
+use crate::state::{self, SOURCE_IMAGE};
 use crate::trigger;
 
 /// An app held for a deploy: its lock, its repo (created at the first commit) and its deploy branch.
@@ -23,6 +26,8 @@ pub struct AppSession<'h> {
     pub app: String,
     pub repo: AppRepo,
     pub branch: String,
+    /// The app's docker client (its registry credentials).
+    pub docker: Docker,
     _lock: DeployLock,
     /// Dokku's lock, let go of when `receive-app` is fired.
     dokku_lock: std::cell::RefCell<DokkuLock>,
@@ -56,10 +61,24 @@ pub enum Content {
     Tree(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Deployed { commit: String },
-    Unchanged,
+/// How every deploying command starts once its arguments are checked, then deploys with
+/// DEPLOY: inside a build record of the app (`builds::capture`; then the captured run's status
+/// is the command's), with signals handled (`cancel`, WHAT naming the deploy in the signal's
+/// line), under the app's locks and repaired (`AppSession::open`).
+pub fn start(
+    host: &Host,
+    app: &str,
+    command: &Command,
+    what: String,
+    deploy: impl FnOnce(AppSession) -> anyhow::Result<()>,
+) -> anyhow::Result<Status> {
+    if let Some(status) = builds::capture(host, app, command.deploys().build_source)? {
+        return Ok(status);
+    }
+    cancel::install()?;
+    cancel::describe(what);
+    deploy(AppSession::open(host, app)?)?;
+    Ok(Status::SUCCESS)
 }
 
 impl<'h> AppSession<'h> {
@@ -69,13 +88,14 @@ impl<'h> AppSession<'h> {
         let lock = DeployLock::acquire(host, app)?;
         let dokku_lock = DokkuLock::acquire(host, app)?;
         // Under the lock, scratch folders in the app's data dir belong to killed deploys.
-        repo::remove_stale_scratch(&host.plugin_data(app))?;
+        repo::remove_stale_scratch(&state::app_data(host, app))?;
         let repo = AppRepo::at(host, app);
         let session = AppSession {
             host,
             app: app.to_string(),
-            branch: host.deploy_branch(app)?,
+            branch: state::deploy_branch(host, app)?,
             repo,
+            docker: Docker::for_app(host, app),
             _lock: lock,
             dokku_lock: std::cell::RefCell::new(dokku_lock),
         };
@@ -91,8 +111,7 @@ impl<'h> AppSession<'h> {
         };
         self.repo.delete_ref(PENDING_REF, Some(&pending))?;
         let head_image = self.head_record()?.map(|record| record.image);
-        self.host
-            .put_property("git", &self.app, "source-image", head_image.as_deref())?;
+        SOURCE_IMAGE.put(self.host, &self.app, head_image.as_deref())?;
         output::warn(format!(
             "An earlier deploy of {} was interrupted: dropped its commit {} and set source-image back to {}",
             self.app,
@@ -111,46 +130,63 @@ impl<'h> AppSession<'h> {
     }
 
     /// Steps 5 to 10 of the deploy: veto, commit, build and release, then record.
-    pub fn deploy(&self, request: DeployRequest) -> anyhow::Result<Outcome> {
-        let app = self.app.as_str();
+    pub fn deploy(&self, request: DeployRequest) -> anyhow::Result<()> {
+        self.veto(&request)?;
+        self.repo.init_if_missing(self.host, &self.app)?;
+        let head = self.repo.branch_head(&self.branch)?;
+        let Some(rev) = self.commit(&request, head.as_deref())? else {
+            return Ok(());
+        };
+        self.release_and_record(&request, &rev, head.as_deref())?;
+        self.finish(&request, &rev)
+    }
+
+    /// `pre-image-deploy` may refuse the deploy before anything changes.
+    fn veto(&self, request: &DeployRequest) -> anyhow::Result<()> {
         trigger::fire_or(
             "pre-image-deploy",
-            &[app, &request.image, request.image_id.as_str()],
+            &[&self.app, &request.image, request.image_id.as_str()],
             |code| {
                 anyhow::anyhow!(
                     "the pre-image-deploy trigger refused the deploy of {} (exit status {code}); nothing was changed",
                     request.image
                 )
             },
-        )?;
+        )
+    }
 
-        self.repo.init_if_missing(self.host, app)?;
+    /// The commit to release on top of HEAD: a new one, HEAD itself for a forced deploy of
+    /// the same tree, or None when nothing changed.
+    fn commit(
+        &self,
+        request: &DeployRequest,
+        head: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
         let tree = match &request.content {
             Content::Context(context) => {
                 let context = context
                     .clone()
                     .with_image(&request.image, request.image_id.as_str())?;
                 self.repo
-                    .write_tree(&context, &self.host.plugin_data(app))?
+                    .write_tree(&context, &state::app_data(self.host, &self.app))?
             }
             Content::Tree(tree) => tree.clone(),
         };
-        let head = self.repo.branch_head(&self.branch)?;
-        let head_tree = match &head {
+        let head_tree = match head {
             Some(head) => Some(self.repo.commit_info(head)?.tree),
             None => None,
         };
-        let rev = match (&head, head_tree.as_deref() == Some(tree.as_str())) {
+        Ok(match (head, head_tree.as_deref() == Some(tree.as_str())) {
             (Some(head), true) if request.force => {
                 output::info(format!(
                     "No changes detected, deploying {} again (--force)",
                     request.image
                 ));
-                head.clone()
+                Some(head.to_string())
             }
             (Some(_), true) => {
                 output::info("No changes detected, skipping deploy");
-                return Ok(Outcome::Unchanged);
+                None
             }
             _ => {
                 let record = DeployRecord {
@@ -159,43 +195,56 @@ impl<'h> AppSession<'h> {
                     command: request.command.to_string(),
                     repo_digest: request.repo_digest.clone(),
                 };
-                self.repo.commit_tree(
+                Some(self.repo.commit_tree(
                     &tree,
-                    head.as_deref(),
+                    head,
                     &record.message(&request.subject),
                     &request.author,
-                )?
+                )?)
             }
-        };
+        })
+    }
 
-        let previous_source = self.host.property("git", app, "source-image")?;
+    /// Marks REV pending with its undo registered, releases it and records it; on a failure or
+    /// a signal the undo runs, so the branch and `source-image` stay as they were.
+    fn release_and_record(
+        &self,
+        request: &DeployRequest,
+        rev: &str,
+        head: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let previous_source = SOURCE_IMAGE.get(self.host, &self.app)?;
         let on_signal = {
             let held = cancel::hold();
             held.proceed()?;
             self.repo
-                .update_ref(PENDING_REF, &rev, None)
+                .update_ref(PENDING_REF, rev, None)
                 .context("cannot record the pending deploy")?;
             let (host, repo, app, rev) = (
                 self.host.clone(),
                 self.repo.clone(),
                 self.app.clone(),
-                rev.clone(),
+                rev.to_string(),
             );
-            let previous = previous_source.clone();
-            cancel::on_cancel(move || undo(&host, &repo, &app, &rev, previous.as_deref()))
+            cancel::on_cancel(move || undo(&host, &repo, &app, &rev, previous_source.as_deref()))
         };
-        let released = self.release(&request, &rev);
+        let released = self.release(request, rev);
         // Whether it failed on its own or because a signal stopped `receive-app`, the outcome
         // is settled under the hold: a signal waits, then finds the step undone or final.
         let held = cancel::hold();
-        if let Err(err) = released.and_then(|()| self.record(&held, &rev, head.as_deref())) {
+        if let Err(err) = released.and_then(|()| self.record(&held, rev, head)) {
             on_signal.undo(&held);
             return Err(err);
         }
         on_signal.forget(&held);
         cancel::done();
-        drop(held);
+        Ok(())
+    }
 
+    /// After the deploy is recorded: `deploy-source-set`, git housekeeping, the line saying so,
+    /// and the removal of old deploys' images (their failures only warn).
+    fn finish(&self, request: &DeployRequest, rev: &str) -> anyhow::Result<()> {
+        let app = self.app.as_str();
         trigger::fire("deploy-source-set", &[app, "docker-image", &request.image]).with_context(
             || {
                 format!(
@@ -213,14 +262,14 @@ impl<'h> AppSession<'h> {
             "Deployed {} ({}) to {app} as commit {}",
             request.image,
             request.image_id.short(),
-            short_commit(&rev)
+            short_commit(rev)
         ));
-        if let Err(err) = retention::clean(self.host, app, &Docker::for_app(self.host, app)) {
+        if let Err(err) = retention::clean(self.host, app, &self.docker) {
             output::warn(format!(
                 "cannot remove the images of old deploys of {app} (the deploy succeeded): {err:#}"
             ));
         }
-        Ok(Outcome::Deployed { commit: rev })
+        Ok(())
     }
 
     /// Writes `source-image`, then has Dokku build and release REV.
@@ -229,8 +278,7 @@ impl<'h> AppSession<'h> {
         {
             let held = cancel::hold();
             held.proceed()?;
-            self.host
-                .set_property("git", app, "source-image", &request.image)?;
+            SOURCE_IMAGE.set(self.host, app, &request.image)?;
         }
         self.dokku_lock.borrow_mut().release();
         trigger::fire_or("receive-app", &[app, rev], |code| {
@@ -271,7 +319,7 @@ fn undo(host: &Host, repo: &AppRepo, app: &str, rev: &str, previous_source: Opti
     if let Err(err) = repo.delete_ref(PENDING_REF, Some(rev)) {
         output::warn(format!("cannot drop the pending deploy ref: {err:#}"));
     }
-    if let Err(err) = host.put_property("git", app, "source-image", previous_source) {
+    if let Err(err) = SOURCE_IMAGE.put(host, app, previous_source) {
         output::warn(format!("cannot restore source-image: {err:#}"));
     }
 }

@@ -11,6 +11,7 @@ use crate::digest::{Digest, ImageId};
 use crate::host::Host;
 use crate::output;
 use crate::process::{Cmd, ProcessError};
+use crate::state;
 
 /// The docker client for one app: `$DOCKER_BIN`, with the app's registry credentials when
 /// `registry:login APP` wrote some.
@@ -24,7 +25,7 @@ pub struct Docker {
 
 impl Docker {
     pub fn for_app(host: &Host, app: &str) -> Docker {
-        let dir = host.registry_config_dir(app);
+        let dir = state::registry_config(host, app);
         Docker {
             bin: host.docker_bin.clone(),
             global_args: Vec::new(),

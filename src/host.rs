@@ -1,9 +1,9 @@
-//! The Dokku host as a plugin sees it: paths from the environment, plugin properties, the
-//! app name rule. It uses nothing else of the crate.
+//! The Dokku host as a plugin sees it: paths from the environment, the app name rule, the
+//! dokku user (the plugin's own state and the properties: `state.rs`). It uses nothing else of the crate.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -64,91 +64,6 @@ impl Host {
     /// The app's bare git repo.
     pub fn app_repo(&self, app: &str) -> PathBuf {
         self.dokku_root.join(app)
-    }
-
-    /// This plugin's own per-app state: its deploy lock, and a deploy's scratch files.
-    pub fn plugin_data(&self, app: &str) -> PathBuf {
-        self.lib_root.join("data").join("image").join(app)
-    }
-
-    /// Per-app docker credentials written by `registry:login APP`.
-    pub fn registry_config_dir(&self, app: &str) -> PathBuf {
-        self.lib_root.join("config").join("registry").join(app)
-    }
-
-    fn property_path(&self, plugin: &str, scope: &str, key: &str) -> PathBuf {
-        self.lib_root
-            .join("config")
-            .join(plugin)
-            .join(scope)
-            .join(key)
-    }
-
-    /// A property's value; an empty file counts as unset, as in Dokku.
-    pub fn property(&self, plugin: &str, scope: &str, key: &str) -> anyhow::Result<Option<String>> {
-        let path = self.property_path(plugin, scope, key);
-        match fs::read_to_string(&path) {
-            Ok(value) if value.trim().is_empty() => Ok(None),
-            Ok(value) => Ok(Some(value.trim_end_matches('\n').to_string())),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-        }
-    }
-
-    /// Writes a property as Dokku does: the raw value, mode 0600, directories 0755.
-    pub fn set_property(
-        &self,
-        plugin: &str,
-        scope: &str,
-        key: &str,
-        value: &str,
-    ) -> anyhow::Result<()> {
-        let path = self.property_path(plugin, scope, key);
-        let dir = path.parent().expect("property paths have a parent");
-        create_dirs(dir)?;
-        // Write beside and rename so a reader never sees a half-written value.
-        let tmp = dir.join(format!(".{key}.image-tmp"));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(value.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        self.chown_to_system_user(&path);
-        Ok(())
-    }
-
-    pub fn delete_property(&self, plugin: &str, scope: &str, key: &str) -> anyhow::Result<()> {
-        remove_if_present(&self.property_path(plugin, scope, key))
-    }
-
-    /// Writes a property, or deletes it for `None` (puts back a value read with `property`).
-    pub fn put_property(
-        &self,
-        plugin: &str,
-        scope: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> anyhow::Result<()> {
-        match value {
-            Some(value) => self.set_property(plugin, scope, key, value),
-            None => self.delete_property(plugin, scope, key),
-        }
-    }
-
-    /// The app's deploy branch: its `deploy-branch` property, else the global one, else master.
-    pub fn deploy_branch(&self, app: &str) -> anyhow::Result<String> {
-        Ok(match self.property("git", app, "deploy-branch")? {
-            Some(branch) => branch,
-            None => self
-                .property("git", "--global", "deploy-branch")?
-                .unwrap_or_else(|| "master".to_string()),
-        })
     }
 
     /// Every app of the host, from the folders of `DOKKU_ROOT`, whatever the current user may
@@ -266,29 +181,5 @@ mod tests {
             home.parent().is_some()
         );
         assert_eq!(system_user_ids("root"), Some((0, 0)));
-    }
-
-    #[test]
-    fn properties_round_trip_and_empty_means_unset() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = Host::under(dir.path());
-        assert_eq!(host.deploy_branch("app").unwrap(), "master");
-        host.set_property("git", "--global", "deploy-branch", "main")
-            .unwrap();
-        assert_eq!(host.deploy_branch("app").unwrap(), "main");
-        host.set_property("git", "app", "deploy-branch", "")
-            .unwrap();
-        assert_eq!(host.deploy_branch("app").unwrap(), "main");
-        host.set_property("git", "app", "deploy-branch", "prod")
-            .unwrap();
-        assert_eq!(host.deploy_branch("app").unwrap(), "prod");
-        let path = host.property_path("git", "app", "deploy-branch");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        host.delete_property("git", "app", "deploy-branch").unwrap();
-        host.delete_property("git", "app", "deploy-branch").unwrap();
-        assert_eq!(host.property("git", "app", "deploy-branch").unwrap(), None);
     }
 }

@@ -82,7 +82,7 @@ mod tests {
                 content: digest(1),
             }),
             blobs: Vec::new(),
-            omitted: Default::default(),
+            left_out: Default::default(),
         }
     }
 

@@ -23,11 +23,12 @@ use crate::digest::{chain_ids, Digest, ImageId};
 use crate::docker::{Docker, Store};
 use crate::host::{self, Host};
 use crate::protocol::{Answer, CLASSIC, CONTAINERD};
+use crate::state;
 use crate::version;
 
 /// What the host holds, by its store's rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub struct HeldLayers {
     pub store: Store,
     /// Classic store: the ChainIDs of every listed image's layers.
     pub chains: BTreeSet<Digest>,
@@ -35,7 +36,7 @@ pub struct Held {
     pub blobs: BTreeSet<Digest>,
 }
 
-impl Held {
+impl HeldLayers {
     /// The line `image:layers` prints: sets, so sorted and each once.
     pub fn answer(&self) -> Answer {
         let strings = |set: &BTreeSet<Digest>| set.iter().map(|d| d.to_string()).collect();
@@ -53,9 +54,9 @@ impl Held {
 }
 
 /// What the engine behind `docker` holds now. Notes of images it no longer has are removed.
-pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
+pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<HeldLayers> {
     let store = docker.store()?;
-    let mut held = Held {
+    let mut held = HeldLayers {
         store,
         chains: BTreeSet::new(),
         blobs: BTreeSet::new(),
@@ -73,30 +74,30 @@ pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<Held> {
 
 /// The layers `contents` leaves out that the host does not hold, as short digests (diff IDs
 /// for `manifest.json` layers, blob digests for OCI ones), each once, in archive order.
-pub fn not_held(contents: &Contents, held: &Held) -> Vec<String> {
+pub fn not_held(contents: &Contents, held: &HeldLayers) -> Vec<String> {
     let mut missing: Vec<&Digest> = Vec::new();
     // Hashed: an archive may leave out a hundred thousand layers.
     let mut named: HashSet<&Digest> = HashSet::new();
     for image in &contents.images {
-        let omitted = &image.omitted;
+        let left_out = &image.left_out;
         let not_held: Vec<&Digest> = match held.store {
             // The classic engine loads manifest.json and keys layers by ChainID; an OCI-only
             // archive names its layers by blob digests, which this store does not keep.
             Store::Classic => match contents.format {
-                archive::Format::DockerSave => omitted
+                archive::Format::DockerSave => left_out
                     .layers
                     .iter()
                     .filter(|layer| !held.chains.contains(&layer.chain_id))
                     .map(|layer| &layer.diff_id)
                     .collect(),
-                archive::Format::OciLayout => omitted.blobs.iter().collect(),
+                archive::Format::OciLayout => left_out.blobs.iter().collect(),
             },
             // The containerd store needs the very blobs of the manifest it imports; an archive
             // without one (legacy layout) makes the engine write its own, of no known blobs.
             Store::Containerd if image.targets.is_empty() => {
-                omitted.layers.iter().map(|layer| &layer.diff_id).collect()
+                left_out.layers.iter().map(|layer| &layer.diff_id).collect()
             }
-            Store::Containerd => omitted
+            Store::Containerd => left_out
                 .blobs
                 .iter()
                 .filter(|blob| !held.blobs.contains(*blob))
@@ -112,42 +113,31 @@ pub fn not_held(contents: &Contents, held: &Held) -> Vec<String> {
 }
 
 /// How many distinct layers `contents` leaves out, as the host's store counts them.
-pub fn omitted_count(contents: &Contents, store: Store) -> usize {
+pub fn left_out_count(contents: &Contents, store: Store) -> usize {
     let mut distinct: BTreeSet<&Digest> = BTreeSet::new();
     for image in &contents.images {
         match store {
             Store::Classic if contents.format == archive::Format::DockerSave => {
-                distinct.extend(image.omitted.layers.iter().map(|layer| &layer.chain_id))
+                distinct.extend(image.left_out.layers.iter().map(|layer| &layer.chain_id))
             }
-            _ => distinct.extend(&image.omitted.blobs),
+            _ => distinct.extend(&image.left_out.blobs),
         }
     }
     distinct.len()
 }
 
-/// Where the notes of loaded images' layer blobs are: one file per image ID, a digest a line
-/// (a name no app can have, beside the apps' folders).
-fn blobs_dir(host: &Host) -> PathBuf {
-    host.lib_root.join("data").join("image").join("--blobs")
-}
-
 /// Notes that the content store holds these layer blobs for as long as image `id` is listed.
 /// Written whole to a temporary file and renamed, so a reader never sees half a note.
 pub fn note_blobs(host: &Host, id: &ImageId, blobs: &[Digest]) -> anyhow::Result<()> {
-    let dir = blobs_dir(host);
+    let dir = state::blobs_dir(host);
     host::create_dirs(&dir)?;
     let text: String = blobs.iter().map(|blob| format!("{blob}\n")).collect();
-    let path = dir.join(id.hex());
-    let temporary = dir.join(format!(".{}.{}", id.hex(), std::process::id()));
-    fs::write(&temporary, text).with_context(|| format!("cannot write {}", temporary.display()))?;
-    host.chown_to_system_user(&temporary);
-    fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    state::write_whole(host, &dir.join(id.hex()), text.as_bytes(), 0o644)
 }
 
 /// Drops the note of an image that was removed.
 pub fn forget_blobs(host: &Host, id: &ImageId) {
-    let _ = host::remove_if_present(&blobs_dir(host).join(id.hex()));
+    let _ = host::remove_if_present(&state::blobs_dir(host).join(id.hex()));
 }
 
 /// The blobs noted for the images the engine still has; the notes of the others are removed.
@@ -160,7 +150,7 @@ fn noted_blobs(host: &Host, docker: &Docker) -> anyhow::Result<BTreeSet<Digest>>
 
 /// Every note: its image ID and its file.
 fn notes(host: &Host) -> anyhow::Result<Vec<(ImageId, PathBuf)>> {
-    let dir = blobs_dir(host);
+    let dir = state::blobs_dir(host);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -197,7 +187,7 @@ fn blobs_of_existing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{ArchivedImage, Compression, Format, Omitted, OmittedLayer};
+    use crate::archive::{ArchivedImage, Compression, Format, LeftOut, LeftOutLayer};
 
     /// Digests whose short forms differ too.
     fn digest(n: u32) -> Digest {
@@ -206,7 +196,7 @@ mod tests {
 
     /// One image leaving out layers 1 (ChainID 11, blob 21) and 2 (ChainID 12, blob 22).
     fn slim(format: Format, targets: Vec<Digest>) -> Contents {
-        let layer = |n: u32| OmittedLayer {
+        let layer = |n: u32| LeftOutLayer {
             position: n as usize,
             path: format!("{n}/layer.tar"),
             diff_id: digest(n),
@@ -228,7 +218,7 @@ mod tests {
                 targets,
                 facts: None,
                 blobs: blobs.clone(),
-                omitted: Omitted { layers, blobs },
+                left_out: LeftOut { layers, blobs },
             }],
             compression: Compression::None,
             format,
@@ -236,8 +226,8 @@ mod tests {
         }
     }
 
-    fn held(store: Store, chains: &[u32], blobs: &[u32]) -> Held {
-        Held {
+    fn held(store: Store, chains: &[u32], blobs: &[u32]) -> HeldLayers {
+        HeldLayers {
             store,
             chains: chains.iter().map(|&n| digest(n)).collect(),
             blobs: blobs.iter().map(|&n| digest(n)).collect(),
@@ -257,7 +247,7 @@ mod tests {
             not_held(&contents, &held(Store::Classic, &[11, 2, 22], &[21, 22])),
             shorts(&[2])
         );
-        assert_eq!(omitted_count(&contents, Store::Classic), 2);
+        assert_eq!(left_out_count(&contents, Store::Classic), 2);
         // An OCI-only archive: refused whatever the engine holds.
         let oci = slim(Format::OciLayout, vec![digest(30)]);
         assert_eq!(
@@ -274,7 +264,7 @@ mod tests {
             not_held(&contents, &held(Store::Containerd, &[11, 12], &[22])),
             shorts(&[21])
         );
-        assert_eq!(omitted_count(&contents, Store::Containerd), 2);
+        assert_eq!(left_out_count(&contents, Store::Containerd), 2);
         // A legacy archive: the engine writes a manifest of its own; refused.
         let legacy = slim(Format::DockerSave, Vec::new());
         assert_eq!(
@@ -296,7 +286,7 @@ mod tests {
             not_held(&contents, &held(Store::Classic, &[], &[])),
             shorts(&[1, 2])
         );
-        assert_eq!(omitted_count(&contents, Store::Containerd), 2);
+        assert_eq!(left_out_count(&contents, Store::Containerd), 2);
     }
 
     // An archive leaving out 100,000 layers the host lacks: each was looked for among those
@@ -305,7 +295,7 @@ mod tests {
     fn regression_many_layers_left_out_are_listed_in_linear_time() {
         let mut contents = slim(Format::OciLayout, vec![digest(30)]);
         let blobs: Vec<Digest> = (0..100_000).map(|n| digest(1_000_000 + n)).collect();
-        contents.images[0].omitted.blobs = blobs.clone();
+        contents.images[0].left_out.blobs = blobs.clone();
         contents.images.push(contents.images[0].clone());
         let missing = not_held(&contents, &held(Store::Containerd, &[], &[]));
         assert_eq!(missing.len(), blobs.len());
@@ -329,14 +319,14 @@ mod tests {
         // Image 1 is gone: its note is removed, its blobs no longer count.
         let left = noted(&host, &[digest(2), digest(3)]);
         assert_eq!(left, [22, 23].map(digest).into_iter().collect());
-        assert!(!blobs_dir(&host).join(digest(1).hex()).exists());
-        assert!(blobs_dir(&host).join(digest(2).hex()).is_file());
+        assert!(!state::blobs_dir(&host).join(digest(1).hex()).exists());
+        assert!(state::blobs_dir(&host).join(digest(2).hex()).is_file());
         forget_blobs(&host, &digest(2));
         assert!(noted(&host, &[digest(2)]).is_empty());
         // Rewriting a note replaces it whole.
         note_blobs(&host, &digest(2), &[digest(24)]).unwrap();
         let rewritten = noted(&host, &[digest(2)]);
         assert_eq!(rewritten, [digest(24)].into_iter().collect());
-        assert_eq!(fs::read_dir(blobs_dir(&host)).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(state::blobs_dir(&host)).unwrap().count(), 1);
     }
 }

@@ -4,13 +4,14 @@
 //! waits, and `builds:cancel` finds the deploy by the build id written in it. The kernel
 //! releases both when the process dies, so a killed deploy never blocks the next one.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use crate::host::{self, Host};
+use crate::state;
 
 /// Another process holds the app's lock, or Dokku's.
 #[derive(Debug)]
@@ -46,25 +47,15 @@ pub struct DeployLock {
 impl DeployLock {
     /// Takes the app's lock, or fails at once when another deploy holds it.
     pub fn acquire(host: &Host, app: &str) -> anyhow::Result<DeployLock> {
-        let dir = host.plugin_data(app);
-        host::create_dirs(&dir)?;
-        let path = dir.join("deploy.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the deploy lock {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DeployLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(DeployInProgress {
+        let path = state::deploy_lock(host, app);
+        host::create_dirs(path.parent().expect("the lock is in the app's data"))?;
+        match state::try_lock(&path, "the deploy lock")? {
+            Some(file) => Ok(DeployLock { _file: file }),
+            None => Err(DeployInProgress {
                 app: app.to_string(),
                 dokku: false,
             }
             .into()),
-            Err(TryLockError::Error(err)) => {
-                Err(err).with_context(|| format!("cannot lock {}", path.display()))
-            }
         }
     }
 }
@@ -79,30 +70,17 @@ pub struct DokkuLock {
 impl DokkuLock {
     /// Takes Dokku's lock of the app, or fails at once when a Dokku deploy holds it.
     pub fn acquire(host: &Host, app: &str) -> anyhow::Result<DokkuLock> {
-        let dir = host.lib_root.join("data").join("apps").join(app);
-        if !dir.is_dir() {
+        if !state::dokku_app_data(host, app).is_dir() {
             return Ok(DokkuLock { held: None });
         }
-        let path = dir.join(".deploy.lock");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open Dokku's deploy lock {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(DeployInProgress {
-                    app: app.to_string(),
-                    dokku: true,
-                }
-                .into())
+        let path = state::dokku_deploy_lock(host, app);
+        let Some(mut file) = state::try_lock(&path, "Dokku's deploy lock")? else {
+            return Err(DeployInProgress {
+                app: app.to_string(),
+                dokku: true,
             }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("cannot lock {}", path.display()))
-            }
-        }
+            .into());
+        };
         let id = std::env::var("DOKKU_BUILD_ID")
             .ok()
             .filter(|id| !id.is_empty())
@@ -157,10 +135,10 @@ mod tests {
         // before Dokku 0.34, or an app without data/apps/APP: nothing to take
         let mut none = DokkuLock::acquire(&host, "app").unwrap();
         none.release();
-        let apps = host.lib_root.join("data/apps/app");
+        let apps = state::dokku_app_data(&host, "app");
         std::fs::create_dir_all(&apps).unwrap();
         let mut lock = DokkuLock::acquire(&host, "app").unwrap();
-        let content = std::fs::read_to_string(apps.join(".deploy.lock")).unwrap();
+        let content = std::fs::read_to_string(state::dokku_deploy_lock(&host, "app")).unwrap();
         assert!(content.ends_with('\n') && content.len() > 1, "{content:?}");
         let err = DokkuLock::acquire(&host, "app").unwrap_err();
         assert_eq!(
@@ -168,7 +146,7 @@ mod tests {
             "a Dokku deploy of app is in progress; nothing was changed, try again when it has finished"
         );
         lock.release();
-        assert!(!apps.join(".deploy.lock").exists());
+        assert!(!state::dokku_deploy_lock(&host, "app").exists());
         assert!(DokkuLock::acquire(&host, "app").is_ok());
     }
 }

@@ -4,11 +4,20 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::process::ExitCode;
 
 /// Dokku's exit status for a missing app.
 pub const EXIT_MISSING_APP: i32 = 20;
-/// Dokku's "not mine" status for `commands` entries.
-pub const EXIT_NOT_IMPLEMENTED: i32 = 10;
+
+/// How a command that did not fail ends: the exit status its main gives ([`finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub i32);
+
+impl Status {
+    pub const SUCCESS: Status = Status(0);
+    /// Dokku's "not mine" status for `commands` entries.
+    pub const NOT_IMPLEMENTED: Status = Status(10);
+}
 
 /// An error that ends the command with a given exit status. Anything else exits 1.
 #[derive(Debug)]
@@ -50,13 +59,6 @@ pub fn info(message: impl fmt::Display) {
 pub fn section(message: impl fmt::Display) {
     if !quiet() {
         println!("=====> {message}");
-    }
-}
-
-/// `       message` on stdout, unless quiet.
-pub fn detail(message: impl fmt::Display) {
-    if !quiet() {
-        println!("       {message}");
     }
 }
 
@@ -140,20 +142,21 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         .map_or(1, |exit| exit.code)
 }
 
-/// Every main ends here: print the error once, with its causes, and exit with Dokku's code.
-pub fn exit_on_error(result: anyhow::Result<()>) -> ! {
-    match result {
-        Ok(()) => std::process::exit(0),
+/// Every main ends here: prints an error once, with its causes, and gives Dokku's status.
+pub fn finish(result: anyhow::Result<Status>) -> ExitCode {
+    let code = match result {
+        Ok(Status(code)) => code,
         Err(err) => {
-            let code = exit_code(&err);
             let mut message = err.to_string();
             for cause in err.chain().skip(1) {
                 message.push_str(&format!(": {cause}"));
             }
             warn(message);
-            std::process::exit(code);
+            exit_code(&err)
         }
-    }
+    };
+    // As exit(2) keeps it: the low eight bits.
+    ExitCode::from(code as u8)
 }
 
 #[cfg(test)]

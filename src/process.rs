@@ -50,6 +50,8 @@ pub struct ProcessError {
     pub command: String,
     pub status: Option<ExitStatus>,
     pub stderr: String,
+    /// Why it could not be started, kept whole (its kind too) as the error's source.
+    pub not_started: Option<std::io::Error>,
 }
 
 impl fmt::Display for ProcessError {
@@ -74,7 +76,13 @@ impl fmt::Display for ProcessError {
     }
 }
 
-impl std::error::Error for ProcessError {}
+impl std::error::Error for ProcessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.not_started
+            .as_ref()
+            .map(|err| err as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl ProcessError {
     /// The exit status of the command, when it ran and exited.
@@ -310,6 +318,7 @@ impl Cmd {
             command: self.display(),
             status: Some(output.status),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            not_started: None,
         }
         .into())
     }
@@ -318,7 +327,8 @@ impl Cmd {
         ProcessError {
             command: self.display(),
             status: None,
-            stderr: err.to_string(),
+            stderr: String::new(),
+            not_started: Some(err),
         }
         .into()
     }
@@ -427,6 +437,14 @@ mod tests {
     fn missing_program_is_an_error_not_a_panic() {
         let err = Cmd::new("/nonexistent/prog").read().unwrap_err();
         assert!(err.to_string().contains("could not be started"), "{err}");
+        // The io error stays the source, with its kind.
+        let io = err
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
     }
 
     #[test]

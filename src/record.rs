@@ -82,7 +82,7 @@ pub fn deploys(repo: &AppRepo, branch: &str) -> anyhow::Result<Vec<Deploy>> {
 /// The deploys of an app, read without the deploy lock: reading needs none.
 pub fn app_deploys(host: &Host, app: &str) -> anyhow::Result<Vec<Deploy>> {
     match AppRepo::open(host, app) {
-        Some(repo) => deploys(&repo, &host.deploy_branch(app)?),
+        Some(repo) => deploys(&repo, &crate::state::deploy_branch(host, app)?),
         None => Ok(Vec::new()),
     }
 }

@@ -56,13 +56,13 @@ impl ImageRequest {
         })
     }
 
-    /// The deploy of the requested image once its ID is known; `note` ends the commit subject.
-    pub fn into_deploy(
-        self,
-        image_id: ImageId,
-        command: &'static str,
-        note: &str,
-    ) -> DeployRequest {
+    /// The deploy of the requested image by COMMAND once its ID is known.
+    pub fn into_deploy(self, image_id: ImageId, command: &Command) -> DeployRequest {
+        let note = if command.deploys().from_archive {
+            " (loaded from an archive)"
+        } else {
+            ""
+        };
         DeployRequest {
             subject: format!("Deploy {}{note}", self.image),
             image: self.image,
@@ -71,7 +71,7 @@ impl ImageRequest {
             content: Content::Context(self.context),
             author: self.author,
             force: self.force,
-            command,
+            command: command.name,
         }
     }
 }

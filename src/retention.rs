@@ -17,9 +17,8 @@ use crate::output;
 use crate::record::{self, Deploy};
 use crate::reference::Reference;
 use crate::repo::AppRepo;
+use crate::state::{self, GLOBAL, KEEP_IMAGES};
 
-/// The property (`image/APP/keep-images`, `image/--global/keep-images`).
-pub const KEEP_IMAGES: &str = "keep-images";
 /// Image deploys kept besides the live one, when nothing is set.
 pub const DEFAULT_KEEP: usize = 5;
 
@@ -39,7 +38,8 @@ impl Keep {
             Ok(0) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(Keep::All),
             Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(Keep::Last(n)),
             _ => anyhow::bail!(
-                "{KEEP_IMAGES} takes a whole number of image deploys (0 keeps every image), not {text:?}"
+                "{} takes a whole number of image deploys (0 keeps every image), not {text:?}",
+                KEEP_IMAGES.key
             ),
         }
     }
@@ -50,25 +50,19 @@ pub fn keep_images(
     host: &Host,
     app: &str,
 ) -> anyhow::Result<(Option<String>, Option<String>, Keep)> {
-    let own = host.property("image", app, KEEP_IMAGES)?;
-    let global = host.property("image", "--global", KEEP_IMAGES)?;
+    let own = KEEP_IMAGES.get(host, app)?;
+    let global = KEEP_IMAGES.get(host, GLOBAL)?;
     let computed = match own.as_deref().or(global.as_deref()) {
         Some(text) => Keep::parse(text)
-            .with_context(|| format!("the {KEEP_IMAGES} setting of {app} is broken"))?,
+            .with_context(|| format!("the {} setting of {app} is broken", KEEP_IMAGES.key))?,
         None => Keep::Last(DEFAULT_KEEP),
     };
     Ok((own, global, computed))
 }
 
-/// Where the plugin notes the images it brought onto the host, one empty file per image ID
-/// (a name no app can have, beside the apps' folders).
-fn brought_dir(host: &Host) -> std::path::PathBuf {
-    host.lib_root.join("data").join("image").join("--brought")
-}
-
 /// Notes that the plugin pulled or loaded this image: only such images are ever removed.
 pub fn note_brought(host: &Host, id: &ImageId) -> anyhow::Result<()> {
-    let dir = brought_dir(host);
+    let dir = state::brought_dir(host);
     host::create_dirs(&dir)?;
     let path = dir.join(id.hex());
     fs::write(&path, b"").with_context(|| format!("cannot write {}", path.display()))?;
@@ -77,13 +71,13 @@ pub fn note_brought(host: &Host, id: &ImageId) -> anyhow::Result<()> {
 }
 
 fn was_brought(host: &Host, id: &ImageId) -> bool {
-    brought_dir(host).join(id.hex()).is_file()
+    state::brought_dir(host).join(id.hex()).is_file()
 }
 
 /// The image is gone: so are its notes (the containerd store's blob note too, which would
 /// otherwise wait for the next `image:layers` to be pruned).
 fn forget_brought(host: &Host, id: &ImageId) {
-    let _ = host::remove_if_present(&brought_dir(host).join(id.hex()));
+    let _ = host::remove_if_present(&state::brought_dir(host).join(id.hex()));
     layers::forget_blobs(host, id);
 }
 
@@ -121,7 +115,7 @@ fn host_wide(host: &Host) -> anyhow::Result<HostWide> {
         let Some(repo) = AppRepo::open(host, &app) else {
             continue;
         };
-        let deploys = record::deploys(&repo, &host.deploy_branch(&app)?)?;
+        let deploys = record::deploys(&repo, &state::deploy_branch(host, &app)?)?;
         let keep = keep_images(host, &app).map_or(Keep::All, |(_, _, keep)| keep);
         wide.retained.extend(retained(&deploys, keep));
         wide.retained

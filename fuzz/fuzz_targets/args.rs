@@ -6,11 +6,11 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use dokku_image::args;
-use dokku_image::commands;
+use dokku_image::command_table;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let from = commands::find("image:from").expect("image:from is in the command table");
+    let from = command_table::find("image:from").expect("image:from is in the command table");
     let mut parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     let mut env_app = None;
     if let Some(rest) = parts.first().and_then(|first| first.strip_prefix(b"ENV=")) {

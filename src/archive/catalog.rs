@@ -5,13 +5,13 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail, Result};
-use serde::Deserialize;
 
+use super::contents::{ArchivedImage, Format, ImageConfig, LeftOut, LeftOutLayer};
 use super::entries::Entries;
 use super::header::normalize;
+use super::layout::{BlobDoc, Descriptor, ManifestItem, OciIndex};
 use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
-use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform, Platform};
-use super::{ArchivedImage, Format, ImageConfig, Omitted, OmittedLayer};
+use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform};
 use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
 
@@ -96,12 +96,12 @@ impl Catalog {
         &self,
         layers: &[String],
         facts: Option<&ImageConfig>,
-    ) -> Result<Vec<OmittedLayer>> {
+    ) -> Result<Vec<LeftOutLayer>> {
         let diff_ids = facts
             .map(|facts| facts.diff_ids.as_slice())
             .filter(|diff_ids| diff_ids.len() == layers.len());
         let chains = diff_ids.map(chain_ids).unwrap_or_default();
-        let mut omitted = Vec::new();
+        let mut left_out = Vec::new();
         for (position, layer) in layers.iter().enumerate() {
             if self.holds(layer) {
                 continue;
@@ -109,14 +109,14 @@ impl Catalog {
             let (Some(diff_ids), Some(chain_id)) = (diff_ids, chains.get(position)) else {
                 bail!("manifest.json names {layer}, which the archive does not contain");
             };
-            omitted.push(OmittedLayer {
+            left_out.push(LeftOutLayer {
                 position,
                 path: normalize(layer),
                 diff_id: diff_ids[position].clone(),
                 chain_id: chain_id.clone(),
             });
         }
-        Ok(omitted)
+        Ok(left_out)
     }
 
     fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
@@ -135,7 +135,7 @@ impl Catalog {
             })?;
             self.require("manifest.json", &item.config)?;
             let mut image = self.image(id, Vec::new());
-            image.omitted.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
+            image.left_out.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
             images.add(image, item.repo_tags.unwrap_or_default());
         }
         Ok(images.images)
@@ -169,7 +169,7 @@ impl Catalog {
             if image.targets.is_empty() {
                 image.targets = resolved.targets.clone();
                 image.blobs = resolved.layers.clone();
-                image.omitted.blobs = resolved.omitted.clone();
+                image.left_out.blobs = resolved.left_out.clone();
             }
         }
     }
@@ -186,7 +186,7 @@ impl Catalog {
             targets,
             facts,
             blobs: Vec::new(),
-            omitted: Omitted::default(),
+            left_out: LeftOut::default(),
         }
     }
 
@@ -226,7 +226,7 @@ impl Catalog {
             }
             let mut image = self.image(resolved.config.clone(), resolved.targets.clone());
             image.blobs = resolved.layers.clone();
-            image.omitted.blobs = resolved.omitted.clone();
+            image.left_out.blobs = resolved.left_out.clone();
             images.add(image, tags);
         }
         Ok(images.images)
@@ -256,7 +256,7 @@ impl Catalog {
                         })
                     })
                     .collect::<Result<Vec<Digest>>>()?;
-                let omitted = layers
+                let left_out = layers
                     .iter()
                     .filter(|layer| !self.holds(&layer.blob_path()))
                     .cloned()
@@ -265,7 +265,7 @@ impl Catalog {
                     config,
                     targets: vec![digest],
                     layers,
-                    omitted,
+                    left_out,
                 })
             }
             Some(BlobDoc::Index { manifests }) => {
@@ -328,7 +328,7 @@ struct Resolved {
     /// The layer blobs of that manifest, bottom first.
     layers: Vec<Digest>,
     /// Those of them the archive leaves out.
-    omitted: Vec<Digest>,
+    left_out: Vec<Digest>,
 }
 
 fn sha256(text: &str, message: impl FnOnce() -> String) -> Result<Digest> {
@@ -377,93 +377,4 @@ pub(super) fn config_id(config: &str) -> Option<Digest> {
         .strip_prefix("blobs/sha256/")
         .or_else(|| name.strip_suffix(".json"))?;
     Digest::from_hex(hex)
-}
-
-#[derive(Deserialize)]
-struct ManifestItem {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct OciIndex {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub(super) struct Descriptor {
-    pub(super) digest: String,
-    #[serde(default)]
-    pub(super) annotations: HashMap<String, String>,
-    #[serde(default)]
-    pub(super) platform: Option<Platform>,
-}
-
-/// A small blob understood as an OCI image manifest, an index, or an image config.
-#[derive(Debug)]
-enum BlobDoc {
-    Manifest { config: String, layers: Vec<String> },
-    Index { manifests: Vec<Descriptor> },
-    Config(ImageConfig),
-}
-
-/// The fields that tell a manifest, an index and a config apart: a manifest's `config` is a
-/// descriptor, an index has `manifests`, a config has `rootfs`.
-#[derive(Deserialize)]
-struct RawBlobDoc {
-    config: Option<serde_json::Value>,
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    rootfs: Option<RootFs>,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    created: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
-impl BlobDoc {
-    fn parse(data: &[u8]) -> Option<BlobDoc> {
-        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-        let raw: RawBlobDoc = serde_json::from_slice(data).ok()?;
-        if let Some(rootfs) = raw.rootfs {
-            let diff_ids = rootfs
-                .diff_ids
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<Option<_>>()?;
-            return Some(BlobDoc::Config(ImageConfig {
-                platform: format!("{}/{}", raw.os, raw.architecture),
-                created: raw.created,
-                diff_ids,
-                content: Digest::of(data),
-            }));
-        }
-        let config_digest = raw
-            .config
-            .as_ref()
-            .and_then(|config| config.get("digest")?.as_str().map(str::to_string));
-        match (config_digest, raw.manifests) {
-            (Some(config), None) => Some(BlobDoc::Manifest {
-                config,
-                layers: raw.layers.into_iter().map(|l| l.digest).collect(),
-            }),
-            (None, Some(manifests)) => Some(BlobDoc::Index { manifests }),
-            _ => None,
-        }
-    }
 }

@@ -10,8 +10,8 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::{Map, Value};
 
 use super::catalog::config_id;
+use super::contents::Choice;
 use super::header;
-use super::Choice;
 
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -1,8 +1,6 @@
 //! Platforms: this host's, and the choice of an image from a multi-platform index.
 
-use serde::Deserialize;
-
-use super::catalog::Descriptor;
+use super::layout::{Descriptor, Platform};
 
 /// A multi-platform index without an image for this host.
 #[derive(Debug)]
@@ -84,25 +82,5 @@ pub(super) fn host_architecture() -> &'static str {
         "x86" => "386",
         "powerpc64" => "ppc64le",
         other => other,
-    }
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub(super) struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    variant: Option<String>,
-}
-
-/// `os/architecture[/variant]`, as docker writes platforms.
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(variant) => write!(f, "/{variant}"),
-            None => Ok(()),
-        }
     }
 }

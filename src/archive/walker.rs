@@ -8,11 +8,11 @@ use std::ops::Range;
 use anyhow::{anyhow, bail, Result};
 
 use super::catalog::Catalog;
+use super::contents::{ArchivedImage, Choice, Format};
 use super::header::{self, Entry, Extensions, BLOCK, END_OF_ARCHIVE};
 use super::input::{Compression, TarInput};
 use super::limits::{Limits, METADATA_ENV};
 use super::naming;
-use super::{ArchivedImage, Choice, Format};
 use crate::output::human_bytes;
 
 /// The entries the engine reads to import anything; held back until the check passes.

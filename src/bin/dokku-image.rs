@@ -1,4 +1,5 @@
-//! `dokku-image`: the client that pushes an image to a Dokku host (src/client/).
-fn main() {
-    dokku_image::client::main()
+//! `dokku-image`: the plugin's one program, serving every name it is run under (each
+//! subcommand, trigger and `commands` links to it), and the client under any other name.
+fn main() -> std::process::ExitCode {
+    dokku_image::command_table::main()
 }

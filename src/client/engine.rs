@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::cancel;
-use crate::client::filter::LeftOut;
-use crate::client::held::{Held, LeaveOut};
+use crate::client::filter::LeftOutTotals;
+use crate::client::held::{Holds, LeftOutPlan};
 use crate::client::meter::Meter;
 use crate::client::registry::{Blobs, Delivered, Manifest, Registry};
 use crate::client::send::{compressor, Sent, Session};
@@ -248,7 +248,7 @@ impl Learned {
     /// The blobs of the image's layers the host holds, by its store's rule: on the classic
     /// store the blob of each layer whose ChainID it holds (the manifest's `layers[i]` is the
     /// blob of the config's `rootfs.diff_ids[i]`); on the containerd store the very blobs.
-    pub fn present(&self, held: Option<&Held>, diff_ids: &[Digest]) -> HashSet<Digest> {
+    pub fn present(&self, held: Option<&Holds>, diff_ids: &[Digest]) -> HashSet<Digest> {
         let blobs: Vec<Digest> = self
             .image
             .layers
@@ -257,13 +257,13 @@ impl Learned {
             .collect();
         match held {
             None => HashSet::new(),
-            Some(Held::Containerd(held)) => blobs
+            Some(Holds::Containerd(held)) => blobs
                 .into_iter()
                 .filter(|blob| held.contains(blob))
                 .collect(),
-            Some(Held::Classic(_)) if blobs.len() != diff_ids.len() => HashSet::new(),
-            Some(held @ Held::Classic(_)) => {
-                let plan = LeaveOut::plan(Some(held), diff_ids);
+            Some(Holds::Classic(_)) if blobs.len() != diff_ids.len() => HashSet::new(),
+            Some(held @ Holds::Classic(_)) => {
+                let plan = LeftOutPlan::plan(Some(held), diff_ids);
                 blobs
                     .into_iter()
                     .zip(diff_ids)
@@ -275,8 +275,8 @@ impl Learned {
     }
 
     /// How many of the image's layers `present` leaves out, and their bytes as blobs.
-    fn left_out(&self, present: &HashSet<Digest>) -> LeftOut {
-        let mut left_out = LeftOut::default();
+    fn left_out(&self, present: &HashSet<Digest>) -> LeftOutTotals {
+        let mut left_out = LeftOutTotals::default();
         for layer in &self.image.layers {
             if Digest::parse(&layer.digest).is_some_and(|blob| present.contains(&blob)) {
                 left_out.entries += 1;

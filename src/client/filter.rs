@@ -1,5 +1,5 @@
 //! The tar filter between `docker image save` and the host: copies the archive entry by entry,
-//! headers and data byte for byte and in order, leaving out the layers of a [`LeaveOut`].
+//! headers and data byte for byte and in order, leaving out the layers of a [`LeftOutPlan`].
 //! Memory stays constant: entries stream through. A legacy `<v1id>/layer.tar` is known by
 //! its directory's `json` (see [`legacy`]); a layer whose diff ID neither its name nor that
 //! tells (a gzip or zstd blob of a containerd-store client) is spooled to a temp file while
@@ -11,7 +11,7 @@ use std::io::{self, BufReader, Read, Seek, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::client::held::LeaveOut;
+use crate::client::held::LeftOutPlan;
 use crate::client::legacy;
 use crate::client::to_oci;
 use crate::digest::{chain_ids, Digest};
@@ -24,7 +24,7 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// What the filter left out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LeftOut {
+pub struct LeftOutTotals {
     pub entries: usize,
     /// Their data, as the archive holds it.
     pub bytes: u64,
@@ -34,7 +34,11 @@ pub struct LeftOut {
 
 /// Copies the archive on `input` to `output`, without the entries `plan` leaves out, and
 /// returns what was left out and `output` once the archive's end marker is written.
-pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Result<(LeftOut, W)> {
+pub fn filter<R: Read, W: Write>(
+    input: R,
+    output: W,
+    plan: &LeftOutPlan,
+) -> io::Result<(LeftOutTotals, W)> {
     let mut walk = Walk {
         plan,
         unmatched: plan.diff_ids.clone(),
@@ -42,7 +46,7 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
         legacy_layers: HashMap::new(),
         builder: tar::Builder::new(output),
         pending: Vec::new(),
-        left_out: LeftOut::default(),
+        left_out: LeftOutTotals::default(),
         oci: if plan.to_oci { Oci::Undecided } else { Oci::No },
     };
     let mut archive = tar::Archive::new(input);
@@ -62,7 +66,7 @@ pub fn filter<R: Read, W: Write>(input: R, output: W, plan: &LeaveOut) -> io::Re
 }
 
 struct Walk<'p, W: Write> {
-    plan: &'p LeaveOut,
+    plan: &'p LeftOutPlan,
     /// The diff IDs to leave out that no entry has matched yet.
     unmatched: HashSet<Digest>,
     /// The ChainIDs of the image's layers, bottom first.
@@ -72,7 +76,7 @@ struct Walk<'p, W: Write> {
     builder: tar::Builder<W>,
     /// Extension headers read ahead of the entry they belong to.
     pending: Vec<(tar::Header, Vec<u8>)>,
-    left_out: LeftOut,
+    left_out: LeftOutTotals,
     oci: Oci,
 }
 

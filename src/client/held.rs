@@ -12,15 +12,15 @@ use crate::protocol::{self, Answer, CLASSIC, CONTAINERD};
 
 /// `image:layers`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Held {
+pub enum Holds {
     /// The ChainIDs of the layers the host's classic store holds.
     Classic(HashSet<Digest>),
     /// The layer blob digests of the host's content store.
     Containerd(HashSet<Digest>),
 }
 
-impl Held {
-    pub fn parse(line: &str) -> anyhow::Result<Held> {
+impl Holds {
+    pub fn parse(line: &str) -> anyhow::Result<Holds> {
         let answer: Answer = serde_json::from_str(line.trim())
             .with_context(|| format!("{} printed no layer list: {line:?}", protocol::LAYERS))?;
         let digests = |list: Vec<String>| -> anyhow::Result<HashSet<Digest>> {
@@ -32,8 +32,8 @@ impl Held {
                 .collect()
         };
         match answer.store.as_str() {
-            CLASSIC => Ok(Held::Classic(digests(answer.chains)?)),
-            CONTAINERD => Ok(Held::Containerd(digests(answer.blobs)?)),
+            CLASSIC => Ok(Holds::Classic(digests(answer.chains)?)),
+            CONTAINERD => Ok(Holds::Containerd(digests(answer.blobs)?)),
             other => anyhow::bail!("{} named an unknown store {other:?}", protocol::LAYERS),
         }
     }
@@ -46,7 +46,7 @@ impl Held {
 
 /// What the filter leaves out of the archive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LeaveOut {
+pub struct LeftOutPlan {
     /// Layers by diff ID (classic hosts): named blobs, or found by hashing.
     pub diff_ids: HashSet<Digest>,
     /// Blobs by their own digest (containerd hosts).
@@ -59,12 +59,12 @@ pub struct LeaveOut {
     pub to_oci: bool,
 }
 
-impl LeaveOut {
+impl LeftOutPlan {
     /// For an image of these layers (diff IDs, bottom first); nothing for an unknown host.
-    pub fn plan(held: Option<&Held>, diff_ids: &[Digest]) -> LeaveOut {
+    pub fn plan(held: Option<&Holds>, diff_ids: &[Digest]) -> LeftOutPlan {
         match held {
-            None => LeaveOut::default(),
-            Some(Held::Classic(chains)) => LeaveOut {
+            None => LeftOutPlan::default(),
+            Some(Holds::Classic(chains)) => LeftOutPlan {
                 diff_ids: diff_ids
                     .iter()
                     .zip(chain_ids(diff_ids))
@@ -75,11 +75,11 @@ impl LeaveOut {
                 image_layers: diff_ids.to_vec(),
                 to_oci: false,
             },
-            Some(Held::Containerd(blobs)) => LeaveOut {
+            Some(Holds::Containerd(blobs)) => LeftOutPlan {
                 blobs: blobs.clone(),
                 image_layers: diff_ids.to_vec(),
                 to_oci: true,
-                ..LeaveOut::default()
+                ..LeftOutPlan::default()
             },
         }
     }
@@ -100,23 +100,23 @@ mod tests {
     #[test]
     fn parses_both_stores_and_refuses_the_rest() {
         let (a, b) = (digest(1), digest(2));
-        let classic = Held::parse(&format!(
+        let classic = Holds::parse(&format!(
             "{{\"store\":\"classic\",\"chains\":[\"{a}\"],\"blobs\":[]}}\n"
         ))
         .unwrap();
-        assert_eq!(classic, Held::Classic(HashSet::from([a.clone()])));
-        let c8d = Held::parse(&format!(
+        assert_eq!(classic, Holds::Classic(HashSet::from([a.clone()])));
+        let c8d = Holds::parse(&format!(
             "{{\"store\":\"containerd\",\"chains\":[],\"blobs\":[\"{b}\"]}}"
         ))
         .unwrap();
-        assert_eq!(c8d, Held::Containerd(HashSet::from([b])));
+        assert_eq!(c8d, Holds::Containerd(HashSet::from([b])));
         for bad in [
             "",
             "not json",
             "{\"store\":\"zfs\"}",
             "{\"store\":\"classic\",\"chains\":[\"sha256:x\"]}",
         ] {
-            assert!(Held::parse(bad).is_err(), "{bad}");
+            assert!(Holds::parse(bad).is_err(), "{bad}");
         }
     }
 
@@ -125,19 +125,22 @@ mod tests {
         let layers = [digest(1), digest(2), digest(3)];
         let chains = chain_ids(&layers);
         // the host holds the bottom two layers' chain, and layer 3's diff ID on another base
-        let held = Held::Classic(HashSet::from([
+        let held = Holds::Classic(HashSet::from([
             chains[0].clone(),
             chains[1].clone(),
             layers[2].clone(),
         ]));
-        let plan = LeaveOut::plan(Some(&held), &layers);
+        let plan = LeftOutPlan::plan(Some(&held), &layers);
         assert_eq!(
             plan.diff_ids,
             HashSet::from([layers[0].clone(), layers[1].clone()])
         );
         assert!(plan.blobs.is_empty());
-        assert!(LeaveOut::plan(None, &layers).is_empty());
-        let c8d = LeaveOut::plan(Some(&Held::Containerd(HashSet::from([digest(9)]))), &layers);
+        assert!(LeftOutPlan::plan(None, &layers).is_empty());
+        let c8d = LeftOutPlan::plan(
+            Some(&Holds::Containerd(HashSet::from([digest(9)]))),
+            &layers,
+        );
         assert_eq!(c8d.blobs, HashSet::from([digest(9)]));
         assert!(c8d.diff_ids.is_empty());
     }

@@ -31,10 +31,6 @@ impl<W: Write> Meter<W> {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
 }
 
 impl<W: Write> Write for Meter<W> {
@@ -60,10 +56,11 @@ mod tests {
 
     #[test]
     fn counts_what_reaches_the_inner_writer() {
-        let mut meter = Meter::new(Vec::new());
+        let mut inner = Vec::new();
+        let mut meter = Meter::new(&mut inner);
         meter.write_all(b"hello ").unwrap();
         meter.write_all(b"world").unwrap();
         assert_eq!(meter.bytes(), 11);
-        assert_eq!(meter.into_inner(), b"hello world");
+        assert_eq!(inner, b"hello world");
     }
 }

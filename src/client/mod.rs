@@ -30,57 +30,52 @@ pub mod send;
 pub mod to_oci;
 pub mod transport;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::process::ExitCode;
 
 use crate::client::args::Request;
 use crate::client::docker_cli::Invocation;
 use crate::docker::Docker;
-use crate::output::{self, exit_on_error};
+use crate::output::{self, Status};
 use crate::version;
 
-/// The whole program: parse, run, exit with the host's status. Run as `docker-dokku` by the
-/// docker CLI, it answers the CLI's metadata question and takes its arguments after the CLI's
-/// global options.
-pub fn main() -> ! {
+/// The client's main: runs it and gives the host's status (or 1 and the error).
+pub fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
     let program = if argv.is_empty() {
         OsString::new()
     } else {
         argv.remove(0)
     };
+    output::finish(run(&program, argv))
+}
+
+/// The whole program: parse, run, the host's status. Run as `docker-dokku` by the docker CLI,
+/// it answers the CLI's metadata question and takes its arguments after the CLI's global
+/// options.
+fn run(program: &OsStr, argv: Vec<OsString>) -> anyhow::Result<Status> {
     if argv.len() == 1 && argv[0] == docker_cli::METADATA_COMMAND {
         println!("{}", docker_cli::metadata());
-        exit_on_error(Ok(()));
+        return Ok(Status::SUCCESS);
     }
-    let (docker, argv) = match Invocation::detect(&program, &argv) {
+    let (docker, argv) = match Invocation::detect(program, &argv) {
         Some(invocation) => {
             docker_cli::stop_when_the_cli_asks();
             (invocation.docker(), invocation.args)
         }
         None => (Docker::local(), argv),
     };
-    let result = args::parse(argv).and_then(|request| match request {
-        Request::Help => {
-            println!("{}", args::help());
-            Ok(0)
-        }
-        Request::Version => {
-            println!("dokku-image {}", version::describe());
-            Ok(0)
-        }
+    match args::parse(argv)? {
+        Request::Help => println!("{}", args::help()),
+        Request::Version => println!("dokku-image {}", version::describe()),
         Request::InstallDockerPlugin => {
             let path = docker_cli::install()?;
             output::note(format!(
                 "Installed {}: docker dokku push IMAGE DEST APP",
                 path.display()
             ));
-            Ok(0)
         }
-        Request::Push(push) => push::run(&push, &docker),
-    });
-    match result {
-        Ok(0) => exit_on_error(Ok(())),
-        Ok(code) => std::process::exit(code),
-        Err(err) => exit_on_error(Err(err)),
+        Request::Push(push) => return push::run(&push, &docker),
     }
+    Ok(Status::SUCCESS)
 }

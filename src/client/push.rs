@@ -10,17 +10,17 @@ use anyhow::Context;
 
 use crate::client::args::Push;
 use crate::client::engine::{Fallback, ThroughEngine};
-use crate::client::held::{Held, LeaveOut};
+use crate::client::held::{Holds, LeftOutPlan};
 use crate::client::send::{send, Save, Sent, Session};
 use crate::client::transport::Remote;
 use crate::digest::Digest;
 use crate::docker::{Docker, ImageInfo};
-use crate::output::{self, human_bytes, EXIT_MISSING_APP};
+use crate::output::{self, human_bytes, Status, EXIT_MISSING_APP};
 use crate::protocol;
 use crate::version::VERSION;
 
 /// Runs a push; returns the exit status for the process: the host's.
-pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
+pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     let remote = Remote::for_push(push)?;
     let image = docker.inspect(&push.image)?.with_context(|| {
         format!(
@@ -57,11 +57,11 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
         }
     };
     let held = match asked {
-        Asked::Held(held) => Some(held),
+        Asked::Holds(held) => Some(held),
         Asked::CannotSay => None,
         Asked::MissingApp => {
             abandon(opened);
-            return Ok(EXIT_MISSING_APP);
+            return Ok(Status(EXIT_MISSING_APP));
         }
     };
     let (why, paired) = match learned {
@@ -109,9 +109,9 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<i32> {
     let plan = match paired {
         // The engine's manifest paired the blobs with diff IDs: left out by name, unhashed.
         Some(blobs) => Plan {
-            leave_out: LeaveOut {
+            leave_out: LeftOutPlan {
                 blobs,
-                ..LeaveOut::default()
+                ..LeftOutPlan::default()
             },
             paired: true,
         },
@@ -139,14 +139,14 @@ fn save_path(
     load: &[String],
     image: &ImageInfo,
     started: Instant,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<Status> {
     let save = Save::start(docker, &push.image)?;
     let held = match ask_host(remote, &push.app) {
-        Ok(Asked::Held(held)) => Some(held),
+        Ok(Asked::Holds(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
         Ok(Asked::MissingApp) => {
             save.abandon();
-            return Ok(EXIT_MISSING_APP);
+            return Ok(Status(EXIT_MISSING_APP));
         }
         Err(err) => {
             save.abandon();
@@ -177,14 +177,14 @@ fn abandon(opened: Option<(Session, io::PipeWriter)>) {
 
 /// What the save path leaves out, and whether the engine's manifest said it.
 struct Plan {
-    leave_out: LeaveOut,
+    leave_out: LeftOutPlan,
     paired: bool,
 }
 
 impl Plan {
-    fn of(held: Option<&Held>, diff_ids: &[Digest]) -> Plan {
+    fn of(held: Option<&Holds>, diff_ids: &[Digest]) -> Plan {
         Plan {
-            leave_out: LeaveOut::plan(held, diff_ids),
+            leave_out: LeftOutPlan::plan(held, diff_ids),
             paired: false,
         }
     }
@@ -198,10 +198,10 @@ fn send_save(
     load: &[String],
     image: &ImageInfo,
     plan: &Plan,
-    held: Option<&Held>,
+    held: Option<&Holds>,
     save: Save,
     started: Instant,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<Status> {
     let layers = image.diff_ids.len();
     let Plan {
         leave_out: plan,
@@ -212,8 +212,8 @@ fn send_save(
             "the host holds {} of {layers} layers, paired with their blobs by the engine's manifest",
             plan.blobs.len()
         ),
-        Some(Held::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
-        Some(Held::Containerd(blobs)) => format!(
+        Some(Holds::Classic(_)) => format!("the host holds {} of {layers} layers", plan.diff_ids.len()),
+        Some(Holds::Containerd(blobs)) => format!(
             "the host's content store holds {} layer blobs, matched by digest against the {layers} layers' blobs as the archive streams",
             blobs.len()
         ),
@@ -228,14 +228,21 @@ fn send_save(
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
         let save = Save::start(docker, &push.image)?;
-        sent = send(save, None, remote, load, &push.image, &LeaveOut::default())?;
+        sent = send(
+            save,
+            None,
+            remote,
+            load,
+            &push.image,
+            &LeftOutPlan::default(),
+        )?;
         bytes += sent.bytes;
     }
     Ok(finish(&sent, bytes, layers, started))
 }
 
 /// The summary line after a load the host accepted; the host's status.
-fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> i32 {
+fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> Status {
     if sent.status == 0 {
         output::note(summary(
             sent,
@@ -244,7 +251,7 @@ fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> i32 {
             started.elapsed().as_secs_f64(),
         ));
     }
-    sent.status
+    Status(sent.status)
 }
 
 /// "Sent 10485760 bytes (10 MiB) in 2.0s (5 MiB/s); left out 2 of 3 layers, 1073741824 bytes
@@ -271,7 +278,7 @@ fn summary(sent: &Sent, bytes: u64, layers: usize, seconds: f64) -> String {
 }
 
 enum Asked {
-    Held(Held),
+    Holds(Holds),
     MissingApp,
     /// An older plugin, or an answer this client does not understand.
     CannotSay,
@@ -297,12 +304,12 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
     }
     let why = if answer.status.success() {
         let line = String::from_utf8_lossy(&answer.stdout);
-        match Held::parse(&line) {
+        match Holds::parse(&line) {
             Ok(held) => {
-                if let Some(difference) = version_difference(Held::plugin_version(&line)) {
+                if let Some(difference) = version_difference(Holds::plugin_version(&line)) {
                     output::warn(difference);
                 }
-                return Ok(Asked::Held(held));
+                return Ok(Asked::Holds(held));
             }
             Err(err) => err.to_string(),
         }
@@ -340,7 +347,7 @@ fn version_difference(host: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::filter::LeftOut;
+    use crate::client::filter::LeftOutTotals;
 
     #[test]
     fn one_line_when_host_and_client_versions_differ() {
@@ -360,7 +367,7 @@ mod tests {
         let sent = Sent {
             status: 0,
             refused: false,
-            left_out: LeftOut {
+            left_out: LeftOutTotals {
                 entries: 2,
                 bytes: 1 << 30,
                 hashed: 0,
@@ -378,7 +385,7 @@ mod tests {
         let mut sent = Sent {
             status: 0,
             refused: false,
-            left_out: LeftOut {
+            left_out: LeftOutTotals {
                 entries: 1,
                 bytes: 100,
                 hashed: 1,

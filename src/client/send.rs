@@ -9,8 +9,8 @@ use std::thread;
 
 use anyhow::Context;
 
-use crate::client::filter::{filter, LeftOut};
-use crate::client::held::LeaveOut;
+use crate::client::filter::{filter, LeftOutTotals};
+use crate::client::held::LeftOutPlan;
 use crate::client::meter::Meter;
 use crate::client::transport::Remote;
 use crate::docker::Docker;
@@ -27,7 +27,7 @@ pub struct Sent {
     pub status: i32,
     /// The host refused the archive because it left out layers the host lacks.
     pub refused: bool,
-    pub left_out: LeftOut,
+    pub left_out: LeftOutTotals,
     /// Compressed, as written to the remote shell.
     pub bytes: u64,
 }
@@ -64,7 +64,7 @@ pub fn send(
     remote: &Remote,
     load: &[String],
     image: &str,
-    plan: &LeaveOut,
+    plan: &LeftOutPlan,
 ) -> anyhow::Result<Sent> {
     let Save { running, archive } = save;
     let opened = match opened {
@@ -176,8 +176,8 @@ pub fn compressor(
 fn stream(
     archive: io::PipeReader,
     to_host: io::PipeWriter,
-    plan: &LeaveOut,
-) -> io::Result<(LeftOut, u64)> {
+    plan: &LeftOutPlan,
+) -> io::Result<(LeftOutTotals, u64)> {
     let encoder = compressor(to_host)?;
     let (left_out, encoder) = filter(BufReader::with_capacity(1 << 20, archive), encoder, plan)?;
     let mut meter = encoder.finish()?;

@@ -1,5 +1,5 @@
-//! `image:client`: writes the plugin's `dokku-image` client binary to stdout, so a CI machine
-//! gets the client that matches the host with `ssh dokku@host image:client > dokku-image`.
+//! `image:client`: writes the plugin's program, which is the `dokku-image` client too, to
+//! stdout, so a CI machine gets the client that matches the host with `ssh dokku@host image:client > dokku-image`.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -10,11 +10,12 @@ use anyhow::Context;
 
 use crate::args;
 use crate::command::Command;
+use crate::output::Status;
 
-/// The client's file name, beside the plugin's own binaries in `bin/`.
+/// The client's file name, as the message suggests it.
 const CLIENT: &str = "dokku-image";
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     args::parse(argv, command, None)?;
     let mut stdout = io::stdout().lock();
     anyhow::ensure!(
@@ -23,29 +24,21 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         command.name,
         command.name
     );
-    let path = client_path()?;
-    let mut client = File::open(&path).with_context(|| {
-        format!(
-            "this plugin has no {CLIENT} client binary ({} is missing); install a release that includes it",
-            path.display()
-        )
-    })?;
+    // The plugin's one program is the client too.
+    let path = own_binary()?;
+    let mut client =
+        File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
     io::copy(&mut client, &mut stdout)
         .with_context(|| format!("cannot write {} to stdout", path.display()))?;
     stdout
         .flush()
         .context("cannot write the client to stdout")?;
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
-/// `dokku-image` beside the running binary, wherever the links Dokku ran lead.
-fn client_path() -> anyhow::Result<PathBuf> {
+/// The running program's file, wherever the links Dokku ran lead.
+fn own_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the running binary")?;
-    let exe = exe
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", exe.display()))?;
-    let dir = exe
-        .parent()
-        .with_context(|| format!("{} has no folder", exe.display()))?;
-    Ok(dir.join(CLIENT))
+    exe.canonicalize()
+        .with_context(|| format!("cannot resolve {}", exe.display()))
 }

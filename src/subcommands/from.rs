@@ -6,50 +6,42 @@ use std::ffi::OsString;
 
 use anyhow::Context;
 
-use crate::builds;
 use crate::cancel;
 use crate::claims;
 use crate::command::Command;
-use crate::deploy::AppSession;
+use crate::deploy;
 use crate::digest::ImageId;
 use crate::docker::{Docker, ImageInfo};
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::request::ImageRequest;
 use crate::retention;
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let host = Host::from_env();
     let request = ImageRequest::parse(argv, command)?;
     claims::refuse_dokku_namespace(&request.reference)?;
-    builds::capture(&host, &request.app, builds::source_of(command.name))?;
-    cancel::install()?;
-    cancel::describe(format!(
-        "the deploy of {} to {}",
-        request.image, request.app
-    ));
-    let session = AppSession::open(&host, &request.app)?;
-    let docker = Docker::for_app(&host, &request.app);
-
-    // --force implies --pull: a forced deploy takes whatever the reference names now.
-    let present = docker.image_id(&request.image)?;
-    let (image_id, repo_digest) = match present {
-        Some(id) if !request.pull && !request.force => (id, None),
-        present => {
-            let pulled = pull(&host, &docker, &request, present)?;
-            retention::note_brought(&host, &pulled.id)?;
-            let digest = request
-                .reference
-                .digest_among(&pulled.repo_digests)
-                .map(str::to_string);
-            (pulled.id, digest)
-        }
-    };
-
-    let mut deploy = request.into_deploy(image_id, command.name, "");
-    deploy.repo_digest = repo_digest;
-    session.deploy(deploy)?;
-    Ok(())
+    let what = format!("the deploy of {} to {}", request.image, request.app);
+    deploy::start(&host, &request.app.clone(), command, what, |session| {
+        let docker = &session.docker;
+        // --force implies --pull: a forced deploy takes whatever the reference names now.
+        let present = docker.image_id(&request.image)?;
+        let (image_id, repo_digest) = match present {
+            Some(id) if !request.pull && !request.force => (id, None),
+            present => {
+                let pulled = pull(&host, docker, &request, present)?;
+                retention::note_brought(&host, &pulled.id)?;
+                let digest = request
+                    .reference
+                    .digest_among(&pulled.repo_digests)
+                    .map(str::to_string);
+                (pulled.id, digest)
+            }
+        };
+        let mut deploy = request.into_deploy(image_id, command);
+        deploy.repo_digest = repo_digest;
+        session.deploy(deploy)
+    })
 }
 
 /// Pulls IMAGE, which names `before` now (if anything). When `before` is another app's, a pull

@@ -8,8 +8,9 @@ use serde::Serialize;
 use crate::args;
 use crate::command::Command;
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::record::{app_deploys, short_commit, Deploy};
+use crate::state;
 use crate::trigger;
 
 #[derive(Debug, Serialize)]
@@ -89,7 +90,7 @@ fn table(deploys: &[Deploy]) -> String {
     out
 }
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let (app, parsed) = args::parse_for_app(argv, command)?;
     let as_json = match parsed.format.as_deref() {
         None => false,
@@ -107,13 +108,13 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     } else if deploys.is_empty() {
         output::info(format!(
             "{app} has no deploys yet on its deploy branch {}",
-            host.deploy_branch(&app)?
+            state::deploy_branch(&host, &app)?
         ));
     } else {
         output::section(format!("{app} deploys, newest first"));
         print!("{}", table(&deploys));
     }
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 #[cfg(test)]

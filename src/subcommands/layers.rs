@@ -9,20 +9,21 @@ use crate::args;
 use crate::command::Command;
 use crate::docker::Docker;
 use crate::host::Host;
-use crate::layers::{self, Held};
+use crate::layers::{self, HeldLayers};
+use crate::output::Status;
 use crate::trigger;
 
-fn line(held: &Held) -> anyhow::Result<String> {
+fn line(held: &HeldLayers) -> anyhow::Result<String> {
     Ok(serde_json::to_string(&held.answer())?)
 }
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let (app, _) = args::parse_for_app(argv, command)?;
     trigger::ensure_app(&app)?;
     let host = Host::from_env();
     let held = layers::held(&host, &Docker::for_app(&host, &app))?;
     println!("{}", line(&held)?);
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 #[cfg(test)]
@@ -36,7 +37,7 @@ mod tests {
     fn one_line_in_the_shape_the_client_reads() {
         let a = Digest::from_hex(&"a".repeat(64)).unwrap();
         let b = Digest::from_hex(&"b".repeat(64)).unwrap();
-        let held = Held {
+        let held = HeldLayers {
             store: Store::Classic,
             chains: [b.clone(), a.clone()].into_iter().collect(),
             blobs: Default::default(),
@@ -47,7 +48,7 @@ mod tests {
                 r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}"}}"#
             )
         );
-        let held = Held {
+        let held = HeldLayers {
             store: Store::Containerd,
             chains: Default::default(),
             blobs: [a.clone()].into_iter().collect(),

@@ -10,17 +10,15 @@ use std::io::{self, IsTerminal};
 use anyhow::Context;
 
 use crate::archive::{self, Choice, Contents, Limits};
-use crate::builds;
-use crate::cancel;
 use crate::claims;
 use crate::command::Command;
-use crate::deploy::AppSession;
+use crate::deploy;
 use crate::digest::ImageId;
 use crate::docker::{Docker, Store};
 use crate::host::Host;
 use crate::identity;
 use crate::layers;
-use crate::output;
+use crate::output::{self, Status};
 use crate::progress::Progress;
 use crate::protocol;
 use crate::reference::Reference;
@@ -29,7 +27,7 @@ use crate::retention;
 use crate::room;
 use crate::trigger;
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     if io::stdin().is_terminal() {
         anyhow::bail!("Expecting tar archive containing docker image on STDIN");
     }
@@ -42,26 +40,24 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         )));
     }
     claims::refuse_dokku_namespace(&request.reference)?;
-    builds::capture(&host, &request.app, builds::source_of(command.name))?;
-    cancel::install()?;
-    cancel::describe(format!(
-        "the deploy of {} to {}",
-        request.image, request.app
-    ));
-    let limits = Limits::from_env()?;
-    let session = AppSession::open(&host, &request.app)?;
-    let docker = Docker::for_app(&host, &request.app);
-
-    let image_id = load(&host, &docker, &request.app, &request.reference, limits)?;
-    retention::note_brought(&host, &image_id)?;
-    trigger::fire(
-        "post-image-load",
-        &[request.app.as_str(), &request.image, image_id.as_str()],
-    )
-    .context("the post-image-load trigger failed")?;
-
-    session.deploy(request.into_deploy(image_id, command.name, " (loaded from an archive)"))?;
-    Ok(())
+    let what = format!("the deploy of {} to {}", request.image, request.app);
+    deploy::start(&host, &request.app.clone(), command, what, |session| {
+        let limits = Limits::from_env()?;
+        let image_id = load(
+            &host,
+            &session.docker,
+            &request.app,
+            &request.reference,
+            limits,
+        )?;
+        retention::note_brought(&host, &image_id)?;
+        trigger::fire(
+            "post-image-load",
+            &[request.app.as_str(), &request.image, image_id.as_str()],
+        )
+        .context("the post-image-load trigger failed")?;
+        session.deploy(request.into_deploy(image_id, command))
+    })
 }
 
 /// Streams stdin into `docker image load`, and returns the ID of IMAGE once the engine holds
@@ -187,7 +183,7 @@ fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Resu
     let missing = layers::not_held(contents, &held);
     // Clients match this line to retry with the whole archive (crate::protocol).
     anyhow::ensure!(missing.is_empty(), protocol::refusal(&missing));
-    let count = layers::omitted_count(contents, held.store);
+    let count = layers::left_out_count(contents, held.store);
     let noun = if count == 1 { "layer" } else { "layers" };
     output::info(format!(
         "The archive leaves out {count} {noun} the host holds"

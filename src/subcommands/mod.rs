@@ -1,5 +1,5 @@
 //! One module per `image:*` subcommand: each turns its arguments into calls of the library.
-//! They depend on the library only, never on each other; `commands.rs` lists them.
+//! They depend on the library only, never on each other; `command_table.rs` lists them.
 
 pub mod client;
 pub mod from;

@@ -8,14 +8,11 @@ use crate::command::Command;
 use crate::docker::Docker;
 use crate::dokku_report::{self, Printed};
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::record::{app_deploys, Deploy};
 use crate::retention::{self, Keep};
+use crate::state::{GLOBAL, PLUGIN, SOURCE_IMAGE};
 use crate::trigger;
-
-const PLUGIN: &str = "image";
-/// What `--global` stands for, as a property scope and as the report's subject.
-const GLOBAL: &str = "--global";
 
 /// The report's keys. `keep-images` is a setting with a default: its raw per-app value, its
 /// raw global one and the effective one, as every 0.38 report has them.
@@ -81,9 +78,7 @@ impl Deploys {
             // A head this plugin did not make may still come from an image (core's git:from-image).
             source_image: match record {
                 Some(record) => record.image.clone(),
-                None => host
-                    .property("git", app, "source-image")?
-                    .unwrap_or_default(),
+                None => SOURCE_IMAGE.get(host, app)?.unwrap_or_default(),
             },
             source_id: record.map(|r| r.image_id.to_string()).unwrap_or_default(),
             deployed_at: head.map(|d| d.commit.date.clone()).unwrap_or_default(),
@@ -165,7 +160,7 @@ fn report_app(
     })
 }
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     let flag = dokku_report::single_flag(PLUGIN, &parsed.fields)?;
     let format = parsed.format.as_deref();
@@ -175,7 +170,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             global_value(&host, key)
         })?;
         printed.print();
-        return Ok(());
+        return Ok(Status::SUCCESS);
     }
     match parsed.app.filter(|app| !app.is_empty()) {
         Some(app) => report_app(&host, &app, format, flag)?.print(),
@@ -190,17 +185,17 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 /// The `report APP` trigger: `dokku report APP` shows the same block.
-pub fn trigger(_: &Command, args: Vec<OsString>) -> anyhow::Result<()> {
+pub fn trigger(_: &Command, args: Vec<OsString>) -> anyhow::Result<Status> {
     let app = args
         .first()
         .and_then(|app| app.to_str())
         .unwrap_or_default();
     report_app(&Host::from_env(), app, None, None)?.print();
-    Ok(())
+    Ok(Status::SUCCESS)
 }
 
 #[cfg(test)]

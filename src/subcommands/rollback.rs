@@ -7,16 +7,15 @@
 use std::ffi::OsString;
 
 use crate::args;
-use crate::builds;
 use crate::cancel::{self, Undo};
 use crate::claims;
-use crate::command::Command;
+use crate::command::{Command, Deploys};
 use crate::context::SOURCE_ID_LABEL;
-use crate::deploy::{AppSession, Content, DeployRequest};
+use crate::deploy::{self, AppSession, Content, DeployRequest};
 use crate::digest::ImageId;
 use crate::docker::Docker;
 use crate::host::Host;
-use crate::output;
+use crate::output::{self, Status};
 use crate::record::{self, short_commit, Deploy, DeployRecord};
 use crate::reference::Reference;
 use crate::repo::{AppRepo, Author};
@@ -133,6 +132,7 @@ fn restore_image(
     rule: &TagRule,
     record: &DeployRecord,
     commit: &str,
+    recorded: fn(&str) -> Option<Deploys>,
 ) -> anyhow::Result<Option<Undo>> {
     let image = record.image.as_str();
     let wanted = &record.image_id;
@@ -159,7 +159,7 @@ fn restore_image(
         wanted.short(),
         short_commit(commit)
     );
-    if matches!(record.command.as_str(), "image:load" | "git:load-image") {
+    if recorded(&record.command).is_some_and(|deploys| deploys.from_archive) {
         anyhow::bail!(
             "{gone}, and it was loaded from an archive, so no registry can give it back; load it again with image:load (a deploy whose image is on the host, or was pulled from a registry, can be rolled back)"
         );
@@ -220,7 +220,13 @@ fn point_back_on_cancel(docker: &Docker, previous: &ImageId, image: &str) -> Und
     cancel::on_cancel(move || point_back(&docker, &previous, &image))
 }
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+/// `image:rollback`. RECORDED says what a deploy recorded under a command name deployed from
+/// (the command table: an image loaded from an archive cannot be pulled back).
+pub fn run(
+    command: &Command,
+    argv: Vec<OsString>,
+    recorded: fn(&str) -> Option<Deploys>,
+) -> anyhow::Result<Status> {
     let (app, parsed) = args::parse_for_app(argv, command)?;
     let mut positionals = parsed.positionals.into_iter();
     // An empty COMMIT means the default, so that an author can be given without one.
@@ -229,10 +235,22 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     trigger::ensure_app(&app)?;
 
     let host = Host::from_env();
-    builds::capture(&host, &app, builds::source_of(command.name))?;
-    cancel::install()?;
-    cancel::describe(format!("the rollback of {app}"));
-    let session = AppSession::open(&host, &app)?;
+    let what = format!("the rollback of {app}");
+    deploy::start(&host, &app, command, what, |session| {
+        roll_back(&host, &session, command, revision, author, recorded)
+    })
+}
+
+/// The rollback itself, under the app's lock.
+fn roll_back(
+    host: &Host,
+    session: &AppSession,
+    command: &Command,
+    revision: Option<String>,
+    author: Author,
+    recorded: fn(&str) -> Option<Deploys>,
+) -> anyhow::Result<()> {
+    let app = session.app.as_str();
     let wanted = match &revision {
         Some(revision) => {
             let commit = session.repo.resolve(revision)?.ok_or_else(|| {
@@ -246,7 +264,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     let (target, record) = pick_target(
         &deploys,
         wanted.as_ref().map(|(r, c)| (*r, c.as_str())),
-        &app,
+        app,
         &session.branch,
     )?;
     let commit = target.commit.id.as_str();
@@ -266,13 +284,13 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         short_commit(commit)
     ));
 
-    let docker = Docker::for_app(&host, &app);
+    let docker = &session.docker;
     let rule = TagRule {
-        host: &host,
-        app: &app,
+        host,
+        app,
         label_confirms: label_confirms(&session.repo, target, record)?,
     };
-    let repointed = restore_image(&docker, &rule, record, commit)?;
+    let repointed = restore_image(docker, &rule, record, commit, recorded)?;
     let result = session.deploy(DeployRequest {
         image: record.image.clone(),
         image_id: record.image_id.clone(),
@@ -280,7 +298,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         content: Content::Tree(target.commit.tree.clone()),
         author,
         force: false,
-        command: "image:rollback",
+        command: command.name,
         subject: format!(
             "Roll back to {} (deploy {})",
             record.image,
@@ -295,7 +313,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
             Err(_) => step.undo(&held),
         }
     }
-    result.map(drop)
+    result
 }
 
 /// Points the reference back at the image it named before the rollback re-pointed it.

@@ -7,14 +7,15 @@ use std::ffi::OsString;
 use crate::args;
 use crate::command::Command;
 use crate::host::Host;
-use crate::output;
-use crate::retention::{Keep, KEEP_IMAGES};
+use crate::output::{self, Status};
+use crate::retention::Keep;
+use crate::state::{GLOBAL, KEEP_IMAGES};
 use crate::trigger;
 
-pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let parsed = args::parse(argv, command, std::env::var("DOKKU_APP_NAME").ok())?;
     let scope = match (parsed.global, parsed.app.filter(|app| !app.is_empty())) {
-        (true, _) => "--global".to_string(),
+        (true, _) => GLOBAL.to_string(),
         (false, Some(app)) => app,
         (false, None) => return Err(command.usage_error("APP or --global is required")),
     };
@@ -23,22 +24,23 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| command.usage_error("KEY is required"))?;
     let value = positionals.next().filter(|value| !value.is_empty());
-    if key != KEEP_IMAGES {
+    if key != KEEP_IMAGES.key {
         return Err(command.usage_error(format!(
-            "unknown setting {key:?} (image:set knows {KEEP_IMAGES})"
+            "unknown setting {key:?} (image:set knows {})",
+            KEEP_IMAGES.key
         )));
     }
-    if scope != "--global" {
+    if scope != GLOBAL {
         trigger::ensure_app(&scope)?;
     }
     if let Some(value) = &value {
         Keep::parse(value)?;
     }
     let host = Host::from_env();
-    host.put_property("image", &scope, &key, value.as_deref())?;
+    KEEP_IMAGES.put(&host, &scope, value.as_deref())?;
     match value {
         Some(value) => output::info(format!("Setting {key} to {value}")),
         None => output::info(format!("Unsetting {key}")),
     }
-    Ok(())
+    Ok(Status::SUCCESS)
 }

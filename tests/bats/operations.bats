@@ -548,7 +548,7 @@ bare_host() {
 assert_installed() {
   local dir="$PLUGIN_AVAILABLE_PATH/image"
   assert_equal "$(readlink "$PLUGIN_ENABLED_PATH/image")" "$PLUGIN_PATH/available/image"
-  assert_path -x "$dir/bin/image-commands"
+  assert_path -x "$dir/bin/dokku-image"
   assert_equal "$(find -L "$dir" -name commands)" "$dir/commands"
   run dokku help
   assert_success

@@ -266,9 +266,10 @@ image_of() {
 
   root="$BATS_TEST_TMPDIR/plugin-only"
   mkdir -p "$root"
-  cp -L "$PLUGIN_AVAILABLE_PATH/image/bin/image-help" "$root/image-help"
+  mkdir -p "$root/subcommands"
+  cp -L "$PLUGIN_AVAILABLE_PATH/image/bin/dokku-image" "$root/subcommands/help"
   id="$(image_of "$root")"
-  run docker run --rm "$id" /image-help
+  run docker run --rm "$id" /subcommands/help
   assert_success
   assert_line --index 0 "Usage: dokku image[:COMMAND]"
 }

@@ -104,7 +104,7 @@ fn find_normalises_names() {
             targets: Vec::new(),
             facts: None,
             blobs: Vec::new(),
-            omitted: Omitted::default(),
+            left_out: LeftOut::default(),
         }],
         compression: Compression::None,
         format: Format::DockerSave,

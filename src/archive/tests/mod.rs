@@ -15,6 +15,8 @@ use super::platform::host_architecture;
 use super::walker::METADATA_NAMES;
 use super::*;
 use super::{host_platform, ImageConfig};
+use crate::digest::Digest;
+use crate::reference::Reference;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};

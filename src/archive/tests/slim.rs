@@ -55,7 +55,7 @@ fn a_full_archive_omits_nothing() {
     let (result, _) = run(&docker26_without(&[]));
     let contents = result.unwrap();
     assert!(!contents.is_slim());
-    assert_eq!(contents.images[0].omitted, Omitted::default());
+    assert_eq!(contents.images[0].left_out, LeftOut::default());
 }
 
 #[test]
@@ -63,31 +63,31 @@ fn manifest_json_layers_left_out_are_known_by_diff_id_and_chain_id() {
     let chains = chain_ids(&[digest(100), digest(101)]);
     let image = &images_of(&docker26_without(&[0]))[0];
     assert_eq!(
-        image.omitted.layers,
-        vec![OmittedLayer {
+        image.left_out.layers,
+        vec![LeftOutLayer {
             position: 0,
             path: format!("blobs/sha256/{}", hex(40)),
             diff_id: digest(100),
             chain_id: chains[0].clone(),
         }]
     );
-    assert_eq!(image.omitted.blobs, vec![digest(40)]);
+    assert_eq!(image.left_out.blobs, vec![digest(40)]);
     assert_eq!(image.blobs, vec![digest(40), digest(41)]);
 
     // Above a layer that is present, the ChainID still covers the whole stack below.
     let image = &images_of(&docker26_without(&[1]))[0];
-    assert_eq!(image.omitted.layers[0].position, 1);
-    assert_eq!(image.omitted.layers[0].diff_id, digest(101));
-    assert_eq!(image.omitted.layers[0].chain_id, chains[1]);
+    assert_eq!(image.left_out.layers[0].position, 1);
+    assert_eq!(image.left_out.layers[0].diff_id, digest(101));
+    assert_eq!(image.left_out.layers[0].chain_id, chains[1]);
     assert_ne!(chains[1], digest(101));
-    assert_eq!(image.omitted.blobs, vec![digest(41)]);
+    assert_eq!(image.left_out.blobs, vec![digest(41)]);
 
     let (result, _) = run(&docker26_without(&[0, 1]));
     let contents = result.unwrap();
     assert!(contents.is_slim());
-    assert_eq!(contents.images[0].omitted.layers.len(), 2);
+    assert_eq!(contents.images[0].left_out.layers.len(), 2);
     assert_eq!(
-        contents.images[0].omitted.blobs,
+        contents.images[0].left_out.blobs,
         vec![digest(40), digest(41)]
     );
 }
@@ -108,14 +108,14 @@ fn legacy_without_layer_0(config: &[u8]) -> Vec<u8> {
 #[test]
 fn a_legacy_layer_left_out_has_no_blob_digest() {
     let image = &images_of(&legacy_without_layer_0(&config_with_layers(2)))[0];
-    assert_eq!(image.omitted.layers.len(), 1);
+    assert_eq!(image.left_out.layers.len(), 1);
     assert_eq!(
-        image.omitted.layers[0].path,
+        image.left_out.layers[0].path,
         format!("{}/layer.tar", hex(1))
     );
-    assert_eq!(image.omitted.layers[0].diff_id, digest(100));
-    assert_eq!(image.omitted.layers[0].chain_id, digest(100));
-    assert!(image.omitted.blobs.is_empty());
+    assert_eq!(image.left_out.layers[0].diff_id, digest(100));
+    assert_eq!(image.left_out.layers[0].chain_id, digest(100));
+    assert!(image.left_out.blobs.is_empty());
     assert!(image.blobs.is_empty());
     assert!(image.targets.is_empty());
 }
@@ -160,7 +160,7 @@ fn oci_only_layers_left_out_are_known_by_blob_digest() {
     file(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
     let image = &images_of(&finish(b))[0];
     assert_eq!(image.targets, vec![digest(83)]);
-    assert_eq!(image.omitted.blobs, vec![digest(80)]);
+    assert_eq!(image.left_out.blobs, vec![digest(80)]);
     assert_eq!(image.blobs, vec![digest(80), digest(81)]);
-    assert!(image.omitted.layers.is_empty());
+    assert!(image.left_out.layers.is_empty());
 }

@@ -75,7 +75,7 @@ fn the_manifest_pairs_blobs_with_diff_ids_for_a_classic_host() {
     let diff_ids = [digest(1), digest(2)];
     let chains = chain_ids(&diff_ids);
     // The host holds layer 1's chain: its blob 11 is present, blob 12 is not.
-    let classic = Held::Classic(HashSet::from([chains[0].clone(), diff_ids[1].clone()]));
+    let classic = Holds::Classic(HashSet::from([chains[0].clone(), diff_ids[1].clone()]));
     let present = learned.present(Some(&classic), &diff_ids);
     assert_eq!(present, HashSet::from([digest(11)]));
     let left_out = learned.left_out(&present);
@@ -86,7 +86,7 @@ fn the_manifest_pairs_blobs_with_diff_ids_for_a_classic_host() {
     // Not one diff ID per layer: nothing can be paired, everything is sent.
     assert!(learned.present(Some(&classic), &diff_ids[..1]).is_empty());
     // A containerd host: the very blobs.
-    let c8d = Held::Containerd(HashSet::from([digest(12), digest(2)]));
+    let c8d = Holds::Containerd(HashSet::from([digest(12), digest(2)]));
     assert_eq!(
         learned.present(Some(&c8d), &diff_ids),
         HashSet::from([digest(12)])

@@ -82,7 +82,7 @@ fn raw_entries(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn run(input: &[u8], plan: &LeaveOut) -> (LeftOut, Vec<u8>) {
+fn run(input: &[u8], plan: &LeftOutPlan) -> (LeftOutTotals, Vec<u8>) {
     filter(input, Vec::new(), plan).unwrap()
 }
 
@@ -136,15 +136,15 @@ fn classic_host_leaves_out_held_layers_by_name_and_by_hash() {
     ];
     let input = archive(&specs);
 
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::from([d0.clone(), d2.clone()]),
         blobs: HashSet::new(),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&input, &plan);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             entries: 2,
             bytes: layer0.len() as u64 + specs[2].data.len() as u64,
             hashed: 1,
@@ -153,15 +153,15 @@ fn classic_host_leaves_out_held_layers_by_name_and_by_hash() {
     assert_kept(&specs, &output, &[&d0.blob_path(), &blob2.blob_path()]);
 
     // nothing to leave out: the archive as it was, entry for entry
-    let (left_out, output) = run(&input, &LeaveOut::default());
-    assert_eq!(left_out, LeftOut::default());
+    let (left_out, output) = run(&input, &LeftOutPlan::default());
+    assert_eq!(left_out, LeftOutTotals::default());
     assert_kept(&specs, &output, &[]);
 
     // a held diff ID the archive does not have changes nothing either
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::from([Digest::of(b"elsewhere")]),
         blobs: HashSet::new(),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     assert_kept(&specs, &run(&input, &plan).1, &[]);
     let _ = d1;
@@ -180,16 +180,16 @@ fn containerd_host_leaves_out_only_the_very_blobs_it_holds() {
         spec("index.json", b"{}".to_vec()),
     ];
     let input = archive(&specs);
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::new(),
         // the host holds layer 0 uncompressed (not this gzip blob) and layer 1's blob
         blobs: HashSet::from([diff0, d1.clone()]),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&input, &plan);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             entries: 1,
             bytes: layer1.len() as u64,
             hashed: 0,
@@ -219,15 +219,15 @@ fn legacy_specs() -> (Vec<Spec>, Digest, Digest) {
 fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
     let (specs, d0, _) = legacy_specs();
     let input = archive(&specs);
-    let classic = LeaveOut {
+    let classic = LeftOutPlan {
         diff_ids: HashSet::from([d0.clone()]),
         blobs: HashSet::new(),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&input, &classic);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             entries: 1,
             bytes: 120_000,
             hashed: 1,
@@ -236,13 +236,13 @@ fn legacy_layers_are_matched_by_hash_on_classic_hosts_only() {
     assert_kept(&specs, &output, &["aaaa/layer.tar"]);
 
     // a containerd host cannot take a slim legacy archive (docs/engines.md §5)
-    let containerd = LeaveOut {
+    let containerd = LeftOutPlan {
         diff_ids: HashSet::new(),
         blobs: HashSet::from([d0]),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&input, &containerd);
-    assert_eq!(left_out, LeftOut::default());
+    assert_eq!(left_out, LeftOutTotals::default());
     assert_kept(&specs, &output, &[]);
 }
 
@@ -252,7 +252,7 @@ fn what_follows_the_end_marker_is_read_not_left_in_the_pipe() {
     let mut input = archive(&specs);
     input.extend([0u8; 10240]);
     let mut reader = &input[..];
-    let (_, output) = filter(&mut reader, Vec::new(), &LeaveOut::default()).unwrap();
+    let (_, output) = filter(&mut reader, Vec::new(), &LeftOutPlan::default()).unwrap();
     assert!(reader.is_empty(), "{} bytes left unread", reader.len());
     assert_kept(&specs, &output, &[]);
 }
@@ -264,13 +264,13 @@ fn small_layers_pass_without_a_spool() {
         spec("cccc/layer.tar", small.clone()),
         spec("manifest.json", b"[]".to_vec()),
     ];
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::from([Digest::of(&small)]),
         blobs: HashSet::new(),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
-    assert_eq!(left_out, LeftOut::default());
+    assert_eq!(left_out, LeftOutTotals::default());
     assert_kept(&specs, &output, &[]);
 }
 
@@ -279,17 +279,17 @@ fn a_blob_that_only_looks_compressed_is_sent() {
     let mut fake = GZIP_MAGIC.to_vec();
     fake.extend(noise(8, 100_000));
     let specs = [spec(Digest::of(&fake).blob_path(), fake)];
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::from([Digest::of(b"some layer")]),
         blobs: HashSet::new(),
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             hashed: 1,
-            ..LeftOut::default()
+            ..LeftOutTotals::default()
         }
     );
     assert_kept(&specs, &output, &[]);
@@ -309,15 +309,15 @@ fn legacy_layers_known_by_their_v1_id_are_not_hashed() {
         spec("manifest.json", b"[]".to_vec()),
     ];
     let layers = diff_ids();
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         diff_ids: HashSet::from([layers[0].clone()]),
         image_layers: layers,
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             entries: 1,
             bytes: 110_000,
             hashed: 0,
@@ -347,16 +347,16 @@ fn a_legacy_archive_for_a_containerd_host_goes_in_the_oci_form_its_store_would_m
     ];
     let layers = diff_ids();
     // the host's content store holds the bottom layer's uncompressed blob
-    let plan = LeaveOut {
+    let plan = LeftOutPlan {
         blobs: HashSet::from([layers[0].clone()]),
         image_layers: layers.clone(),
         to_oci: true,
-        ..LeaveOut::default()
+        ..LeftOutPlan::default()
     };
     let (left_out, output) = run(&archive(&specs), &plan);
     assert_eq!(
         left_out,
-        LeftOut {
+        LeftOutTotals {
             entries: 1,
             bytes: 110_000,
             hashed: 0,

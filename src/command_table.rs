@@ -1,13 +1,15 @@
 //! The plugin's table of commands: every subcommand, fallback and trigger, described once.
-//! It feeds dispatch (each small binary of `src/bin/` names its entry and calls [`main`]),
-//! `dokku help`, `image:help` and the usage line of every error.
+//! It feeds dispatch ([`main`]: the one program serves the entry its name names, or is the
+//! client), `dokku help`, `image:help` and the usage line of every error.
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::process::ExitCode;
 
-use crate::command::{Command, Flags, Kind};
-use crate::output::{self, EXIT_NOT_IMPLEMENTED};
-use crate::{access, cancel, lifecycle, protocol, subcommands};
+use crate::command::{Command, Deploys, Flags, Kind};
+use crate::host::Host;
+use crate::output::{self, Status};
+use crate::{access, cancel, client, lifecycle, protocol, state, subcommands};
 
 const FROM: Flags = Flags {
     build_dir: true,
@@ -27,6 +29,17 @@ const FROM_DESCRIPTION: &str =
     "Deploy an app from a Docker image reference (pulled only when not on the host)";
 const LOAD_DESCRIPTION: &str =
     "Deploy an app from an image archive on stdin (docker image save; plain/gzip/bzip2/xz/zstd)";
+/// `image:from`, `git:from-image` and `image:rollback`: the image is on the host or in a
+/// registry.
+const FROM_IMAGE: Deploys = Deploys {
+    build_source: "git:from-image",
+    from_archive: false,
+};
+/// `image:load`, `git:load-image`: the image comes from an archive on stdin.
+const LOAD_IMAGE: Deploys = Deploys {
+    build_source: "git:load-image",
+    from_archive: true,
+};
 /// Triggers take their arguments as Dokku fires them; no flags.
 const TRIGGER: Flags = Flags {
     takes_app: false,
@@ -44,6 +57,7 @@ pub const COMMANDS: &[Command] = &[
         description: FROM_DESCRIPTION,
         kind: Kind::Subcommand,
         flags: FROM,
+        deploys: Some(FROM_IMAGE),
         run: subcommands::from::run,
     },
     Command {
@@ -52,6 +66,7 @@ pub const COMMANDS: &[Command] = &[
         description: LOAD_DESCRIPTION,
         kind: Kind::Subcommand,
         flags: LOAD,
+        deploys: Some(LOAD_IMAGE),
         run: subcommands::load::run,
     },
     Command {
@@ -63,6 +78,7 @@ pub const COMMANDS: &[Command] = &[
             format: true,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::history::run,
     },
     Command {
@@ -75,7 +91,8 @@ pub const COMMANDS: &[Command] = &[
             max_positionals: 3,
             ..Flags::APP
         },
-        run: subcommands::rollback::run,
+        deploys: Some(FROM_IMAGE),
+        run: |command, argv| subcommands::rollback::run(command, argv, recorded_deploys),
     },
     Command {
         name: "image:report",
@@ -89,6 +106,7 @@ pub const COMMANDS: &[Command] = &[
             global: true,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::report::run,
     },
     Command {
@@ -101,6 +119,7 @@ pub const COMMANDS: &[Command] = &[
             max_positionals: 2,
             ..Flags::APP
         },
+        deploys: None,
         run: subcommands::set::run,
     },
     Command {
@@ -109,6 +128,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Print the layers the host holds as JSON (what a slim archive may leave out)",
         kind: Kind::Subcommand,
         flags: Flags::APP,
+        deploys: None,
         run: subcommands::layers::run,
     },
     Command {
@@ -117,6 +137,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Write the dokku-image client binary to stdout (redirect it to a file)",
         kind: Kind::Subcommand,
         flags: TRIGGER,
+        deploys: None,
         run: subcommands::client::run,
     },
     Command {
@@ -125,9 +146,10 @@ pub const COMMANDS: &[Command] = &[
         description: "Show this help",
         kind: Kind::Subcommand,
         flags: TRIGGER,
+        deploys: None,
         run: |_, _| {
             print!("{}", usage_page());
-            Ok(())
+            Ok(Status::SUCCESS)
         },
     },
     Command {
@@ -136,6 +158,7 @@ pub const COMMANDS: &[Command] = &[
         description: FROM_DESCRIPTION,
         kind: Kind::Fallback { core: "from-image" },
         flags: FROM,
+        deploys: Some(FROM_IMAGE),
         run: subcommands::from::run,
     },
     Command {
@@ -144,6 +167,7 @@ pub const COMMANDS: &[Command] = &[
         description: LOAD_DESCRIPTION,
         kind: Kind::Fallback { core: "load-image" },
         flags: LOAD,
+        deploys: Some(LOAD_IMAGE),
         run: subcommands::load::run,
     },
     Command {
@@ -152,6 +176,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Dokku's entry for help and commands no subcommand file answers",
         kind: Kind::Entry,
         flags: TRIGGER,
+        deploys: None,
         run: commands_entry,
     },
     Command {
@@ -160,6 +185,7 @@ pub const COMMANDS: &[Command] = &[
         description: "The image block of `dokku report APP`",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: subcommands::report::trigger,
     },
     Command {
@@ -168,6 +194,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Remove the plugin's state of a deleted app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::post_delete,
     },
     Command {
@@ -176,6 +203,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Drop the pending deploy Dokku copied into the renamed app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::copy_setup,
     },
     Command {
@@ -184,6 +212,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Drop the pending deploy Dokku copied into the cloned app",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::copy_setup,
     },
     Command {
@@ -192,6 +221,7 @@ pub const COMMANDS: &[Command] = &[
         description: "Remove the plugin's state when the plugin is uninstalled",
         kind: Kind::Trigger,
         flags: TRIGGER,
+        deploys: None,
         run: lifecycle::uninstall,
     },
 ];
@@ -201,29 +231,71 @@ pub fn find(name: &str) -> Option<&'static Command> {
     COMMANDS.iter().find(|command| command.name == name)
 }
 
-/// What each binary's `main` calls: runs entry NAME with the process's arguments and exits
-/// with Dokku's status.
-pub fn main(name: &str) -> ! {
-    let command = find(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
+/// What a deploy recorded under the command NAME deployed from (a rollback asks of an earlier
+/// deploy); None for a name that never deployed.
+fn recorded_deploys(name: &str) -> Option<Deploys> {
+    find(name).and_then(|command| command.deploys)
+}
+
+/// The program's `main`, whatever name it runs under, as Dokku's Go plugins do: run as a file
+/// of the plugin (`subcommands/NAME`, a trigger, `commands`: links to `bin/dokku-image`, or
+/// `exec -a`), it runs that entry with the process's arguments and gives Dokku's status;
+/// under any other name it is the client.
+pub fn main() -> ExitCode {
+    let program = std::env::args_os().next().unwrap_or_default();
+    let Some(command) = entry_for(Path::new(&program)) else {
+        return client::main();
+    };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let result = run(command, argv);
     cancel::settle();
-    output::exit_on_error(result)
+    output::finish(result)
+}
+
+/// The entry a program path names: `subcommands/NAME` is `image:NAME` (`default`, Dokku's
+/// `dokku image`, is `image:help`), and a file at the plugin's root a trigger or `commands`.
+/// None for any other name.
+pub fn entry_for(program: &Path) -> Option<&'static Command> {
+    let name = program.file_name()?.to_str()?;
+    let folder = program
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let in_subcommands = match folder.file_name() {
+        Some(folder) => folder == "subcommands",
+        // `.` or `..`: the folder it stands for.
+        None => folder
+            .canonicalize()
+            .ok()
+            .is_some_and(|folder| folder.ends_with("subcommands")),
+    };
+    let subcommand = match name {
+        "default" => "help",
+        name => name,
+    };
+    let wanted = |command: &&Command| match command.kind {
+        Kind::Subcommand => {
+            in_subcommands && command.name.strip_prefix("image:") == Some(subcommand)
+        }
+        Kind::Trigger | Kind::Entry => !in_subcommands && command.name == name,
+        Kind::Fallback { .. } => false,
+    };
+    COMMANDS.iter().find(wanted)
 }
 
 /// Runs a command, once the access check has seen the app it acts on.
-fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     access::check(command, &argv)?;
     (command.run)(command, argv)
 }
 
 /// The `commands` entry: `dokku help` lines, `image:help`, and core's
 /// `git:from-image`/`git:load-image` where core lacks them; exit 10 for anything not ours.
-fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
+fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let name = argv.first().and_then(|a| a.to_str()).unwrap_or_default();
     if name == "help" {
         print!("{}", help_lines());
-        return Ok(());
+        return Ok(Status::SUCCESS);
     }
     let ours = find(name).filter(|command| match command.kind {
         Kind::Subcommand => true,
@@ -232,18 +304,16 @@ fn commands_entry(_: &Command, argv: Vec<OsString>) -> anyhow::Result<()> {
     });
     match ours {
         Some(command) => run(command, argv),
-        None => std::process::exit(EXIT_NOT_IMPLEMENTED),
+        None => Ok(Status::NOT_IMPLEMENTED),
     }
 }
 
 /// Whether the core git plugin answers `git:NAME` itself (then the command is not ours).
 fn core_has(subcommand: &str) -> bool {
-    std::env::var_os("PLUGIN_ENABLED_PATH").is_some_and(|enabled| {
-        Path::new(&enabled)
-            .join("git/subcommands")
-            .join(subcommand)
-            .exists()
-    })
+    state::plugin_has(
+        &Host::from_env(),
+        Path::new("git/subcommands").join(subcommand),
+    )
 }
 
 fn listed() -> impl Iterator<Item = &'static Command> {
@@ -300,38 +370,64 @@ mod tests {
         );
     }
 
-    /// Each subcommand and trigger is a small binary Dokku finds by its link: a missing one
-    /// would leave the command to the `commands` fallback, or unanswered.
+    /// Each subcommand and trigger is a link to the one program, which serves the entry the
+    /// link's path names: a missing link would leave the command to the `commands` fallback,
+    /// or unanswered.
     #[test]
-    fn every_subcommand_and_trigger_has_its_binary_and_link() {
+    fn every_subcommand_and_trigger_has_its_link_to_the_one_program() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         for command in COMMANDS {
-            let (link, binary) = match command.kind {
+            let link = match command.kind {
                 Kind::Subcommand => {
-                    let name = command.name.trim_start_matches("image:");
-                    (format!("subcommands/{name}"), format!("image-{name}"))
+                    format!("subcommands/{}", command.name.trim_start_matches("image:"))
                 }
-                Kind::Trigger => (
-                    command.name.to_string(),
-                    format!("image-trigger-{}", command.name),
-                ),
+                Kind::Trigger => command.name.to_string(),
                 Kind::Fallback { .. } | Kind::Entry => continue,
             };
-            let source = root.join("src/bin").join(format!("{binary}.rs"));
-            let text = std::fs::read_to_string(&source).unwrap_or_default();
-            assert!(
-                text.contains(&format!("main(\"{}\")", command.name)),
-                "{} should name {}",
-                source.display(),
-                command.name
-            );
             let target = std::fs::read_link(root.join(&link)).unwrap_or_default();
             assert!(
-                target.ends_with(Path::new("bin").join(&binary)),
-                "{link} should link to bin/{binary}, not {}",
+                target.ends_with("bin/dokku-image"),
+                "{link} should link to bin/dokku-image, not {}",
                 target.display()
             );
+            let served = entry_for(&root.join(&link)).map(|c| c.name);
+            assert_eq!(served, Some(command.name), "{link}");
         }
+        let served = |path: &str| entry_for(Path::new(path)).map(|c| c.name);
+        assert_eq!(served("/p/image/subcommands/default"), Some("image:help"));
+        assert_eq!(served("/p/image/subcommands/report"), Some("image:report"));
+        assert_eq!(served("/p/image/report"), Some("report"));
+        assert_eq!(served("/p/image/commands"), Some("commands"));
+        // a subcommand's name at the root, a trigger's in subcommands/, the client's
+        assert_eq!(served("/p/image/from"), None);
+        assert_eq!(served("/p/image/subcommands/post-delete"), None);
+        assert_eq!(served("/p/image/subcommands/commands"), None);
+        assert_eq!(served("/usr/local/bin/dokku-image"), None);
+        assert_eq!(served("docker-dokku"), None);
+    }
+
+    /// The build record's source follows core's commands; only loads come from an archive.
+    #[test]
+    fn deploying_commands_say_what_they_deploy_from() {
+        let deploys = |name| find(name).unwrap().deploys;
+        for name in ["image:from", "image:rollback", "git:from-image"] {
+            assert_eq!(
+                deploys(name).unwrap().build_source,
+                "git:from-image",
+                "{name}"
+            );
+            assert_eq!(recorded_deploys(name).map(|d| d.from_archive), Some(false));
+        }
+        for name in ["image:load", "git:load-image"] {
+            assert_eq!(
+                deploys(name).unwrap().build_source,
+                "git:load-image",
+                "{name}"
+            );
+            assert_eq!(recorded_deploys(name).map(|d| d.from_archive), Some(true));
+        }
+        assert_eq!(deploys("image:history"), None);
+        assert_eq!(recorded_deploys("git:push"), None);
     }
 
     #[test]

@@ -1,4 +1,0 @@
-//! `image:client`.
-fn main() {
-    dokku_image::commands::main("image:client")
-}

@@ -1,4 +1,0 @@
-//! `image:from`.
-fn main() {
-    dokku_image::commands::main("image:from")
-}

@@ -1,4 +1,0 @@
-//! `image:history`.
-fn main() {
-    dokku_image::commands::main("image:history")
-}

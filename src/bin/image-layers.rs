@@ -1,4 +1,0 @@
-//! `image:layers`.
-fn main() {
-    dokku_image::commands::main("image:layers")
-}

@@ -1,4 +1,0 @@
-//! `image:load`.
-fn main() {
-    dokku_image::commands::main("image:load")
-}

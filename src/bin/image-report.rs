@@ -1,4 +1,0 @@
-//! `image:report`.
-fn main() {
-    dokku_image::commands::main("image:report")
-}

@@ -1,4 +1,0 @@
-//! `image:rollback`.
-fn main() {
-    dokku_image::commands::main("image:rollback")
-}

@@ -1,4 +1,0 @@
-//! `image:set`.
-fn main() {
-    dokku_image::commands::main("image:set")
-}

@@ -1,4 +1,0 @@
-//! The `post-app-clone-setup` trigger.
-fn main() {
-    dokku_image::commands::main("post-app-clone-setup")
-}

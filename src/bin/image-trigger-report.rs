@@ -1,4 +1,0 @@
-//! The `report` trigger.
-fn main() {
-    dokku_image::commands::main("report")
-}

@@ -1,4 +1,0 @@
-//! The `uninstall` trigger.
-fn main() {
-    dokku_image::commands::main("uninstall")
-}
