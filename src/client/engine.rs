@@ -85,10 +85,15 @@ const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 impl ThroughEngine {
     /// Starts the registry and tags the image there, when the engine keeps a containerd store
-    /// and the image has a name of its own (removing the throwaway tag of an image with none
+    /// (`store`, None when `docker info` could not say) and the image has a name of its own (removing the throwaway tag of an image with none
     /// would remove the image). None for the save path; a failure says so in one line.
-    pub fn prepare(docker: &Docker, image: &str, info: &ImageInfo) -> Option<ThroughEngine> {
-        if info.repo_tags.is_empty() || !matches!(docker.store(), Ok(Store::Containerd)) {
+    pub fn prepare(
+        docker: &Docker,
+        store: Option<Store>,
+        image: &str,
+        info: &ImageInfo,
+    ) -> Option<ThroughEngine> {
+        if info.repo_tags.is_empty() || store != Some(Store::Containerd) {
             return None;
         }
         let prepared = (|| -> anyhow::Result<ThroughEngine> {

@@ -22,7 +22,13 @@ use crate::version::VERSION;
 /// Runs a push; returns the exit status for the process: the host's.
 pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     let remote = Remote::for_push(push)?;
-    let image = docker.inspect(&push.image)?.with_context(|| {
+    // The engine's store, asked while the image is inspected.
+    let (store, image) = thread::scope(|scope| {
+        let store = scope.spawn(|| docker.store());
+        let image = docker.inspect(&push.image);
+        (store.join().ok().and_then(Result::ok), image)
+    });
+    let image = image?.with_context(|| {
         format!(
             "no image {} on this machine (docker image inspect)",
             push.image
@@ -35,7 +41,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
         push.image.clone(),
     ];
     load.extend(push.user.iter().cloned());
-    let Some(engine) = ThroughEngine::prepare(docker, &push.image, &image) else {
+    let Some(engine) = ThroughEngine::prepare(docker, store, &push.image, &image) else {
         return save_path(push, docker, &remote, &load, &image, started);
     };
     // The load's session opens, and the first push, which only learns the manifests, runs,
