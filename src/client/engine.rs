@@ -145,6 +145,15 @@ impl ThroughEngine {
                 "the engine's push did not reach this client's registry".to_string(),
             ));
         };
+        // The containerd store's image ID is the digest of what its name points at: anything
+        // else was not put by this push (another process of this machine can reach the port).
+        if root != info.id {
+            return Err(Fallback(format!(
+                "the registry received {}, not the image {}",
+                root.short(),
+                info.id.short()
+            )));
+        }
         let image = image_manifest(&delivered, &root, &info.platform).ok_or_else(|| {
             Fallback(format!(
                 "the pushed image has no manifest for {}",
@@ -211,6 +220,9 @@ impl ThroughEngine {
             Err(fallback) => Err(fallback),
             Ok(()) => match self.registry.spoiled() {
                 Some(why) => Err(Fallback(why)),
+                None if delivered.root.as_ref() != Some(&learned.root) => Err(Fallback(
+                    "the second push did not put the image the first one did".to_string(),
+                )),
                 None => archive
                     .finish(&metadata(image, learned, &delivered))
                     .map_err(|err| Fallback(format!("writing the archive: {err}"))),

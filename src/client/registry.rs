@@ -51,8 +51,6 @@ pub struct Delivered {
     pub manifests: HashMap<Digest, Manifest>,
     /// The digest of the last manifest put by tag.
     pub root: Option<Digest>,
-    /// Blobs taken by the sink.
-    pub blobs: usize,
 }
 
 struct State {
@@ -67,7 +65,6 @@ struct Shared {
     sink: Mutex<Option<Box<dyn Blobs>>>,
     spoiled: Mutex<Option<String>>,
     next_upload: AtomicU64,
-    requests: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -93,7 +90,6 @@ impl Registry {
             sink: Mutex::new(None),
             spoiled: Mutex::new(None),
             next_upload: AtomicU64::new(1),
-            requests: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&shared);
@@ -142,11 +138,6 @@ impl Registry {
     pub fn spoiled(&self) -> Option<String> {
         lock(&self.shared.spoiled).clone()
     }
-
-    /// How many requests reached this server.
-    pub fn requests(&self) -> u64 {
-        self.shared.requests.load(Ordering::SeqCst)
-    }
 }
 
 impl Drop for Registry {
@@ -186,7 +177,6 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         return Ok(());
     }
     while let Some(request) = read_request(&mut input)? {
-        shared.requests.fetch_add(1, Ordering::SeqCst);
         let mut body = Body::new(&mut input, &request)?;
         let answer = handle(&request, &mut body, shared);
         // Whatever the handler left of the body is read, so the next request starts clean.
@@ -613,9 +603,7 @@ fn take_blob<R: BufRead>(
         lock(&shared.spoiled).get_or_insert(why.clone());
         return Err(io::Error::other(why));
     }
-    let mut state = lock(&shared.state);
-    state.written.insert(digest.clone());
-    state.delivered.blobs += 1;
+    lock(&shared.state).written.insert(digest.clone());
     Ok(())
 }
 

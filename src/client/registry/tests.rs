@@ -85,7 +85,6 @@ fn head_answers_200_for_present_blobs_only_and_uploads_reach_the_sink_checked() 
     assert_eq!(*lock(&kept.0), vec![(fresh.clone(), data.to_vec())]);
     // Now uploaded, it is present; a second upload of it is dropped.
     assert_eq!(head(&fresh), "HTTP/1.1 200 OK");
-    assert_eq!(registry.take_delivered().blobs, 1);
     assert_eq!(registry.spoiled(), None);
 
     // Bytes that are not their digest spoil the push.
