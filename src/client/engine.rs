@@ -203,6 +203,7 @@ impl ThroughEngine {
             Some(opened) => opened,
             None => Session::start(remote, load)?,
         };
+        session.release();
         let archive = match Archive::start(to_host) {
             Ok(archive) => archive,
             Err(err) => {

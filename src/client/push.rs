@@ -46,7 +46,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     };
     // The load's session opens, and the first push, which only learns the manifests, runs,
     // while the host is asked.
-    let mut opened = Some(Session::start(&remote, &load)?);
+    let mut opened = Some(Session::start_early(&remote, &load)?);
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
         let asked = ask_host(&remote, &push.app);

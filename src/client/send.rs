@@ -3,7 +3,7 @@
 //! its stderr is also watched for the refusal of a slim archive.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -72,7 +72,10 @@ pub fn send(
         None => Session::start(remote, load),
     };
     let (session, to_host) = match opened {
-        Ok(started) => started,
+        Ok(started) => {
+            started.0.release();
+            started
+        }
         Err(err) => {
             Save { running, archive }.abandon();
             return Err(err);
@@ -109,13 +112,47 @@ pub fn send(
 pub struct Session {
     host: Running,
     watcher: thread::JoinHandle<io::Result<bool>>,
-    quiet: Arc<AtomicBool>,
+    gate: Arc<AtomicU8>,
     display: String,
 }
+
+/// What the watcher does with the host's stderr: pass it through ([`LIVE`]), keep it until
+/// the session is used or dropped ([`HELD`], a session opened ahead of its archive), or drop
+/// it ([`QUIET`], an abandoned session).
+const LIVE: u8 = 0;
+const HELD: u8 = 1;
+const QUIET: u8 = 2;
+
+/// The most of the host's stderr a held session keeps; beyond it, lines pass through.
+const MAX_HELD: usize = 1 << 20;
 
 impl Session {
     /// Starts `load` on the host; returns the session and the write end of its stdin.
     pub fn start(remote: &Remote, load: &[String]) -> anyhow::Result<(Session, io::PipeWriter)> {
+        Session::start_gated(remote, load, LIVE)
+    }
+
+    /// Starts `load` ahead of knowing whether an archive will go to it: what the host says
+    /// waits for [`Session::release`], and [`Session::abandon`] drops it.
+    pub fn start_early(
+        remote: &Remote,
+        load: &[String],
+    ) -> anyhow::Result<(Session, io::PipeWriter)> {
+        Session::start_gated(remote, load, HELD)
+    }
+
+    /// From now on the host's stderr passes through, what was held first.
+    pub fn release(&self) {
+        let _ = self
+            .gate
+            .compare_exchange(HELD, LIVE, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn start_gated(
+        remote: &Remote,
+        load: &[String],
+        gate: u8,
+    ) -> anyhow::Result<(Session, io::PipeWriter)> {
         let (host_in, to_host) = io::pipe()?;
         let (host_err, host_err_in) = io::pipe()?;
         let load_cmd = remote.command(load);
@@ -124,14 +161,14 @@ impl Session {
             Sink::Inherit,
             Sink::Fd(host_err_in.into()),
         )?;
-        let quiet = Arc::new(AtomicBool::new(false));
-        let watching = Arc::clone(&quiet);
+        let gate = Arc::new(AtomicU8::new(gate));
+        let watching = Arc::clone(&gate);
         let watcher = thread::spawn(move || pass_stderr_through(host_err, &watching));
         Ok((
             Session {
                 host,
                 watcher,
-                quiet,
+                gate,
                 display: load_cmd.display(),
             },
             to_host,
@@ -140,6 +177,7 @@ impl Session {
 
     /// Waits for the host; returns its exit status and whether it refused a slim archive.
     pub fn wait(self) -> anyhow::Result<(i32, bool)> {
+        self.release();
         let output = self.host.wait()?;
         let refused = self.watcher.join().map_err(|_| {
             anyhow::anyhow!("the thread passing the host's stderr through panicked")
@@ -155,7 +193,7 @@ impl Session {
     /// Ends a session whose archive will not be finished: the host sees its stdin cut short
     /// and loads nothing; what it says about that is not shown.
     pub fn abandon(self) {
-        self.quiet.store(true, Ordering::SeqCst);
+        self.gate.store(QUIET, Ordering::SeqCst);
         self.host.stop();
         let _ = self.watcher.join();
     }
@@ -191,21 +229,27 @@ const MAX_LINE: u64 = 64 << 10;
 
 /// Copies the host's stderr to ours line by line as it comes; true when it carried the
 /// refusal of a slim archive.
-fn pass_stderr_through(host_err: io::PipeReader, quiet: &AtomicBool) -> io::Result<bool> {
+fn pass_stderr_through(host_err: io::PipeReader, gate: &AtomicU8) -> io::Result<bool> {
     let mut reader = BufReader::new(host_err);
     let mut line = Vec::new();
+    let mut held = Vec::new();
     let mut refused = false;
     loop {
         line.clear();
-        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
+        let end = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0;
+        refused |= protocol::is_refusal(&String::from_utf8_lossy(&line));
+        match gate.load(Ordering::SeqCst) {
+            QUIET => {}
+            HELD if held.len() < MAX_HELD => held.extend_from_slice(&line),
+            _ => {
+                let mut stderr = io::stderr().lock();
+                stderr.write_all(&std::mem::take(&mut held))?;
+                stderr.write_all(&line)?;
+                stderr.flush()?;
+            }
+        }
+        if end {
             return Ok(refused);
         }
-        refused |= protocol::is_refusal(&String::from_utf8_lossy(&line));
-        if quiet.load(Ordering::SeqCst) {
-            continue;
-        }
-        let mut stderr = io::stderr().lock();
-        stderr.write_all(&line)?;
-        stderr.flush()?;
     }
 }
