@@ -110,7 +110,10 @@ impl<W: Write> Walk<'_, W> {
         let size = entry.size();
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if matches!(self.oci, Oci::Undecided) {
-            self.oci = match name.split('/').next().and_then(Digest::from_hex) {
+            // A legacy archive starts with a layer's `<v1id>/` or the config's `<hex>.json`,
+            // whichever sorts first; an OCI one with `blobs/`.
+            let first = name.split('/').next().unwrap_or_default();
+            self.oci = match Digest::from_hex(first.strip_suffix(".json").unwrap_or(first)) {
                 Some(_) => Oci::Yes {
                     seen: to_oci::Seen::default(),
                     manifest: None,

@@ -392,6 +392,22 @@ fn a_legacy_archive_for_a_containerd_host_goes_in_the_oci_form_its_store_would_m
     assert_eq!(schema2["layers"][0]["size"], 110_000);
     assert_eq!(schema2["config"]["size"], config.len());
 
+    // the config's name may sort before the layers' directories
+    let mut config_first: Vec<Spec> = specs
+        .iter()
+        .map(|s| Spec {
+            name: s.name.clone(),
+            data: s.data.clone(),
+            pax: s.pax,
+        })
+        .collect();
+    let config_spec = config_first.remove(6);
+    config_first.insert(0, config_spec);
+    assert_eq!(config_first[0].name, format!("{config_hex}.json"));
+    let (again, reordered) = run(&archive(&config_first), &plan);
+    assert_eq!(again, left_out);
+    assert!(reordered.len() < archive(&config_first).len() - 100_000);
+
     // an OCI archive (classic engines 25 and later) passes as before
     let oci = vec![
         spec(layers[1].blob_path(), noise(9, 1000)),
