@@ -31,21 +31,32 @@ archive_of() {
 }
 
 # cleanup_images: removes the images recorded in this scope (build_*_image, track_image)
-# with all their tags. One still needed (a parent, at test scope) is retried at file scope.
+# with all their tags, a parent once its children have gone (passes until one removes
+# nothing). One still needed (a parent, at test scope) is retried at file scope.
 cleanup_images() {
-  local list id
+  local list id ids=() left=() removed=true
   list="$(_helper_scope_dir)/.sandbox-images"
   [[ -f "$list" ]] || return 0
-  while read -r id; do
-    [[ -n "$id" ]] || continue
-    docker image inspect "$id" >/dev/null 2>&1 || continue
-    if ! docker image rm -f "$id" >/dev/null 2>&1; then
-      if [[ -n "${BATS_TEST_TMPDIR:-}" && -n "${BATS_FILE_TMPDIR:-}" ]]; then
-        echo "$id" >>"$BATS_FILE_TMPDIR/.sandbox-images"
-      fi
-    fi
-  done < <(sort -u "$list")
+  mapfile -t ids < <(sort -u "$list")
   rm -f "$list"
+  while "$removed" && [[ ${#ids[@]} -gt 0 ]]; do
+    removed=false
+    left=()
+    for id in "${ids[@]}"; do
+      [[ -n "$id" ]] || continue
+      docker image inspect "$id" >/dev/null 2>&1 || continue
+      if docker image rm -f "$id" >/dev/null 2>&1; then
+        removed=true
+      else
+        left+=("$id")
+      fi
+    done
+    ids=("${left[@]}")
+  done
+  if [[ ${#ids[@]} -gt 0 && -n "${BATS_TEST_TMPDIR:-}" && -n "${BATS_FILE_TMPDIR:-}" ]]; then
+    printf '%s
+' "${ids[@]}" >>"$BATS_FILE_TMPDIR/.sandbox-images"
+  fi
 }
 
 # build_busybox_image TAG [--content TEXT] [--port N] [--no-http] [DOCKERFILE_LINE…]
