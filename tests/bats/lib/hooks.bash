@@ -18,15 +18,11 @@ app_per_test() {
 
 setup_file() {
   sandbox_setup
-  if declare -F file_setup >/dev/null; then
-    file_setup
-  fi
+  _file_hook file_setup
 }
 
 teardown_file() {
-  if declare -F file_teardown >/dev/null; then
-    file_teardown
-  fi
+  _file_hook file_teardown
   sandbox_teardown
 }
 
@@ -35,14 +31,17 @@ setup() {
     APP="$(unique_name "$TEST_APP")"
     new_app "$APP"
   fi
-  if declare -F test_setup >/dev/null; then
-    test_setup
-  fi
+  _file_hook test_setup
 }
 
 teardown() {
-  if declare -F test_cleanup >/dev/null; then
-    test_cleanup
-  fi
+  _file_hook test_cleanup
   test_teardown
+}
+
+# _file_hook NAME: runs the file's function NAME, when it has one (under bats's set -e).
+_file_hook() {
+  if declare -F "$1" >/dev/null; then
+    "$1"
+  fi
 }
