@@ -14,8 +14,7 @@ load test_helper
 # (and the git:*-image fallbacks) per app, super user "admin". Alice's ACL lists her app MINE;
 # VICTIM is deployed (by root, with --app) from V1. ARCHIVE holds the image MINE:latest, so
 # that `image:load MINE --app VICTIM` names it.
-setup_file() {
-  sandbox_setup
+file_setup() {
   export MINE VICTIM V1 ARCHIVE C1
   MINE="$(unique_name mine)"
   VICTIM="$(unique_name victim)"
@@ -40,13 +39,7 @@ setup_file() {
   C1="$(app_branch_rev "$VICTIM")"
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-teardown() {
-  test_teardown
-}
 
 # assert_denied: the command just run (run_split) was refused as Dokku refuses: dokku-acl's
 # line, then Access denied, status 1, nothing on stdout.

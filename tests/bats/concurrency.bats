@@ -5,25 +5,16 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
-setup() {
+test_setup() {
   use_test_tmpdir
   PIDS=()
 }
 
-teardown() {
+test_cleanup() {
   # a read of the FIFO gets its end, and no read waits on it again
   [[ -z "${FIFO:-}" ]] || rm -f "$FIFO"
   [[ -z "${HOLDER_PID:-}" ]] || kill "$HOLDER_PID" 2>/dev/null || true
   wait_all
-  test_teardown
 }
 
 # derived_images BASE N: N images FROM BASE, each with its own ID (built side by side);

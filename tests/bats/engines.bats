@@ -9,14 +9,6 @@ load test_helper
 
 HELPERS="$REPO_ROOT/tests/bats/helpers"
 
-setup_file() {
-  sandbox_setup
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
 # save_on ENGINE TAG FILE: builds TAG (serving "saved on ENGINE") on ENGINE, saves it to FILE
 # and removes it there again.
 save_on() {

@@ -23,11 +23,8 @@ setup_file() {
   export V1 V2
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-setup() {
+test_setup() {
   use_test_tmpdir
   APP="$(unique_name faults)"
   new_app "$APP"
@@ -35,10 +32,10 @@ setup() {
   MOUNTS="$BATS_TEST_TMPDIR/.mounts"
 }
 
+# The test's mounts go after test_teardown (which releases what is paused, waits for the
+# sandbox's processes to end, removes the test's plugins).
 teardown() {
   local mount
-  # Releases what is paused, waits for the sandbox's processes to end, removes the test's
-  # plugins; then its mounts can go.
   test_teardown
   if [[ -f "$MOUNTS" ]]; then
     while read -r mount; do

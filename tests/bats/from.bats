@@ -8,8 +8,7 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
+file_setup() {
   # A plain registry for the tests that pull (--pull, --force, digests, missing images).
   registry_start
   export FILE_REGISTRY="$REGISTRY_HOST"
@@ -29,17 +28,13 @@ setup_file() {
   export FIRST_APP FIRST_IMAGE FIRST_ID FIRST_REV
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-setup() {
+test_setup() {
   APP="$(unique_name app)"
 }
 
-teardown() {
+test_cleanup() {
   rm -f "$DOKKU_LIB_ROOT/config/git/--global/deploy-branch"
-  test_teardown
 }
 
 # ---------------------------------------------------------------------------------------

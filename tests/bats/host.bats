@@ -8,8 +8,9 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
+app_per_test host
+
+file_setup() {
   V1="$(unique_name img):v1"
   V2="$(unique_name img):v2"
   build_busybox_image "$V1" --content one >/dev/null
@@ -17,18 +18,10 @@ setup_file() {
   export V1 V2
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-setup() {
-  APP="$(unique_name host)"
-  new_app "$APP"
-}
 
-teardown() {
+test_cleanup() {
   [[ -z "${WRITER_PID:-}" ]] || kill "$WRITER_PID" 2>/dev/null || true
-  test_teardown
 }
 
 # records [APP]: the app's build records, as builds:list --format json prints them.

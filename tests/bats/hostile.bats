@@ -11,8 +11,7 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
+file_setup() {
   export APP IMG ARCHIVE ARCHIVE_TAG ARCHIVE_ID
   APP="$(unique_name hostile)"
   dokku apps:create "$APP" >/dev/null
@@ -29,21 +28,17 @@ setup_file() {
   ARCHIVE_ID="$ARCHIVED_ID"
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-setup() {
+test_setup() {
   use_test_tmpdir
   MARKER="$BATS_TEST_TMPDIR/pwned"
   BEFORE="$(snapshot)"
 }
 
-teardown() {
+test_cleanup() {
   # Its image is built FROM the image it deployed: without it, that image can go (the
   # archived one has to, the next tests watch it stay absent).
   [[ -z "${OWN_APP:-}" ]] || dokku --force apps:destroy "$OWN_APP" >/dev/null 2>&1 || true
-  test_teardown
 }
 
 # own_app: a new app of the test, in OWN_APP.

@@ -11,22 +11,7 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
-setup() {
-  APP="$(unique_name app)"
-  new_app "$APP"
-}
-
-teardown() {
-  test_teardown
-}
+app_per_test app
 
 # engine_images: every image ID of the engine, sorted.
 engine_images() {

@@ -4,22 +4,7 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
-setup() {
-  APP="$(unique_name app)"
-  new_app "$APP"
-}
-
-teardown() {
-  test_teardown
-}
+app_per_test app
 
 # own_host: a host of this test alone, with an app $APP, for a test that lists every app of
 # the host or removes the plugin from it.

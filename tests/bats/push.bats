@@ -8,42 +8,27 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
-  SSHD_DIR="$BATS_FILE_TMPDIR/sshd"
-  "$REPO_ROOT/tests/ssh/start-sshd" "$SSHD_DIR" "$SANDBOX_DIR/bin/dokku" || {
-    fail "start-sshd failed"
-    return 1
-  }
-  SSH_PORT="$(<"$SSHD_DIR/port")"
-  SSH_LOGIN="$(<"$SSHD_DIR/user")"
-  DEST="$SSH_LOGIN@127.0.0.1:$SSH_PORT"
-  PUSH_SSH="ssh -F /dev/null -T -i $SSHD_DIR/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR"
+app_per_test app
+
+file_setup() {
+  sshd_start
   CLIENT="$BATS_FILE_TMPDIR/dokku-image"
-  # shellcheck disable=SC2086 # PUSH_SSH is words, as --ssh splits it
-  $PUSH_SSH -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" image:client </dev/null >"$CLIENT" || {
+  # shellcheck disable=SC2086 # SSH_CMD is words, as --ssh splits it
+  $SSH_CMD -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" image:client </dev/null >"$CLIENT" || {
     fail "image:client failed"
     return 1
   }
   chmod +x "$CLIENT"
   # The host's engine, for wrappers run by a client that uses another one.
   HOST_DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
-  export SSHD_DIR SSH_PORT SSH_LOGIN DEST PUSH_SSH CLIENT HOST_DOCKER_HOST
+  export CLIENT HOST_DOCKER_HOST
 }
 
-teardown_file() {
-  if [[ -n "${SSHD_DIR:-}" ]]; then
-    "$REPO_ROOT/tests/ssh/stop-sshd" "$SSHD_DIR" || true
-  fi
-  sandbox_teardown
+file_teardown() {
+  sshd_stop
 }
 
-setup() {
-  APP="$(unique_name app)"
-  dokku apps:create "$APP" >/dev/null
-}
-
-teardown() {
+test_cleanup() {
   local engine id
   dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
   [[ -z "${BASE_APP:-}" ]] || dokku --force apps:destroy "$BASE_APP" >/dev/null 2>&1 || true
@@ -52,7 +37,6 @@ teardown() {
       on_engine "$engine" docker image rm -f "$id" >/dev/null 2>&1 || true
     done <"$BATS_TEST_TMPDIR/client-images"
   fi
-  test_teardown
 }
 
 # partner_engine: the client's engine for a host on this run's engine: another one, on the
@@ -75,11 +59,11 @@ client_build() {
   echo "$id"
 }
 
-# push_from ENGINE [push ARGS…]: `dokku-image push --ssh "$PUSH_SSH" ARGS…` on ENGINE.
+# push_from ENGINE [push ARGS…]: `dokku-image push --ssh "$SSH_CMD" ARGS…` on ENGINE.
 push_from() {
   local engine="$1"
   shift 1
-  on_engine "$engine" "$CLIENT" push --ssh "$PUSH_SSH" "$@"
+  on_engine "$engine" "$CLIENT" push --ssh "$SSH_CMD" "$@"
 }
 
 # assert_stderr_line ARGS…: assert_line ARGS… on run_split's stderr.
@@ -135,15 +119,15 @@ assert_slim_redeploy() {
   child="$(unique_name child):v2"
   client_build "$engine" build_busybox_image "$base" --content "base from $engine" >/dev/null
 
-  run_split push_from "$engine" "$base" "$DEST" "$APP"
+  run_split push_from "$engine" "$base" "$SSH_DEST" "$APP"
   assert_success
-  assert_stderr_line --regexp "^-----> Pushing $base to $DEST for $APP: "
+  assert_stderr_line --regexp "^-----> Pushing $base to $SSH_DEST for $APP: "
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes \(.*\) in [0-9.]+s \(.*/s\); left out 0 of 1 layers, 0 bytes \(0 B\)$"
   assert_deployed "$base" "base from $engine"
 
   client_build "$engine" build_child_image "$child" "$base" >/dev/null
   full="$(on_engine "$engine" docker image save "$child" | zstd -3 -T0 -c | wc -c)"
-  run_split push_from "$engine" "$child" "$DEST" "$APP"
+  run_split push_from "$engine" "$child" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 1 of 2 layers, [0-9]+ bytes \([^)]*\)(; hashed [12] layers? on the way)?$"
   if [[ "$engine" == 26-c8d ]]; then
@@ -200,9 +184,9 @@ else:
   tag="$(unique_name img):v1"
   client_build "$engine" build_busybox_image "$tag" --content "pushed from $engine" >/dev/null
 
-  run_split push_from "$engine" "$tag" "$DEST" "$APP" "Jane Doe" jane@example.com
+  run_split push_from "$engine" "$tag" "$SSH_DEST" "$APP" "Jane Doe" jane@example.com
   assert_success
-  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: the host( holds 0 of 1 layers|'s content store holds [0-9]+ layer blobs, matched by digest against the 1 layers' blobs as the archive streams)$"
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: the host( holds 0 of 1 layers|'s content store holds [0-9]+ layer blobs, matched by digest against the 1 layers' blobs as the archive streams)$"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
   assert_deployed "$tag" "pushed from $engine"
   assert_equal "$(repo_git log -1 --format='%an <%ae>' "$(app_branch_rev "$APP")")" "Jane Doe <jane@example.com>"
@@ -297,10 +281,10 @@ image_of() {
   socket="$(on_engine "$engine" printenv DOCKER_HOST)"
   socket="${socket#unix://}"
   run_split docker run --rm --network host -e DOCKER_HOST=unix:///docker.sock -v "$socket:/docker.sock" \
-    -v "$SSHD_DIR/client_key:$SSHD_DIR/client_key:ro" \
-    "$id" /dokku-image push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+    -v "$SSHD_DIR/client_key:$SSHD_DIR/client_key:ro" -v "$SSHD_DIR/ssh_config:$SSHD_DIR/ssh_config:ro" \
+    "$id" /dokku-image push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
-  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
   assert_deployed "$tag" "pushed from scratch"
 }
@@ -327,9 +311,9 @@ image_of() {
   host="$(on_engine "$engine" printenv DOCKER_HOST)"
   DOCKER_CONFIG="$config" docker context create partner --docker "host=$host" >/dev/null
   run_split env DOCKER_CONFIG="$config" DOCKER_HOST=unix:///nonexistent.sock DOCKER_BIN=/nonexistent \
-    docker --context partner dokku push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+    docker --context partner dokku push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
-  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_deployed "$tag" "pushed by docker dokku"
 }
 
@@ -347,10 +331,10 @@ image_of() {
     'exec "$@"' >"$wrapper"
   chmod +x "$wrapper"
 
-  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$tag" "$DEST" "$APP"
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --index 0 " !     the host's image plugin is 0.0.1 and this client $(plugin_version); \`image:client\` gives the host's own client"
-  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_deployed "$tag" "$tag"
 }
 
@@ -437,7 +421,7 @@ throwaway_tags() {
   dokku apps:create "$BASE_APP" >/dev/null
   mkdir -p "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP"
   touch "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP/skip-build"
-  push_from "$engine" "$base" "$DEST" "$BASE_APP" >/dev/null 2>&1 || fail "the base did not deploy"
+  push_from "$engine" "$base" "$SSH_DEST" "$BASE_APP" >/dev/null 2>&1 || fail "the base did not deploy"
   track_image "$base"
 
   # removes the base from the host before the first image:load only
@@ -449,9 +433,9 @@ throwaway_tags() {
     'exec "$@"' >"$wrapper"
   chmod +x "$wrapper"
 
-  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$child" "$DEST" "$APP"
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $SSH_CMD" "$child" "$SSH_DEST" "$APP"
   assert_success
-  assert_stderr_line --regexp "^-----> Pushing $child to $DEST for $APP: the host( holds 1 of 2 layers|'s content store holds [0-9]+ layer blobs, matched .*)$"
+  assert_stderr_line --regexp "^-----> Pushing $child to $SSH_DEST for $APP: the host( holds 1 of 2 layers|'s content store holds [0-9]+ layer blobs, matched .*)$"
   assert_stderr_line --partial "the archive leaves out layers this host does not hold: "
   assert_stderr_line "-----> The host no longer holds every layer left out; sending the whole archive"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 2 layers, 0 bytes \(0 B\)$"
@@ -472,10 +456,10 @@ throwaway_tags() {
     'exec "$@"' >"$wrapper"
   chmod +x "$wrapper"
 
-  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $PUSH_SSH" "$tag" "$DEST" "$APP"
+  run_split on_engine "$engine" "$CLIENT" push --ssh "$wrapper $SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --index 0 " !     the host cannot say which layers it holds (\`image:layers $APP\` exited with status 1: image:layers is not a dokku command); sending the whole archive"
-  assert_stderr_line --index 1 "-----> Pushing $tag to $DEST for $APP: sending all 1 layers"
+  assert_stderr_line --index 1 "-----> Pushing $tag to $SSH_DEST for $APP: sending all 1 layers"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
   assert_deployed "$tag" "$tag"
 }
@@ -485,7 +469,7 @@ throwaway_tags() {
   tag="$(unique_name img):v1"
   build_busybox_image "$tag" >/dev/null
 
-  run_split "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" no-such-app
+  run_split "$CLIENT" push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" no-such-app
   assert_failure 20
   assert_equal "$stderr" " !     App no-such-app does not exist"
   assert_equal "$output" ""
@@ -501,7 +485,7 @@ throwaway_tags() {
   assert_failure 1
   assert_equal "$stderr" " !     DEST and APP required; $usage"
 
-  run_split "$CLIENT" push --force img:1 "$DEST" "$APP"
+  run_split "$CLIENT" push --force img:1 "$SSH_DEST" "$APP"
   assert_failure 1
   assert_equal "$stderr" " !     unknown flag --force; $usage"
 
@@ -516,7 +500,7 @@ throwaway_tags() {
 }
 
 @test "an image the client's engine lacks: exit 1, named" {
-  run_split "$CLIENT" push --ssh "$PUSH_SSH" "$(unique_name absent):v1" "$DEST" "$APP"
+  run_split "$CLIENT" push --ssh "$SSH_CMD" "$(unique_name absent):v1" "$SSH_DEST" "$APP"
   assert_failure 1
   assert_equal "${#stderr_lines[@]}" 1
   assert_regex "$stderr" '^ !     no image absent-[0-9a-f]+:v1 on this machine \(docker image inspect\)$'

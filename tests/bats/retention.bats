@@ -9,23 +9,11 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
+app_per_test keep
+
+file_setup() {
   registry_start
   export FILE_REGISTRY="$REGISTRY_HOST"
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
-setup() {
-  APP="$(unique_name keep)"
-  new_app "$APP"
-}
-
-teardown() {
-  test_teardown
 }
 
 # load_new [APP]: builds a new image (unique tag, content = tag), deploys it to APP (default

@@ -16,13 +16,7 @@ setup_file() {
   sandbox_setup "$STUB_TARBALL"
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-teardown() {
-  test_teardown
-}
 
 # Prints its argv as [a] [b] … and the global-flag variables.
 PROBE='#!/usr/bin/env bash

@@ -9,22 +9,7 @@ load test_helper
 
 REFUSED="the archive leaves out layers this host does not hold: "
 
-setup_file() {
-  sandbox_setup
-}
-
-teardown_file() {
-  sandbox_teardown
-}
-
-setup() {
-  APP="$(unique_name app)"
-  new_app "$APP"
-}
-
-teardown() {
-  test_teardown
-}
+app_per_test app
 
 # layer_entry ARCHIVE N: the entry of layer N (from 0) of the first image in ARCHIVE's
 # manifest.json.

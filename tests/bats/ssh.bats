@@ -8,42 +8,25 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
-  SSHD_DIR="$BATS_FILE_TMPDIR/sshd"
-  "$REPO_ROOT/tests/ssh/start-sshd" "$SSHD_DIR" "$SANDBOX_DIR/bin/dokku" || {
-    fail "start-sshd failed"
-    return 1
-  }
-  SSH_PORT="$(<"$SSHD_DIR/port")"
-  SSH_LOGIN="$(<"$SSHD_DIR/user")"
-  export SSHD_DIR SSH_PORT SSH_LOGIN
+app_per_test app
+
+file_setup() {
+  sshd_start
 }
 
-teardown_file() {
-  if [[ -n "${SSHD_DIR:-}" ]]; then
-    "$REPO_ROOT/tests/ssh/stop-sshd" "$SSHD_DIR" || true
-  fi
-  sandbox_teardown
+file_teardown() {
+  sshd_stop
 }
 
-setup() {
-  APP="$(unique_name app)"
-  dokku apps:create "$APP" >/dev/null
-}
-
-teardown() {
+test_cleanup() {
   dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
-  test_teardown
 }
 
 # ssh_dokku COMMAND_STRING: `ssh dokku@host COMMAND_STRING` to the test's sshd, stdin passed on
 # (and DOKKU_IMAGE_PROGRESS_INTERVAL, when set: the sshd accepts it).
 ssh_dokku() {
-  ssh -F /dev/null -T -i "$SSHD_DIR/client_key" -p "$SSH_PORT" \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-    -o IdentitiesOnly=yes -o LogLevel=ERROR -o SendEnv=DOKKU_IMAGE_PROGRESS_INTERVAL \
-    "$SSH_LOGIN@127.0.0.1" "$1"
+  # shellcheck disable=SC2086 # SSH_CMD is words
+  $SSH_CMD -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" "$1"
 }
 
 # save_over_ssh IMAGE COMMAND_STRING: docker image save IMAGE | ssh dokku@host COMMAND_STRING

@@ -11,8 +11,9 @@
 
 load test_helper
 
-setup_file() {
-  sandbox_setup
+app_per_test mine
+
+file_setup() {
   export VICTIM OLD_TAG OLD_ID LIVE_TAG LIVE_ID
   VICTIM="$(unique_name victim)"
   new_app "$VICTIM"
@@ -25,17 +26,12 @@ setup_file() {
   deploy "$VICTIM" "$OLD_TAG" >/dev/null && deploy "$VICTIM" "$LIVE_TAG" >/dev/null
 }
 
-teardown_file() {
-  sandbox_teardown
-}
 
-setup() {
-  APP="$(unique_name mine)"
-  new_app "$APP"
+test_setup() {
   BEFORE="$(victim_state)"
 }
 
-teardown() {
+test_cleanup() {
   local id
   # What the test's app deployed or recorded is no claim in the next test.
   dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
@@ -44,7 +40,6 @@ teardown() {
       docker container rm -f "$id" >/dev/null 2>&1 || true
     done <"$BATS_TEST_TMPDIR/containers"
   fi
-  test_teardown
 }
 
 # victim_state: what the victim app runs, keeps and is deployed from.

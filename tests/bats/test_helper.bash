@@ -8,9 +8,10 @@
 # ($BATS_TEST_TMPDIR). sandbox_teardown, cleanup_images and registry_stop only undo what was
 # made in their own scope (an image still in use at test scope is retried at file scope).
 #
-# The usual shape of a file: one host for the file (sandbox_setup in setup_file,
-# sandbox_teardown in teardown_file), fresh apps for every test (unique_name), and
-# test_teardown in teardown, which undoes what the test added to the shared host.
+# The usual shape of a file, which bats's hooks of lib/hooks.bash give: one host for the file
+# (sandbox_setup in setup_file, sandbox_teardown in teardown_file), fresh apps for every test
+# (unique_name, app_per_test), and test_teardown in teardown, which undoes what the test added to
+# the shared host.
 
 bats_load_library bats-support
 bats_load_library bats-assert
@@ -85,3 +86,7 @@ source "$REPO_ROOT/tests/bats/lib/processes.bash"
 source "$REPO_ROOT/tests/bats/lib/plugins.bash"
 # shellcheck source=lib/progress.bash
 source "$REPO_ROOT/tests/bats/lib/progress.bash"
+# shellcheck source=lib/ssh.bash
+source "$REPO_ROOT/tests/bats/lib/ssh.bash"
+# shellcheck source=lib/hooks.bash
+source "$REPO_ROOT/tests/bats/lib/hooks.bash"

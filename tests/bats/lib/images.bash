@@ -2,8 +2,9 @@
 # Test images.
 # A part of test_helper.bash, which sources it; bats files load test_helper, not this.
 
+# _record_image ID|NAME…: cleanup_images of this scope removes these images.
 _record_image() {
-  echo "$1" >>"$(_helper_scope_dir)/.sandbox-images"
+  printf '%s\n' "$@" >>"$(_helper_scope_dir)/.sandbox-images"
 }
 
 # track_image REF…: cleanup_images of this scope will remove these images (all tags).
@@ -31,21 +32,34 @@ archive_of() {
 }
 
 # cleanup_images: removes the images recorded in this scope (build_*_image, track_image)
-# with all their tags. One still needed (a parent, at test scope) is retried at file scope.
+# with all their tags, a parent once its children have gone (passes until one removes
+# nothing). The build helpers record the image's name too: a copy the host loaded under that
+# name has an ID of its own when it was built on another engine (on_engine) or when the
+# containerd store reloads it, and goes by its name. One still needed (a parent, at test
+# scope) is retried at file scope.
 cleanup_images() {
-  local list id
+  local list ref refs=() left=() removed=true
   list="$(_helper_scope_dir)/.sandbox-images"
   [[ -f "$list" ]] || return 0
-  while read -r id; do
-    [[ -n "$id" ]] || continue
-    docker image inspect "$id" >/dev/null 2>&1 || continue
-    if ! docker image rm -f "$id" >/dev/null 2>&1; then
-      if [[ -n "${BATS_TEST_TMPDIR:-}" && -n "${BATS_FILE_TMPDIR:-}" ]]; then
-        echo "$id" >>"$BATS_FILE_TMPDIR/.sandbox-images"
-      fi
-    fi
-  done < <(sort -u "$list")
+  mapfile -t refs < <(sort -u "$list")
   rm -f "$list"
+  while "$removed" && [[ ${#refs[@]} -gt 0 ]]; do
+    removed=false
+    left=()
+    for ref in "${refs[@]}"; do
+      [[ -n "$ref" ]] || continue
+      docker image inspect "$ref" >/dev/null 2>&1 || continue
+      if docker image rm -f "$ref" >/dev/null 2>&1; then
+        removed=true
+      else
+        left+=("$ref")
+      fi
+    done
+    refs=("${left[@]}")
+  done
+  if [[ ${#refs[@]} -gt 0 && -n "${BATS_TEST_TMPDIR:-}" && -n "${BATS_FILE_TMPDIR:-}" ]]; then
+    printf '%s\n' "${refs[@]}" >>"$BATS_FILE_TMPDIR/.sandbox-images"
+  fi
 }
 
 # build_busybox_image TAG [--content TEXT] [--port N] [--no-http] [DOCKERFILE_LINE…]
@@ -116,7 +130,7 @@ build_busybox_image() {
     return 1
   fi
   rm -rf "$context" "$context.log"
-  _record_image "$id"
+  _record_image "$id" "$tag"
   echo "$id"
 }
 
@@ -136,7 +150,7 @@ build_child_image() {
   fi
   rm -rf "$context" "$context.log"
   id="$(docker image inspect -f '{{.Id}}' "$tag")" || return 1
-  _record_image "$id"
+  _record_image "$id" "$tag"
   echo "$id"
 }
 
