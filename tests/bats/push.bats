@@ -133,7 +133,7 @@ assert_slim_redeploy() {
   if [[ "$engine" == 26-c8d ]]; then
     # a containerd-store client's engine pushes what the host lacks to the client; its
     # manifest pairs each blob with its diff ID (docs/registry.md)
-    assert_stderr_line "-----> Pushing $child to $DEST for $APP: the host holds 1 of 2 layers; this machine's engine pushes the others to the client"
+    assert_stderr_line "-----> Pushing $child to $SSH_DEST for $APP: the host holds 1 of 2 layers; this machine's engine pushes the others to the client"
   fi
   # named by diff ID (engine 26), a directory its v1 ID proves (engine 20), or paired by the
   # manifest (26-c8d): none hashed
@@ -361,7 +361,7 @@ image_of() {
   (
     # shellcheck source=/dev/null
     source "$("$REPO_ROOT/scripts/engines" env 26-c8d)"
-    exec env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+    exec env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   ) 2>"$BATS_TEST_TMPDIR/stderr" 3>&- &
   pid=$!
   wait_until 20 test -e "$PUSH_STARTED"
@@ -399,10 +399,10 @@ throwaway_tags() {
     'exec docker "$@"' >"$wrapper"
   chmod +x "$wrapper"
 
-  run_split on_engine 26-c8d env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$PUSH_SSH" "$tag" "$DEST" "$APP"
+  run_split on_engine 26-c8d env DOCKER_BIN="$wrapper" "$CLIENT" push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --index 0 --regexp '^ !     `docker push` failed: dial tcp 127\.0\.0\.1:[0-9]+: connect: connection refused; saving the image instead$'
-  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $DEST for $APP: "
+  assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_deployed "$tag" "saved instead"
   assert_equal "$(throwaway_tags 26-c8d)" ""
 }
