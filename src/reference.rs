@@ -28,6 +28,10 @@ const OFFICIAL_REPO_PREFIX: &str = "library/";
 const DEFAULT_TAG: &str = "latest";
 const DOKKU_NAMESPACE: &str = "dokku/";
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
+/// The annotations by which an OCI index names an image: the containerd store reads the first
+/// (the whole name), other tools the second (the tag alone).
+pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
+pub const OCI_REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 const TAG_LENGTH_MAX: usize = 128;
 
 /// A parsed and validated Docker image reference.
@@ -80,6 +84,14 @@ impl Reference {
     /// The fully qualified form: `docker.io/library/alpine:latest`,
     /// `docker.io/library/alpine@sha256:…`, or `name:tag@digest` when both were given. The default
     /// tag `latest` is added only when there is no digest.
+    /// The annotations an index descriptor carries to name this image (containerd's `save`).
+    pub fn name_annotations(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(CONTAINERD_NAME_ANNOTATION.into(), self.normalized().into());
+        annotations.insert(OCI_REF_NAME_ANNOTATION.into(), self.tag_or_default().into());
+        annotations
+    }
+
     pub fn normalized(&self) -> String {
         let mut out = format!("{}/{}", self.domain, self.path);
         match (&self.tag, &self.digest) {

@@ -14,6 +14,7 @@ use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
 use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform};
 use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
+use crate::reference::{CONTAINERD_NAME_ANNOTATION, OCI_REF_NAME_ANNOTATION};
 
 /// The entries seen so far and the blobs kept to be read at the end.
 pub(super) struct Catalog {
@@ -202,10 +203,10 @@ impl Catalog {
             let annotations = &descriptor.annotations;
             // A bare `ref.name` ("latest") says nothing about the repository, so it cannot match.
             let name = annotations
-                .get("io.containerd.image.name")
+                .get(CONTAINERD_NAME_ANNOTATION)
                 .or_else(|| {
                     annotations
-                        .get("org.opencontainers.image.ref.name")
+                        .get(OCI_REF_NAME_ANNOTATION)
                         .filter(|name| name.contains(':') || name.contains('/'))
                 })
                 .cloned();

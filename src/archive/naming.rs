@@ -13,9 +13,6 @@ use super::catalog::config_id;
 use super::contents::Choice;
 use super::header;
 
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
 /// `manifest.json` with the chosen image's item only, tagged IMAGE only.
 pub(super) fn manifest_json(data: &[u8], choice: &Choice) -> Result<Vec<u8>> {
     let items: Vec<Map<String, Value>> =
@@ -58,14 +55,7 @@ pub(super) fn index_json(data: &[u8], choice: &Choice) -> Result<Vec<u8>> {
                 Some(Value::Object(annotations)) => annotations,
                 _ => Map::new(),
             };
-            annotations.insert(
-                CONTAINERD_NAME.to_string(),
-                Value::from(choice.name.normalized()),
-            );
-            annotations.insert(
-                OCI_REF_NAME.to_string(),
-                Value::from(choice.name.tag_or_default()),
-            );
+            annotations.extend(choice.name.name_annotations());
             descriptor.insert("annotations".to_string(), Value::Object(annotations));
             Value::Object(descriptor)
         })

@@ -350,17 +350,10 @@ fn metadata(image: &str, learned: &Learned, delivered: &Delivered) -> Vec<(Strin
         .collect();
     let root = &learned.manifests[&learned.root];
     let reference = Reference::parse(image).ok().filter(|r| !r.has_digest());
-    let mut annotations = serde_json::Map::new();
-    if let Some(reference) = &reference {
-        annotations.insert(
-            "io.containerd.image.name".into(),
-            reference.normalized().into(),
-        );
-        annotations.insert(
-            "org.opencontainers.image.ref.name".into(),
-            reference.tag_or_default().into(),
-        );
-    }
+    let annotations = reference
+        .as_ref()
+        .map(Reference::name_annotations)
+        .unwrap_or_default();
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",

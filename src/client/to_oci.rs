@@ -70,17 +70,10 @@ pub fn metadata(manifest_json: &[u8], seen: &Seen) -> Option<Vec<(String, Vec<u8
             tags.iter().map(Some).collect()
         };
         for tag in named {
-            let mut annotations = serde_json::Map::new();
-            if let Some(reference) = tag.and_then(|tag| Reference::parse(tag).ok()) {
-                annotations.insert(
-                    "io.containerd.image.name".into(),
-                    reference.normalized().into(),
-                );
-                annotations.insert(
-                    "org.opencontainers.image.ref.name".into(),
-                    reference.tag_or_default().into(),
-                );
-            }
+            let annotations = tag
+                .and_then(|tag| Reference::parse(tag).ok())
+                .map(|reference| reference.name_annotations())
+                .unwrap_or_default();
             descriptors.push(serde_json::json!({
                 "mediaType": MANIFEST,
                 "digest": digest.to_string(),
