@@ -33,9 +33,10 @@ test_cleanup() {
   dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
   [[ -z "${BASE_APP:-}" ]] || dokku --force apps:destroy "$BASE_APP" >/dev/null 2>&1 || true
   if [[ -f "$BATS_TEST_TMPDIR/client-images" ]]; then
+    # newest first: a child goes before the base it was built on, which it would keep
     while read -r engine id; do
       on_engine "$engine" docker image rm -f "$id" >/dev/null 2>&1 || true
-    done <"$BATS_TEST_TMPDIR/client-images"
+    done < <(tac "$BATS_TEST_TMPDIR/client-images")
   fi
 }
 
@@ -143,7 +144,7 @@ assert_slim_redeploy() {
   (($(sent_bytes) * 2 < full)) || fail "sent $(sent_bytes) bytes; the whole archive in zstd is $full"
   assert_deployed "$child" "base from $engine"
   assert_equal "$(image_id "$child")" "$(full_load_id "$engine" "$child")"
-  assert_equal "$(throwaway_tags "$engine")" ""
+  assert_equal "$(throwaway_tags "$engine" "$child")" ""
 }
 
 # full_load_id ENGINE IMAGE: the ID this host's engine gives IMAGE loaded from ENGINE's whole
@@ -365,13 +366,13 @@ image_of() {
   ) 2>"$BATS_TEST_TMPDIR/stderr" 3>&- &
   pid=$!
   wait_until 20 test -e "$PUSH_STARTED"
-  [[ -n "$(throwaway_tags 26-c8d)" ]] || fail "no throwaway tag while the engine pushes"
+  [[ -n "$(throwaway_tags 26-c8d "$tag")" ]] || fail "no throwaway tag while the engine pushes"
   kill -TERM "$pid"
   wait "$pid" || status=$?
   assert_equal "$status" 143
   run cat "$BATS_TEST_TMPDIR/stderr"
   assert_line " !     the push of $tag was stopped by SIGTERM; nothing was changed"
-  assert_equal "$(throwaway_tags 26-c8d)" ""
+  assert_equal "$(throwaway_tags 26-c8d "$tag")" ""
 }
 
 @test "a legacy client (engine 20) pushes to a containerd host in the OCI form its store would make" {
@@ -383,9 +384,13 @@ image_of() {
   assert_slim_redeploy 26-c8d
 }
 
-# throwaway_tags ENGINE: the tags of the loopback registry left on ENGINE.
+# throwaway_tags ENGINE IMAGE: the tags of the loopback registry left on ENGINE for IMAGE
+# (another run's push may hold one for its own image meanwhile).
 throwaway_tags() {
-  on_engine "$1" docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -F '/dokku-image-push:' || true
+  local id
+  id="$(on_engine "$1" docker image inspect --format '{{.Id}}' "$2")" || return 1
+  on_engine "$1" docker image ls --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}' \
+    | awk -v id="$id" '$1 == id && $2 ~ /\/dokku-image-push:/ { print $2 }'
 }
 
 @test "a containerd client whose engine cannot push to the client's port: one line, then the save path" {
@@ -404,7 +409,7 @@ throwaway_tags() {
   assert_stderr_line --index 0 --regexp '^ !     `docker push` failed: dial tcp 127\.0\.0\.1:[0-9]+: connect: connection refused; saving the image instead$'
   assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_deployed "$tag" "saved instead"
-  assert_equal "$(throwaway_tags 26-c8d)" ""
+  assert_equal "$(throwaway_tags 26-c8d "$tag")" ""
 }
 
 @test "a base removed between image:layers and image:load: the host refuses, the client sends it all" {
