@@ -53,9 +53,9 @@ impl HeldLayers {
     }
 }
 
-/// What the engine behind `docker` holds now. Notes of images it no longer has are removed.
-pub fn held(host: &Host, docker: &Docker) -> anyhow::Result<HeldLayers> {
-    let store = docker.store()?;
+/// What the engine behind `docker`, whose store is `store`, holds now. Notes of images it no
+/// longer has are removed.
+pub fn held(host: &Host, docker: &Docker, store: Store) -> anyhow::Result<HeldLayers> {
     let mut held = HeldLayers {
         store,
         chains: BTreeSet::new(),

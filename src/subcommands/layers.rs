@@ -21,7 +21,8 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let (app, _) = args::parse_for_app(argv, command)?;
     trigger::ensure_app(&app)?;
     let host = Host::from_env();
-    let held = layers::held(&host, &Docker::for_app(&host, &app))?;
+    let docker = Docker::for_app(&host, &app);
+    let held = layers::held(&host, &docker, docker.store()?)?;
     println!("{}", line(&held)?);
     Ok(Status::SUCCESS)
 }

@@ -77,7 +77,7 @@ fn load(
         let choice = contents.choose(image)?;
         check_platform(&choice)?;
         if contents.is_slim() {
-            check_slim(host, docker, contents)?;
+            check_slim(host, docker, contents, engine.store)?;
         }
         check_tag_move(host, docker, app, contents, &choice, engine.store)?;
         Ok(choice)
@@ -178,8 +178,13 @@ fn left_out(contents: &Contents, choice: &Choice) -> Option<String> {
 
 /// A slim archive loads only when the host holds every layer it leaves out (docs/slim.md):
 /// otherwise the classic store fails half-way and the containerd store makes a broken image.
-fn check_slim(host: &Host, docker: &Docker, contents: &Contents) -> anyhow::Result<()> {
-    let held = layers::held(host, docker)?;
+fn check_slim(
+    host: &Host,
+    docker: &Docker,
+    contents: &Contents,
+    store: Store,
+) -> anyhow::Result<()> {
+    let held = layers::held(host, docker, store)?;
     let missing = layers::not_held(contents, &held);
     // Clients match this line to retry with the whole archive (crate::protocol).
     anyhow::ensure!(missing.is_empty(), protocol::refusal(&missing));
