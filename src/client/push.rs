@@ -22,7 +22,8 @@ use crate::version::VERSION;
 /// Runs a push; returns the exit status for the process: the host's.
 pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     let remote = Remote::for_push(push)?;
-    // The engine's store, asked while the image is inspected.
+    // The host is asked what it holds, and the engine its store, while the image is inspected.
+    let asking = Asking::start(&remote, &push.app);
     let (store, image) = thread::scope(|scope| {
         let store = scope.spawn(|| docker.store());
         let image = docker.inspect(&push.image);
@@ -42,14 +43,14 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     ];
     load.extend(push.user.iter().cloned());
     let Some(engine) = ThroughEngine::prepare(docker, store, &push.image, &image) else {
-        return save_path(push, docker, &remote, &load, &image, started);
+        return save_path(push, docker, (&remote, asking), &load, &image, started);
     };
     // The load's session opens, and the first push, which only learns the manifests, runs,
     // while the host is asked.
     let mut opened = Some(Session::start_early(&remote, &load)?);
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
-        let asked = ask_host(&remote, &push.app);
+        let asked = asking.answer();
         let learned = learning
             .join()
             .unwrap_or_else(|_| Err(Fallback("the push's thread panicked".to_string())));
@@ -136,18 +137,18 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     )
 }
 
-/// Today's path for a classic-store engine: `docker image save` started first, the host asked
-/// while the engine writes it.
+/// Today's path for a classic-store engine: `docker image save` started while the host is
+/// asked.
 fn save_path(
     push: &Push,
     docker: &Docker,
-    remote: &Remote,
+    (remote, asking): (&Remote, Asking),
     load: &[String],
     image: &ImageInfo,
     started: Instant,
 ) -> anyhow::Result<Status> {
     let save = Save::start(docker, &push.image)?;
-    let held = match ask_host(remote, &push.app) {
+    let held = match asking.answer() {
         Ok(Asked::Holds(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
         Ok(Asked::MissingApp) => {
@@ -290,20 +291,35 @@ enum Asked {
     CannotSay,
 }
 
+/// What `image:layers` answered, and what the push prints of it.
+struct Answer {
+    asked: Asked,
+    said: Said,
+}
+
+enum Said {
+    Nothing,
+    Warning(String),
+    /// The host's own message, passed through.
+    Stderr(String),
+}
+
 /// The most `image:layers` may print on stdout or stderr: some hundred thousand digests, far
 /// more than a host holds.
 const MAX_ANSWER: u64 = 16 << 20;
 
 /// `image:layers APP` on the host. A missing app passes the host's message through; any other
 /// failure but the remote shell's own (ssh's 255: the host is unreachable) means the host
-/// cannot say.
-fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
+/// cannot say. What it has to print waits in the answer, for the push to print in its turn.
+fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
     let cmd = remote.command(&[protocol::LAYERS, app]);
     let answer = cmd.output_bounded(MAX_ANSWER)?;
     let code = answer.status.code();
     if code == Some(EXIT_MISSING_APP) {
-        eprint!("{}", String::from_utf8_lossy(&answer.stderr));
-        return Ok(Asked::MissingApp);
+        return Ok(Answer {
+            asked: Asked::MissingApp,
+            said: Said::Stderr(String::from_utf8_lossy(&answer.stderr).into_owned()),
+        });
     }
     if code == Some(255) || code.is_none() {
         cmd.check(&answer)?;
@@ -312,10 +328,11 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
         let line = String::from_utf8_lossy(&answer.stdout);
         match Holds::parse(&line) {
             Ok(held) => {
-                if let Some(difference) = version_difference(Holds::plugin_version(&line)) {
-                    output::warn(difference);
-                }
-                return Ok(Asked::Holds(held));
+                return Ok(Answer {
+                    asked: Asked::Holds(held),
+                    said: version_difference(Holds::plugin_version(&line))
+                        .map_or(Said::Nothing, Said::Warning),
+                });
             }
             Err(err) => err.to_string(),
         }
@@ -332,10 +349,37 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Asked> {
             code.unwrap_or(1)
         )
     };
-    output::warn(format!(
-        "the host cannot say which layers it holds ({why}); sending the whole archive"
-    ));
-    Ok(Asked::CannotSay)
+    Ok(Answer {
+        asked: Asked::CannotSay,
+        said: Said::Warning(format!(
+            "the host cannot say which layers it holds ({why}); sending the whole archive"
+        )),
+    })
+}
+
+/// `image:layers APP` asked on a thread of its own from the start of the push: its round trip
+/// (ssh, the host's dispatch, its docker calls) runs while this machine's engine is asked.
+struct Asking(thread::JoinHandle<anyhow::Result<Answer>>);
+
+impl Asking {
+    fn start(remote: &Remote, app: &str) -> Asking {
+        let (remote, app) = (remote.clone(), app.to_string());
+        Asking(thread::spawn(move || ask_host(&remote, &app)))
+    }
+
+    /// The answer, once what the host said is printed.
+    fn answer(self) -> anyhow::Result<Asked> {
+        let answer = self
+            .0
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("asking the host panicked")))?;
+        match answer.said {
+            Said::Nothing => {}
+            Said::Warning(warning) => output::warn(warning),
+            Said::Stderr(stderr) => eprint!("{stderr}"),
+        }
+        Ok(answer.asked)
+    }
 }
 
 /// One line when the host's plugin is not this client's version (older plugins do not say).
