@@ -84,6 +84,11 @@ struct Index {
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 impl ThroughEngine {
+    /// Whether the push goes through the engine: see [`ThroughEngine::prepare`].
+    pub fn applies(store: Option<Store>, info: &ImageInfo) -> bool {
+        !info.repo_tags.is_empty() && store == Some(Store::Containerd)
+    }
+
     /// Starts the registry and tags the image there, when the engine keeps a containerd store
     /// (`store`, None when `docker info` could not say) and the image has a name of its own (removing the throwaway tag of an image with none
     /// would remove the image). None for the save path; a failure says so in one line.
@@ -93,7 +98,7 @@ impl ThroughEngine {
         image: &str,
         info: &ImageInfo,
     ) -> Option<ThroughEngine> {
-        if info.repo_tags.is_empty() || store != Some(Store::Containerd) {
+        if !ThroughEngine::applies(store, info) {
             return None;
         }
         let prepared = (|| -> anyhow::Result<ThroughEngine> {

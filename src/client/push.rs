@@ -42,12 +42,23 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
         push.image.clone(),
     ];
     load.extend(push.user.iter().cloned());
-    let Some(engine) = ThroughEngine::prepare(docker, store, &push.image, &image) else {
-        return save_path(push, docker, (&remote, asking), &load, &image, started);
+    // For a push through the engine the load's session opens while the image is tagged, and
+    // the first push, which only learns the manifests, runs while the host is asked.
+    let mut opened = if ThroughEngine::applies(store, &image) {
+        Some(Session::start_early(&remote, &load)?)
+    } else {
+        None
     };
-    // The load's session opens, and the first push, which only learns the manifests, runs,
-    // while the host is asked.
-    let mut opened = Some(Session::start_early(&remote, &load)?);
+    let Some(engine) = ThroughEngine::prepare(docker, store, &push.image, &image) else {
+        return save_path(
+            push,
+            docker,
+            (&remote, asking, opened),
+            &load,
+            &image,
+            started,
+        );
+    };
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
         let asked = asking.answer();
@@ -138,25 +149,33 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
 }
 
 /// Today's path for a classic-store engine: `docker image save` started while the host is
-/// asked.
+/// asked; into `opened`, the session a push through the engine that could not start opened.
 fn save_path(
     push: &Push,
     docker: &Docker,
-    (remote, asking): (&Remote, Asking),
+    (remote, asking, opened): (&Remote, Asking, Option<(Session, io::PipeWriter)>),
     load: &[String],
     image: &ImageInfo,
     started: Instant,
 ) -> anyhow::Result<Status> {
-    let save = Save::start(docker, &push.image)?;
+    let save = match Save::start(docker, &push.image) {
+        Ok(save) => save,
+        Err(err) => {
+            abandon(opened);
+            return Err(err);
+        }
+    };
     let held = match asking.answer() {
         Ok(Asked::Holds(held)) => Some(held),
         Ok(Asked::CannotSay) => None,
         Ok(Asked::MissingApp) => {
             save.abandon();
+            abandon(opened);
             return Ok(Status(EXIT_MISSING_APP));
         }
         Err(err) => {
             save.abandon();
+            abandon(opened);
             return Err(err);
         }
     };
@@ -164,7 +183,7 @@ fn save_path(
     send_save(
         push,
         docker,
-        (remote, None),
+        (remote, opened),
         load,
         image,
         &plan,
