@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::cancel;
-use crate::client::filter::LeftOutTotals;
+use crate::client::filter::{file_header, LeftOutTotals};
 use crate::client::held::{Holds, LeftOutPlan};
 use crate::client::meter::Meter;
 use crate::client::registry::{Blobs, Delivered, Manifest, Registry};
@@ -444,13 +444,7 @@ impl Blobs for Archive {
 
 /// One file entry; `data` must yield exactly `size` bytes (a short one fails).
 fn append(out: &mut Out, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
-    let mut header = tar::Header::new_ustar();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_path(name)?;
-    header.set_mode(0o644);
-    header.set_size(size);
-    header.set_cksum();
-    out.append(&header, data)
+    out.append(&file_header(name, size, 0)?, data)
 }
 
 fn first_line(text: &str) -> String {

@@ -258,12 +258,7 @@ impl<W: Write> Walk<'_, W> {
                 )
             })?;
         for (name, bytes) in entries {
-            let mut header = tar::Header::new_ustar();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_path(&name)?;
-            header.set_mode(0o644);
-            header.set_size(bytes.len() as u64);
-            header.set_cksum();
+            let header = file_header(&name, bytes.len() as u64, 0)?;
             self.write(&header, &bytes[..])?;
         }
         Ok(())
@@ -342,14 +337,19 @@ impl<W: Write> Walk<'_, W> {
 
 /// `header` under another name.
 fn renamed(header: &tar::Header, name: &str) -> io::Result<tar::Header> {
-    let mut renamed = tar::Header::new_ustar();
-    renamed.set_entry_type(tar::EntryType::Regular);
-    renamed.set_path(name)?;
-    renamed.set_mode(0o644);
-    renamed.set_size(header.entry_size()?);
-    renamed.set_mtime(header.mtime().unwrap_or(0));
-    renamed.set_cksum();
-    Ok(renamed)
+    file_header(name, header.entry_size()?, header.mtime().unwrap_or(0))
+}
+
+/// The plain ustar header of a regular file the client writes into an archive.
+pub(crate) fn file_header(name: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_path(name)?;
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_mtime(mtime);
+    header.set_cksum();
+    Ok(header)
 }
 
 /// The directory of `<v1id>/FILE` in the legacy layout (engines up to 24).
