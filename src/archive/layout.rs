@@ -22,19 +22,21 @@ pub(super) struct ManifestItem {
 
 /// `index.json`, or an index blob.
 #[derive(Deserialize)]
-pub(super) struct OciIndex {
+pub(crate) struct OciIndex {
     #[serde(default)]
-    pub(super) manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
 }
 
-/// An OCI descriptor: what an index names, by digest.
+/// An OCI descriptor: what an index or a manifest names, by digest.
 #[derive(Deserialize, Clone, Debug)]
-pub(super) struct Descriptor {
-    pub(super) digest: String,
+pub(crate) struct Descriptor {
+    pub(crate) digest: String,
     #[serde(default)]
-    pub(super) annotations: HashMap<String, String>,
+    pub(crate) size: u64,
     #[serde(default)]
-    pub(super) platform: Option<Platform>,
+    pub(crate) annotations: HashMap<String, String>,
+    #[serde(default)]
+    pub(crate) platform: Option<Platform>,
 }
 
 /// A small blob understood as an OCI image manifest, an index, or an image config.
@@ -103,12 +105,12 @@ impl BlobDoc {
 
 /// An OCI platform: `os`, `architecture`, `variant`.
 #[derive(Deserialize, Clone, Debug)]
-pub(super) struct Platform {
+pub(crate) struct Platform {
     #[serde(default)]
-    pub(super) architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    pub(super) os: String,
-    pub(super) variant: Option<String>,
+    pub(crate) os: String,
+    pub(crate) variant: Option<String>,
 }
 
 /// `os/architecture[/variant]`, as docker writes platforms.

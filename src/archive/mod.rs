@@ -80,8 +80,10 @@ pub use contents::{
     listing, ArchivedImage, Choice, Contents, Format, Forwarded, ImageConfig, LeftOut, LeftOutLayer,
 };
 pub use input::Compression;
+pub(crate) use layout::{Descriptor, OciIndex};
 pub use limits::{Limits, DISK_RESERVE_ENV};
 pub use platform::host_platform;
+pub(crate) use platform::images_of;
 
 /// Streams `input` (compressed or plain) into `sink` as a plain tar.
 ///

@@ -26,7 +26,7 @@ impl std::error::Error for NoHostPlatform {}
 
 /// A multi-platform index's image manifests: BuildKit attaches attestations as extra
 /// manifests with an "unknown" platform.
-fn images_of(manifests: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
+pub(crate) fn images_of(manifests: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
     manifests.iter().filter(|d| {
         d.annotations
             .get("vnd.docker.reference.type")

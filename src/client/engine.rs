@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
+use crate::archive::{images_of, Descriptor, OciIndex};
 use crate::cancel;
 use crate::client::filter::{file_header, LeftOutTotals};
 use crate::client::held::{Holds, LeftOutPlan};
@@ -54,34 +55,6 @@ struct ImageManifest {
     #[serde(default)]
     layers: Vec<Descriptor>,
 }
-
-#[derive(Debug, Clone, Deserialize)]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    platform: Option<Platform>,
-    #[serde(default)]
-    annotations: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Platform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-/// Marks an attestation manifest in an index (BuildKit's provenance and SBOMs).
-const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 impl ThroughEngine {
     /// Whether the push goes through the engine: see [`ThroughEngine::prepare`].
@@ -316,26 +289,24 @@ impl Learned {
 
 /// The image manifest of `root` for `platform` (`os/architecture`): `root` itself, or the
 /// first of its index's image manifests for that platform that was pushed, attestations
-/// aside.
+/// aside as the archive reader sets them aside ([`images_of`]).
 fn image_manifest(delivered: &Delivered, root: &Digest, platform: &str) -> Option<ImageManifest> {
     let bytes = &delivered.manifests.get(root)?.bytes;
-    let Ok(index) = serde_json::from_slice::<Index>(bytes) else {
+    let Ok(index) = serde_json::from_slice::<OciIndex>(bytes) else {
         return None;
     };
     if index.manifests.is_empty() {
         return serde_json::from_slice(bytes).ok();
     }
-    index
-        .manifests
-        .iter()
-        .filter(|descriptor| !descriptor.annotations.contains_key(REFERENCE_TYPE))
+    let found = images_of(&index.manifests)
         .filter(|descriptor| {
             descriptor.platform.as_ref().is_none_or(|p| {
                 platform.is_empty() || format!("{}/{}", p.os, p.architecture) == platform
             })
         })
         .filter_map(|descriptor| delivered.manifests.get(&Digest::parse(&descriptor.digest)?))
-        .find_map(|manifest| serde_json::from_slice(&manifest.bytes).ok())
+        .find_map(|manifest| serde_json::from_slice(&manifest.bytes).ok());
+    found
 }
 
 /// The entries `docker image save IMAGE` of a containerd store ends with: every manifest as a

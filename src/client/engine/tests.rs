@@ -24,7 +24,7 @@ fn delivered() -> (Delivered, Digest) {
         "manifests": [
             {"digest": Digest::of(&attestation).to_string(), "size": 1,
              "platform": {"os": "unknown", "architecture": "unknown"},
-             "annotations": {REFERENCE_TYPE: "attestation-manifest"}},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
             {"digest": Digest::of(&manifest).to_string(), "size": 1,
              "platform": {"os": "linux", "architecture": "amd64"}},
         ],
