@@ -11,13 +11,13 @@ use crate::digest::Digest;
 
 /// One item of `manifest.json`.
 #[derive(Deserialize)]
-pub(super) struct ManifestItem {
+pub(crate) struct ManifestItem {
     #[serde(rename = "Config")]
-    pub(super) config: String,
+    pub(crate) config: String,
     #[serde(rename = "RepoTags", default)]
-    pub(super) repo_tags: Option<Vec<String>>,
+    pub(crate) repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
-    pub(super) layers: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// `index.json`, or an index blob.

@@ -80,7 +80,7 @@ pub use contents::{
     listing, ArchivedImage, Choice, Contents, Format, Forwarded, ImageConfig, LeftOut, LeftOutLayer,
 };
 pub use input::Compression;
-pub(crate) use layout::{Descriptor, OciIndex};
+pub(crate) use layout::{Descriptor, ManifestItem, OciIndex};
 pub use limits::{Limits, DISK_RESERVE_ENV};
 pub use platform::host_platform;
 pub(crate) use platform::images_of;

@@ -11,8 +11,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
+use crate::archive::ManifestItem;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
@@ -30,16 +29,6 @@ pub struct Seen {
     pub configs: HashMap<String, u64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Item {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
-
 /// The config named `<hex>.json` at the archive's top, as a digest.
 pub fn config_digest(name: &str) -> Option<Digest> {
     Digest::from_hex(name.strip_suffix(".json")?)
@@ -49,7 +38,7 @@ pub fn config_digest(name: &str) -> Option<Digest> {
 /// `manifest.json` and `oci-layout`. None when the legacy `manifest.json` names something the
 /// archive did not hold (then the archive is sent as it was).
 pub fn metadata(manifest_json: &[u8], seen: &Seen) -> Option<Vec<(String, Vec<u8>)>> {
-    let items: Vec<Item> = serde_json::from_slice(manifest_json).ok()?;
+    let items: Vec<ManifestItem> = serde_json::from_slice(manifest_json).ok()?;
     let mut blobs = Vec::new();
     let mut descriptors = Vec::new();
     let mut docker_items = Vec::new();
