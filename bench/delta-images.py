@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""bench/delta-images.py ARCHIVE NAME EPOCH [SEED]: the images of bench/delta-push, as one
+"""bench/delta-images.py ARCHIVE NAME EPOCH [SEED [CASES]]: the images of bench/delta-push, as one
 `docker image save`-style archive (legacy layout) to `docker image load` on a client engine.
 
-For each case, three images FROM scratch of two layers: the base (Debian's busybox-static as
+For each case (CASES, comma-separated: default all three), three images FROM scratch of two layers: the base (Debian's busybox-static as
 /bin/busybox, the same bytes in every image) and the case's layer, tagged NAME-CASE:v1,
 NAME-CASE:v2 (a rebuild of v1's layer, sent as a recipe) and NAME-CASE:v2-whole (the same
 rebuild once more, a second later: the same contents, its own digest, sent whole for the
@@ -352,11 +352,14 @@ def image_config(diff_ids, case):
 
 
 def main():
-    if len(sys.argv) not in (4, 5):
-        sys.exit("usage: bench/delta-images.py ARCHIVE NAME EPOCH [SEED]")
+    if len(sys.argv) not in (4, 5, 6):
+        sys.exit("usage: bench/delta-images.py ARCHIVE NAME EPOCH [SEED [CASES]]")
     out_path, name, epoch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    seed = int(sys.argv[4]) if len(sys.argv) == 5 else 19
+    seed = int(sys.argv[4]) if len(sys.argv) >= 5 else 19
+    cases = sys.argv[5].split(",") if len(sys.argv) == 6 else CASES
     makers = {"fresh-checkout": fresh_checkout, "reinstall": reinstall, "binary": binary}
+    if unknown := set(cases) - set(makers):
+        sys.exit(f"no such case: {', '.join(sorted(unknown))}; the cases are {', '.join(CASES)}")
     work = out_path + ".parts"
     os.makedirs(work)
     manifest = []
@@ -365,7 +368,7 @@ def main():
         base = base_layer(base_path)
         archive.add(base_path, arcname=f"{base}/layer.tar")
         os.remove(base_path)
-        for case in CASES:
+        for case in cases:
             rng = random.Random(f"{seed}/{case}")
             files, changed = makers[case](rng)
             executables = {"app/server"}
