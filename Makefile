@@ -9,7 +9,7 @@ TARBALL := dist/image-$(VERSION).tar.gz
 ENGINES ?= 20,26,26-c8d
 export ENGINES
 
-.PHONY: setup build package test unit lint bats demo bench bench-slim soak fuzz clean
+.PHONY: setup build package test unit lint bats demo bench bench-slim bench-delta soak fuzz clean
 
 setup:
 	scripts/setup-host
@@ -47,7 +47,7 @@ bench: setup package
 	for engine in $${ENGINES//,/ }; do \
 		bench/load-archive --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
-	$(MAKE) bench-slim
+	$(MAKE) bench-slim bench-delta
 
 # A 10 MiB redeploy of a 1 GiB image over ssh, on each engine of ENGINES as the host:
 # dokku-image push against docker image save | ssh … image:load (bench/slim-push), and
@@ -58,6 +58,19 @@ bench-slim: package
 		bench/image-layers --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 		bench/slim-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
+
+# Layer recipes against whole layers (bench/delta-push): a fresh-checkout rebuild, a
+# node_modules reinstall and a patched binary, pushed to each engine of ENGINES as the host
+# (from engine 20 to 26, from 26 to the others), and to 26-c8d from 20 too (a legacy-layout
+# client).
+bench-delta: package
+	scripts/engines start $(ENGINES)
+	for engine in $${ENGINES//,/ }; do \
+		bench/delta-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
+	done
+	if [[ ",$(ENGINES)," == *,26-c8d,* && ",$(ENGINES)," == *,20,* ]]; then \
+		bench/delta-push --engine 26-c8d --client-engine 20 $(abspath $(TARBALL)); \
+	fi
 
 # 200 sequential deploys on a sandbox host (SOAK_DEPLOYS to change): fails if deploys slow
 # down or anything but the app repo grows.
