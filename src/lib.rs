@@ -10,6 +10,7 @@ pub mod claims;
 pub mod client;
 pub mod command;
 pub mod command_table;
+pub mod content;
 pub mod context;
 pub mod deploy;
 pub mod digest;
