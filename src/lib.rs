@@ -11,6 +11,7 @@ pub mod client;
 pub mod command;
 pub mod command_table;
 pub mod context;
+pub mod delta;
 pub mod deploy;
 pub mod digest;
 pub mod docker;
