@@ -118,7 +118,8 @@ pub fn split<R: Read>(
     })
 }
 
-/// The distinct keys of a layer's chunks, in first-seen order, with its Split (the client's first pass).
+/// The distinct keys of a layer's chunks, in first-seen order, with its Split (the client's
+/// first pass).
 pub fn keys<R: Read>(layer: R) -> io::Result<(Vec<Key>, Split)> {
     let mut seen = HashSet::new();
     let mut keys = Vec::new();

@@ -329,7 +329,8 @@ pub fn is_set(bitmap: &[u8], i: usize) -> bool {
         .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
 }
 
-/// Removes the packs of diff IDs not in keep (and leftover temp files); returns how many packs went.
+/// Removes the packs of diff IDs not in keep (and leftover temporary files untouched for an
+/// hour); returns how many packs went.
 pub fn prune(dir: &Path, keep: &HashSet<Digest>) -> io::Result<usize> {
     let gone: HashSet<Digest> = digests_in(dir)?
         .into_iter()
