@@ -12,6 +12,7 @@ pub mod command;
 pub mod command_table;
 pub mod content;
 pub mod context;
+pub mod delta;
 pub mod deploy;
 pub mod digest;
 pub mod docker;
