@@ -361,7 +361,7 @@ pub fn prune(dir: &Path, keep: &HashSet<Digest>) -> io::Result<usize> {
     Ok(gone.len())
 }
 
-fn pack_paths(dir: &Path, diff_id: &Digest) -> (PathBuf, PathBuf) {
+pub fn pack_paths(dir: &Path, diff_id: &Digest) -> (PathBuf, PathBuf) {
     let hex = diff_id.hex();
     (
         dir.join(format!("{hex}.pack")),
