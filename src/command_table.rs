@@ -443,7 +443,7 @@ mod tests {
             .usage_error("IMAGE is required");
         assert_eq!(
             err.to_string(),
-            "IMAGE is required; usage: dokku git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]"
+            "IMAGE is required; usage: dokku git:load-image [--build-dir DIR] [--force] [--keep-content] APP IMAGE [USER_NAME [USER_EMAIL]]"
         );
     }
 }
