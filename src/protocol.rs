@@ -12,11 +12,8 @@ use crate::delta::chunks::Key;
 
 /// `image:layers APP`: which layers the host holds, as one [`Answer`] line on stdout.
 pub const LAYERS: &str = "image:layers";
-/// `image:load APP IMAGE [USER_NAME [USER_EMAIL]] [--keep-content]`: the archive on stdin.
+/// `image:load APP IMAGE [USER_NAME [USER_EMAIL]]`: the archive on stdin.
 pub const LOAD: &str = "image:load";
-/// `image:load`'s flag asking the host to keep the content of the layers it receives whole or
-/// rebuilds, for later recipes to refer to (docs/delta.md).
-pub const KEEP_CONTENT: &str = "--keep-content";
 /// The version of the chunk query and recipe format this side speaks ([`Answer::delta`]).
 pub const DELTA_VERSION: u32 = 1;
 /// An archive entry `NAME` + this suffix is the recipe of the layer entry `NAME`.
@@ -65,7 +62,8 @@ pub fn is_refusal(line: &str) -> bool {
 }
 
 /// The client's first line to `image:layers`, sent as it starts: it will ask chunk queries
-/// after the answer line, in this version. A host that sees no greeting ends after the answer.
+/// after the answer line, in this version. A host that sees no greeting ends after the answer;
+/// one that sees it keeps, from then on, the content of the layers the app's loads bring.
 pub const QUERIES_GREETING: &str = "chunk-queries 1\n";
 
 /// The most keys one query may carry: a 16 GiB layer's worth of average chunks.

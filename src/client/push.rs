@@ -183,11 +183,6 @@ fn save_path(
         }
     };
     let plan = Plan::of(held.as_ref(), &image.diff_ids);
-    // A host that takes recipes keeps what it receives for the next push's, whole layers too.
-    let mut load = load.to_vec();
-    if session.is_some() {
-        load.push(protocol::KEEP_CONTENT.to_string());
-    }
     let recipes = match session {
         Some(session) if !push.whole_layers => Some(Recipes::new(session)),
         _ => None,
@@ -196,7 +191,7 @@ fn save_path(
         push,
         docker,
         (remote, opened, recipes),
-        &load,
+        load,
         image,
         &plan,
         held.as_ref(),
