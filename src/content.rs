@@ -87,8 +87,8 @@ impl Content for AppContent {
         let packs = self
             .packs()
             .map_err(|err| format!("the kept content cannot be read: {err}"))?;
-        let rebuilt =
-            recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size).map_err(|err| err.to_string())?;
+        let rebuilt = recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size)
+            .map_err(|err| err.to_string())?;
         Ok((rebuilt.size, rebuilt.diff_id))
     }
 
@@ -205,7 +205,10 @@ fn greeted(stdin: &io::Stdin) -> anyhow::Result<bool> {
     if stdin.is_terminal() {
         return Ok(false);
     }
-    let mut fds = [rustix::event::PollFd::new(stdin, rustix::event::PollFlags::IN)];
+    let mut fds = [rustix::event::PollFd::new(
+        stdin,
+        rustix::event::PollFlags::IN,
+    )];
     let timeout = rustix::event::Timespec {
         tv_sec: GREETING_WAIT.as_secs() as i64,
         tv_nsec: 0,

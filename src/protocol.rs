@@ -128,7 +128,12 @@ pub fn read_have(from_host: &mut impl BufRead, count: usize) -> io::Result<Vec<u
         .strip_prefix("have ")
         .and_then(|rest| rest.strip_prefix(&format!("{count} ")))
         .filter(|hex| hex.len() == 2 * bytes)
-        .ok_or_else(|| invalid(format!("not an answer to a chunk query: {:?}", text.trim_end())))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "not an answer to a chunk query: {:?}",
+                text.trim_end()
+            ))
+        })?;
     (0..bytes)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
         .collect::<Result<_, _>>()
