@@ -4,6 +4,7 @@
 
 mod layouts;
 mod naming;
+mod recipes;
 mod slim;
 mod streams;
 mod tar_input;
