@@ -9,6 +9,7 @@ use std::thread;
 
 use crate::client::transport::Remote;
 use crate::delta::chunks::Key;
+use crate::output::human_bytes;
 use crate::process::{Cmd, Running, Sink};
 use crate::protocol;
 
@@ -72,13 +73,25 @@ impl LayersSession {
         })
     }
 
-    /// The answer line; None when the host printed none.
-    pub fn answer_line(&mut self) -> io::Result<Option<String>> {
+    /// The answer line; None when the host printed none. An answer longer than
+    /// [`MAX_ANSWER`] is an error, and the session is ended.
+    pub fn answer_line(&mut self) -> anyhow::Result<Option<String>> {
         let mut line = Vec::new();
         (&mut self.from_host)
             .take(MAX_ANSWER)
             .read_until(b'\n', &mut line)?;
-        Ok((line.last() == Some(&b'\n')).then(|| String::from_utf8_lossy(&line).into_owned()))
+        if line.last() == Some(&b'\n') {
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        }
+        if line.len() as u64 >= MAX_ANSWER {
+            self.running.kill();
+            anyhow::bail!(
+                "`{}` printed more than {} on stdout or stderr; stopped",
+                self.cmd.display(),
+                human_bytes(MAX_ANSWER)
+            );
+        }
+        Ok(None)
     }
 
     /// Asks which of `keys` the host keeps; the bitmap of its answer.
@@ -91,17 +104,25 @@ impl LayersSession {
         protocol::read_have(&mut self.from_host, keys.len())
     }
 
-    /// Closes this side and waits for the host to end.
-    pub fn finish(mut self) -> anyhow::Result<Ended> {
-        drop(self.to_host.take());
-        let stderr = self
-            .stderr
+    /// Closes this side and waits for the host to end; what it would print more on stdout
+    /// goes nowhere.
+    pub fn finish(self) -> anyhow::Result<Ended> {
+        let LayersSession {
+            cmd,
+            running,
+            to_host,
+            from_host,
+            stderr,
+        } = self;
+        drop(to_host);
+        drop(from_host);
+        let stderr = stderr
             .join()
             .map_err(|_| anyhow::anyhow!("reading the host's stderr panicked"))?
             .unwrap_or_default();
-        let output = self.running.wait()?;
+        let output = running.wait()?;
         Ok(Ended {
-            cmd: self.cmd,
+            cmd,
             status: output.status,
             stderr,
         })

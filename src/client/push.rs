@@ -399,8 +399,8 @@ enum Said {
 /// When the host takes recipes, its session stays open for chunk queries.
 fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
     let mut session = LayersSession::start(remote, app)?;
-    let parse_error = match session.answer_line() {
-        Ok(Some(line)) => match Holds::parse(&line) {
+    let parse_error = match session.answer_line()? {
+        Some(line) => match Holds::parse(&line) {
             Ok(held) => {
                 let said = version_difference(Holds::plugin_version(&line))
                     .map_or(Said::Nothing, Said::Warning);
