@@ -26,8 +26,8 @@ use crate::state;
 
 /// Chunks of a layer's data in flight to its packer: a few read-ahead chunks at most.
 const IN_FLIGHT: usize = 8;
-/// How long `image:layers` waits for a client's greeting before it ends, so that a person
-/// who runs it by hand is not kept waiting on stdin.
+/// How long `image:layers` waits, after its answer, for a client's greeting before it ends,
+/// so that a person who runs it by hand is not kept waiting on stdin.
 const GREETING_WAIT: Duration = Duration::from_secs(2);
 
 /// One app's kept content, for a load: rebuilds its recipes, and packs the layers it

@@ -61,9 +61,9 @@ pub fn is_refusal(line: &str) -> bool {
     line.contains(REFUSAL)
 }
 
-/// The client's first line to `image:layers`, sent as it starts: it will ask chunk queries
-/// after the answer line, in this version. A host that sees no greeting ends after the answer;
-/// one that sees it keeps, from then on, the content of the layers the app's loads bring.
+/// The client's first line to `image:layers`, sent once the answer line said `delta`: it will
+/// ask chunk queries, in this version. A host that sees no greeting ends after the answer; one
+/// that sees it keeps, from then on, the content of the layers the app's loads bring.
 pub const QUERIES_GREETING: &str = "chunk-queries 1\n";
 
 /// The most keys one query may carry: a 16 GiB layer's worth of average chunks.

@@ -1,6 +1,7 @@
-//! The `image:layers APP` session (docs/protocol.md): the client greets as it starts, reads
-//! the answer line, and, when the host takes recipes (docs/delta.md), keeps the session open
-//! to ask which chunks of its layers the host keeps, while the archive streams. The host's
+//! The `image:layers APP` session (docs/protocol.md): the client reads the answer line and,
+//! when the host takes recipes (docs/delta.md), greets it and keeps the session open to ask
+//! which chunks of its layers the host keeps, while the archive streams. Greeting only after
+//! the answer, the client never waits on a host that waits on it, whatever buffers between. The host's
 //! stderr is kept, bounded, for the message of a failure.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -46,7 +47,7 @@ impl Ended {
 impl LayersSession {
     pub fn start(remote: &Remote, app: &str) -> anyhow::Result<LayersSession> {
         let cmd = remote.command(&[protocol::LAYERS, app]);
-        let (host_in, mut to_host) = io::pipe()?;
+        let (host_in, to_host) = io::pipe()?;
         let (from_host, host_out) = io::pipe()?;
         let (host_err, host_err_in) = io::pipe()?;
         let running = cmd.start_wired(
@@ -54,8 +55,6 @@ impl LayersSession {
             Sink::Fd(host_out.into()),
             Sink::Fd(host_err_in.into()),
         )?;
-        // An older host never reads it: the pipe holds it until the session ends.
-        let _ = to_host.write_all(protocol::QUERIES_GREETING.as_bytes());
         // Read to its end, what is kept bounded: a host that says too much is not blocked.
         let stderr = thread::spawn(move || {
             let mut host_err = host_err;
@@ -92,6 +91,16 @@ impl LayersSession {
             );
         }
         Ok(None)
+    }
+
+    /// Tells the host this client will ask chunk queries.
+    pub fn greet(&mut self) -> io::Result<()> {
+        let to_host = self
+            .to_host
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the session is closed"))?;
+        to_host.write_all(protocol::QUERIES_GREETING.as_bytes())?;
+        to_host.flush()
     }
 
     /// Asks which of `keys` the host keeps; the bitmap of its answer.

@@ -404,7 +404,7 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
             Ok(held) => {
                 let said = version_difference(Holds::plugin_version(&line))
                     .map_or(Said::Nothing, Said::Warning);
-                if Holds::takes_recipes(&line) {
+                if Holds::takes_recipes(&line) && session.greet().is_ok() {
                     return Ok(Answer {
                         asked: Asked::Holds(held),
                         said,
