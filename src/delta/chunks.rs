@@ -9,7 +9,7 @@ use std::io::{self, BufReader, ErrorKind, Read};
 use fastcdc::v2020::FastCDC;
 use sha2::{Digest as _, Sha256};
 
-use super::header::{cut_short, pax_size, Header, Kind, BLOCK};
+use super::header::{cut_short, Header, Kind, Pending, BLOCK};
 use crate::digest::Digest;
 
 pub const MIN_CHUNK: u32 = 4096;
@@ -64,8 +64,8 @@ pub fn split<R: Read>(
         len: 0,
     };
     let mut window = vec![0; WINDOW];
-    // The size a PAX header gave the entry that follows it.
-    let mut pax_size = None;
+    // What extension headers said of the entry that follows them.
+    let mut pending = Pending::default();
     loop {
         let at = input.len;
         let mut block = [0; BLOCK];
@@ -82,31 +82,32 @@ pub fn split<R: Read>(
         }
         let header = Header::read(&block, at)?;
         let size = match header.kind {
-            // Only the last PAX header before an entry counts.
             Kind::Pax => {
-                pax_size = pax(&mut input, header.size, at, &mut each)?;
+                let records = extension(&mut input, header.size, at, &mut each)?;
+                pending.pax(&records, at)?;
+                header.size
+            }
+            Kind::LongName => {
+                let name = extension(&mut input, header.size, at, &mut each)?;
+                pending.long_name(&name);
                 header.size
             }
             // A global header is an entry of its own: what was pending is dropped.
             Kind::Global => {
-                pax_size = None;
+                pending = Pending::default();
                 copy_raw(&mut input, header.size, &mut window, &mut each)?
             }
-            Kind::LongName => copy_raw(&mut input, header.size, &mut window, &mut each)?,
-            kind => {
-                let size = pax_size.take().unwrap_or(header.size);
-                match kind {
-                    Kind::File => chunk_file(&mut input, size, &mut window, &mut each)?,
-                    Kind::NoData => 0,
-                    Kind::Sparse { extended } => {
-                        if extended {
-                            sparse_blocks(&mut input, at, &mut each)?;
-                        }
-                        copy_raw(&mut input, size, &mut window, &mut each)?
+            Kind::LongLink => copy_raw(&mut input, header.size, &mut window, &mut each)?,
+            _ => match std::mem::take(&mut pending).entry(&header) {
+                (Kind::File, size) => chunk_file(&mut input, size, &mut window, &mut each)?,
+                (Kind::Sparse { extended }, size) => {
+                    if extended {
+                        sparse_blocks(&mut input, at, &mut each)?;
                     }
-                    _ => copy_raw(&mut input, size, &mut window, &mut each)?,
+                    copy_raw(&mut input, size, &mut window, &mut each)?
                 }
-            }
+                (_, size) => copy_raw(&mut input, size, &mut window, &mut each)?,
+            },
         };
         let padding = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
         copy_raw(&mut input, padding as u64, &mut window, &mut each)?;
@@ -228,20 +229,20 @@ fn chunk_file<R: Read>(
     }
 }
 
-/// Hands on a PAX header's data; returns the `size` it gives the next entry, if any.
-fn pax<R: Read>(
+/// Hands on an extension header's data (at most `EXTENSION_LIMIT`, as `Header::read` checked),
+/// and returns it.
+fn extension<R: Read>(
     input: &mut Tally<R>,
     len: u64,
     at: u64,
     each: &mut impl FnMut(Piece<'_>) -> io::Result<()>,
-) -> io::Result<Option<u64>> {
-    // `Header::read` refused more than `EXTENSION_LIMIT`.
+) -> io::Result<Vec<u8>> {
     let mut data = vec![0; len as usize];
     if read_full(input, &mut data)? < data.len() {
         return Err(cut_short(at));
     }
     each(Piece::Raw(&data))?;
-    pax_size(&data, at)
+    Ok(data)
 }
 
 /// Hands on the extension blocks of an old GNU sparse header, which hold more of its map.
@@ -423,16 +424,47 @@ mod tests {
         builder
             .append_data(&mut header(EntryType::Regular, 7000), "b", &data[..])
             .unwrap();
-        // An old-style entry named like a directory is one, whatever its size field says.
-        let mut old_dir = header(EntryType::Regular, 1024);
-        old_dir.as_old_mut().linkflag = [0];
-        old_dir.as_old_mut().name[..7].copy_from_slice(b"olddir/");
-        old_dir.set_cksum();
-        builder.get_mut().write_all(old_dir.as_bytes()).unwrap();
+        assert_split(&builder.into_inner().unwrap(), &[&data, &data]);
+    }
+
+    /// Writes the header of an old-style entry ('\0') of that own name and size field.
+    fn old_style(out: &mut Vec<u8>, name: &[u8], size: u64) {
+        let mut old = header(EntryType::Regular, size);
+        old.as_old_mut().linkflag = [0];
+        old.as_old_mut().name[..name.len()].copy_from_slice(name);
+        old.set_cksum();
+        out.write_all(old.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn an_old_style_entry_named_like_a_directory_has_no_data() {
+        let data = random(7000, 7);
+        let mut builder = tar::Builder::new(Vec::new());
+        // By its own name, by a PAX path, by a GNU long name: no data, whatever its size says.
+        old_style(builder.get_mut(), b"olddir/", 1024);
         builder
-            .append_data(&mut header(EntryType::Regular, 7000), "c", &data[..])
+            .append_pax_extensions([("path", b"paxdir/".as_slice())])
             .unwrap();
-        assert_split(&builder.into_inner().unwrap(), &[&data, &data, &data]);
+        old_style(builder.get_mut(), b"file", 1024);
+        let long_dir = &mut header(EntryType::GNULongName, 8);
+        builder
+            .append_data(long_dir, "././@LongLink", &b"longdir/"[..])
+            .unwrap();
+        old_style(builder.get_mut(), b"file", 1024);
+        // A long name that is no directory's wins over its own name that is.
+        let long_file = &mut header(EntryType::GNULongName, 4);
+        builder
+            .append_data(long_file, "././@LongLink", &b"file"[..])
+            .unwrap();
+        old_style(builder.get_mut(), b"dir/", 7000);
+        let out = builder.get_mut();
+        out.write_all(&data).unwrap();
+        out.write_all(&vec![0; data.len().next_multiple_of(512) - data.len()])
+            .unwrap();
+        builder
+            .append_data(&mut header(EntryType::Regular, 7000), "after", &data[..])
+            .unwrap();
+        assert_split(&builder.into_inner().unwrap(), &[&data, &data]);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Tar header blocks as Go's `archive/tar` (the engine's reader) reads them, for what `chunks`
 //! needs: which kind of entry a block starts and how much data follows it. PAX `size` records
-//! count (the last PAX header's only); link, device, directory and FIFO entries have no data
-//! whatever their size field says, nor has an old-style file (`\0`) whose name ends in `/`;
-//! extension headers over 1 MiB are refused.
+//! count (the last PAX header's only, and none past a global header); link, device, directory
+//! and FIFO entries have no data whatever their size field says, nor has an old-style entry
+//! (`\0`) whose name (its GNU long name, else its PAX path, else its own) ends in `/`; extension
+//! headers over 1 MiB are refused.
 
 use std::io::{self, ErrorKind};
 
@@ -17,10 +18,15 @@ pub enum Kind {
     Pax,
     /// PAX records for the whole archive (`g`).
     Global,
-    /// A GNU long name or link name for the next entry (`L`, `K`).
+    /// A GNU long name for the next entry (`L`).
     LongName,
-    /// A regular file (`0`, `\0`, `7`): its data is content.
+    /// A GNU long link name for the next entry (`K`).
+    LongLink,
+    /// A regular file (`0`, `7`, and `\0` unless named like a directory): its data is content.
     File,
+    /// An old-style entry (`\0`): a directory when its name, as extension headers may give it,
+    /// ends in `/`; `dir_name` when its own name does.
+    Old { dir_name: bool },
     /// Links, devices, directories, FIFOs: no data.
     NoData,
     /// An old GNU sparse file (`S`), with extension blocks of its map when `extended`.
@@ -44,21 +50,31 @@ impl Header {
                 "the size of the entry at byte {at} is not a number"
             ))
         })?;
-        let name = &block[..100];
-        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
         let kind = match block[156] {
             b'x' => Kind::Pax,
             b'g' => Kind::Global,
-            b'L' | b'K' => Kind::LongName,
-            b'\0' if name.ends_with(b"/") => Kind::NoData,
-            b'0' | b'\0' | b'7' => Kind::File,
+            b'L' => Kind::LongName,
+            b'K' => Kind::LongLink,
+            b'\0' => {
+                // A USTAR name is "<prefix>/<name>" when the prefix is not empty.
+                let name = until_nul(&block[..100]);
+                let prefixed = &block[257..263] == b"ustar\0" && block[345] != 0;
+                Kind::Old {
+                    dir_name: name.ends_with(b"/") || (prefixed && name.is_empty()),
+                }
+            }
+            b'0' | b'7' => Kind::File,
             b'1'..=b'6' => Kind::NoData,
             b'S' => Kind::Sparse {
                 extended: block[482] != 0,
             },
             _ => Kind::Other,
         };
-        if matches!(kind, Kind::Pax | Kind::Global | Kind::LongName) && size > EXTENSION_LIMIT {
+        let extension = matches!(
+            kind,
+            Kind::Pax | Kind::Global | Kind::LongName | Kind::LongLink
+        );
+        if extension && size > EXTENSION_LIMIT {
             return Err(not_tar(format!(
                 "the extension header at byte {at} holds {size} bytes, over the \
                  {EXTENSION_LIMIT} a tar reader takes"
@@ -68,28 +84,69 @@ impl Header {
     }
 }
 
-/// The `size` a PAX header's records give the next entry, if any (an empty value gives none).
-pub fn pax_size(records: &[u8], at: u64) -> io::Result<Option<u64>> {
-    let bad = || not_tar(format!("the PAX header at byte {at} is not PAX records"));
-    let mut size = None;
-    let mut rest = records;
-    while !rest.is_empty() {
-        // "<length> <key>=<value>\n", the length counting the whole record.
-        let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len = ascii_number(&rest[..space], 10).ok_or_else(bad)?;
-        let len = usize::try_from(len).map_err(|_| bad())?;
-        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
-            return Err(bad());
+/// What extension headers said of the entry that follows them.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// From the last PAX header: the size, and whether the path ends in `/`.
+    size: Option<u64>,
+    path_is_dir: Option<bool>,
+    /// From a GNU long name (which wins over a PAX path): whether it ends in `/`.
+    long_name_is_dir: Option<bool>,
+}
+
+impl Pending {
+    /// Takes a PAX header's records, in place of an earlier one's (empty values count as none).
+    pub fn pax(&mut self, records: &[u8], at: u64) -> io::Result<()> {
+        let bad = || not_tar(format!("the PAX header at byte {at} is not PAX records"));
+        (self.size, self.path_is_dir) = (None, None);
+        let mut rest = records;
+        while !rest.is_empty() {
+            // "<length> <key>=<value>\n", the length counting the whole record.
+            let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+            let len = ascii_number(&rest[..space], 10).ok_or_else(bad)?;
+            let len = usize::try_from(len).map_err(|_| bad())?;
+            if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+                return Err(bad());
+            }
+            let record = &rest[space + 1..len - 1];
+            if let Some(value) = record.strip_prefix(b"size=") {
+                self.size = match value {
+                    [] => None,
+                    digits => Some(ascii_number(digits, 10).ok_or_else(bad)?),
+                };
+            } else if let Some(path) = record.strip_prefix(b"path=") {
+                self.path_is_dir = (!path.is_empty()).then(|| path.ends_with(b"/"));
+            }
+            rest = &rest[len..];
         }
-        if let Some(value) = rest[space + 1..len - 1].strip_prefix(b"size=") {
-            size = match value {
-                [] => None,
-                digits => Some(ascii_number(digits, 10).ok_or_else(bad)?),
-            };
-        }
-        rest = &rest[len..];
+        Ok(())
     }
-    Ok(size)
+
+    /// Takes a GNU long name (an empty one counts as none).
+    pub fn long_name(&mut self, data: &[u8]) {
+        let name = until_nul(data);
+        self.long_name_is_dir = (!name.is_empty()).then(|| name.ends_with(b"/"));
+    }
+
+    /// The kind and data length of the entry this header starts, all that was pending used up.
+    pub fn entry(self, header: &Header) -> (Kind, u64) {
+        let size = self.size.unwrap_or(header.size);
+        match header.kind {
+            Kind::Old { dir_name } => {
+                let dir = self
+                    .long_name_is_dir
+                    .or(self.path_is_dir)
+                    .unwrap_or(dir_name);
+                if dir {
+                    (Kind::NoData, 0)
+                } else {
+                    (Kind::File, size)
+                }
+            }
+            Kind::NoData => (Kind::NoData, 0),
+            kind => (kind, size),
+        }
+    }
 }
 
 pub fn not_tar(why: String) -> io::Error {
@@ -149,6 +206,11 @@ fn octal(field: &[u8]) -> Option<u64> {
         [] => Some(0),
         digits => ascii_number(digits, 8),
     }
+}
+
+/// A string field: up to its first NUL.
+fn until_nul(field: &[u8]) -> &[u8] {
+    &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
 }
 
 /// Digits of `radix` (one at least), or None.
