@@ -103,7 +103,7 @@ impl Pending {
         while !rest.is_empty() {
             // "<length> <key>=<value>\n", the length counting the whole record.
             let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-            let len = ascii_number(&rest[..space], 10).ok_or_else(bad)?;
+            let len = decimal(&rest[..space]).ok_or_else(bad)?;
             let len = usize::try_from(len).map_err(|_| bad())?;
             if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
                 return Err(bad());
@@ -112,7 +112,7 @@ impl Pending {
             if let Some(value) = record.strip_prefix(b"size=") {
                 self.size = match value {
                     [] => None,
-                    digits => Some(ascii_number(digits, 10).ok_or_else(bad)?),
+                    digits => Some(decimal(digits).ok_or_else(bad)?),
                 };
             } else if let Some(path) = record.strip_prefix(b"path=") {
                 self.path_is_dir = (!path.is_empty()).then(|| path.ends_with(b"/"));
@@ -194,7 +194,7 @@ fn number(field: &[u8]) -> Option<u64> {
     }
 }
 
-/// Octal digits between spaces and NULs (none is 0).
+/// Octal digits between spaces and NULs (none is 0), up to a NUL among them.
 fn octal(field: &[u8]) -> Option<u64> {
     let is_pad = |b: &u8| *b == b' ' || *b == 0;
     let start = field.iter().position(|b| !is_pad(b)).unwrap_or(field.len());
@@ -204,13 +204,18 @@ fn octal(field: &[u8]) -> Option<u64> {
         .map_or(start, |last| last + 1);
     match &field[start..end] {
         [] => Some(0),
-        digits => ascii_number(digits, 8),
+        digits => ascii_number(until_nul(digits), 8),
     }
 }
 
 /// A string field: up to its first NUL.
 fn until_nul(field: &[u8]) -> &[u8] {
     &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
+}
+
+/// A PAX number: decimal digits, maybe after a `+`.
+fn decimal(text: &[u8]) -> Option<u64> {
+    ascii_number(text.strip_prefix(b"+").unwrap_or(text), 10)
 }
 
 /// Digits of `radix` (one at least), or None.
@@ -241,5 +246,6 @@ mod tests {
         assert_eq!(number(&[0xff; 12]), None);
         assert_eq!(number(b"17 50\0"), None);
         assert_eq!(number(b"8\0"), None);
+        assert_eq!(number(b" 17\x0050 \0"), Some(0o17));
     }
 }
