@@ -166,7 +166,8 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Hands `len` bytes on as Raw pieces (all that is left for `u64::MAX`); returns `len`.
+/// Hands `len` bytes on as Raw pieces; returns `len`. For `u64::MAX`, all that is left (no entry
+/// is that long: sizes are at most `i64::MAX`).
 fn copy_raw<R: Read>(
     input: &mut Tally<R>,
     len: u64,

@@ -213,9 +213,9 @@ fn until_nul(field: &[u8]) -> &[u8] {
     &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
 }
 
-/// A PAX number: decimal digits, maybe after a `+`.
+/// A PAX number: decimal digits, maybe after a `+`, that Go's int64 holds.
 fn decimal(text: &[u8]) -> Option<u64> {
-    ascii_number(text.strip_prefix(b"+").unwrap_or(text), 10)
+    ascii_number(text.strip_prefix(b"+").unwrap_or(text), 10).filter(|&n| i64::try_from(n).is_ok())
 }
 
 /// Digits of `radix` (one at least), or None.

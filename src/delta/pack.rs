@@ -126,23 +126,29 @@ pub struct Packs {
     /// Every pack's records, sorted by SHA-256 (so by key too).
     entries: Vec<Entry>,
     /// The pack file read last, as chunks come mostly from one pack in a row.
-    open: Mutex<Option<(usize, File)>>,
+    last_read: Mutex<Option<(usize, File)>>,
 }
 
 impl Packs {
     pub fn open(dir: &Path) -> io::Result<Packs> {
-        let layers = store::layers(dir)?;
-        let mut entries = Vec::new();
-        for (pack, diff_id) in layers.iter().enumerate() {
-            let records = store::read_idx(&store::paths(dir, diff_id).1)?;
+        let (mut layers, mut entries) = (Vec::new(), Vec::new());
+        for diff_id in store::layers(dir)? {
+            let records = match store::read_idx(&store::paths(dir, &diff_id).1) {
+                Ok(records) => records,
+                // Pruned since the folder was listed.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let pack = layers.len();
             entries.extend(records.into_iter().map(|record| Entry { record, pack }));
+            layers.push(diff_id);
         }
         entries.sort_unstable_by_key(|entry| entry.record.sha256);
         Ok(Packs {
             dir: dir.to_path_buf(),
             layers,
             entries,
-            open: Mutex::new(None),
+            last_read: Mutex::new(None),
         })
     }
 
@@ -204,7 +210,7 @@ impl Packs {
         } = entry.record;
         let mut frame = vec![0; frame_len as usize];
         let mut open = self
-            .open
+            .last_read
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if open.as_ref().is_none_or(|(pack, _)| *pack != entry.pack) {
