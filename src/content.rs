@@ -190,10 +190,15 @@ pub fn serve_queries(host: &Host, app: &str) -> anyhow::Result<()> {
         host::create_dirs(&dir).context("cannot make the app's content folder")?;
         host.chown_to_system_user(&dir);
     }
-    let packs = Packs::open(&dir).context("cannot read the app's kept content")?;
+    // Kept content that cannot be read (a damaged index) keeps nothing: the layers go whole.
+    let packs = Packs::open(&dir).ok();
     let mut to_client = io::stdout().lock();
     while let Some(keys) = protocol::read_query(&mut from_client)? {
-        protocol::write_have(&mut to_client, keys.len(), &packs.bitmap(&keys))?;
+        let bitmap = match &packs {
+            Some(packs) => packs.bitmap(&keys),
+            None => vec![0; keys.len().div_ceil(8)],
+        };
+        protocol::write_have(&mut to_client, keys.len(), &bitmap)?;
     }
     Ok(())
 }
