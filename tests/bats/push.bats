@@ -482,7 +482,7 @@ throwaway_tags() {
 }
 
 @test "usage errors: exit 1 and one line" {
-  local usage="usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME [USER_EMAIL]]"
+  local usage="usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... [--whole-layers] IMAGE DEST APP [USER_NAME [USER_EMAIL]]"
   run_split "$CLIENT"
   assert_failure 1
   assert_equal "$stderr" " !     a command is required; $usage"
