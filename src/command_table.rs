@@ -20,13 +20,11 @@ const FROM: Flags = Flags {
 };
 const LOAD: Flags = Flags {
     pull: false,
-    keep_content: true,
     ..FROM
 };
 const FROM_SYNOPSIS: &str =
     "[--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-const LOAD_SYNOPSIS: &str =
-    "[--build-dir DIR] [--force] [--keep-content] APP IMAGE [USER_NAME [USER_EMAIL]]";
+const LOAD_SYNOPSIS: &str = "[--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 const FROM_DESCRIPTION: &str =
     "Deploy an app from a Docker image reference (pulled only when not on the host)";
 const LOAD_DESCRIPTION: &str =
@@ -443,7 +441,7 @@ mod tests {
             .usage_error("IMAGE is required");
         assert_eq!(
             err.to_string(),
-            "IMAGE is required; usage: dokku git:load-image [--build-dir DIR] [--force] [--keep-content] APP IMAGE [USER_NAME [USER_EMAIL]]"
+            "IMAGE is required; usage: dokku git:load-image [--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]"
         );
     }
 }
