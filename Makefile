@@ -61,15 +61,18 @@ bench-slim: package
 
 # Layer recipes against whole layers (bench/delta-push): a fresh-checkout rebuild, a
 # node_modules reinstall and a patched binary, pushed to each engine of ENGINES as the host
-# (from engine 20 to 26, from 26 to the others), and to 26-c8d from 20 too (a legacy-layout
-# client).
+# (from engine 20 to 26, from 26 to the others), to 26-c8d from 20 too (a legacy-layout
+# client) and to 26 from 26-c8d (a client that pushes through its engine).
 bench-delta: package
 	scripts/engines start $(ENGINES)
 	for engine in $${ENGINES//,/ }; do \
 		bench/delta-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
 	if [[ ",$(ENGINES)," == *,26-c8d,* && ",$(ENGINES)," == *,20,* ]]; then \
-		bench/delta-push --engine 26-c8d --client-engine 20 $(abspath $(TARBALL)); \
+		bench/delta-push --engine 26-c8d --client-engine 20 $(abspath $(TARBALL)) || exit 1; \
+	fi
+	if [[ ",$(ENGINES)," == *,26-c8d,* && ",$(ENGINES)," == *,26,* ]]; then \
+		bench/delta-push --engine 26 --client-engine 26-c8d $(abspath $(TARBALL)); \
 	fi
 
 # 200 sequential deploys on a sandbox host (SOAK_DEPLOYS to change): fails if deploys slow
