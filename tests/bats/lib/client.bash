@@ -11,8 +11,7 @@
 client_setup() {
   sshd_start || return 1
   CLIENT="$BATS_FILE_TMPDIR/dokku-image"
-  # shellcheck disable=SC2086 # SSH_CMD is words, as --ssh splits it
-  $SSH_CMD -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" image:client </dev/null >"$CLIENT" || {
+  over_ssh image:client </dev/null >"$CLIENT" || {
     fail "image:client failed"
     return 1
   }
