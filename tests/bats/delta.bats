@@ -6,7 +6,7 @@
 # (lib/client.bash) from another engine than the host's; hostile recipes are made by hand
 # (helpers/recipe-archive.py) and sent straight to image:load.
 
-# shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split (test_helper.bash)
+# shellcheck disable=SC2154 # stderr is set by run_split (test_helper.bash)
 
 load test_helper
 
@@ -44,6 +44,15 @@ push_v1() {
   done
 }
 
+# v2_layer: V2's top layer, saved on the client's engine, in $V2_LAYER; its size in bytes,
+# $V2_SIZE, and in zstd -3, $V2_ZSTD, what a whole-layer push of it costs on the wire.
+v2_layer() {
+  V2_LAYER="$BATS_TEST_TMPDIR/v2-layer.tar"
+  top_layer "$ENGINE" "$V2" "$V2_LAYER"
+  V2_SIZE="$(stat -c %s "$V2_LAYER")"
+  V2_ZSTD="$(zstd -3 -c "$V2_LAYER" | wc -c)"
+}
+
 # assert_v2_deployed: V2 runs, with the ID a full load of it gives, and the app keeps a pack of
 # its top layer.
 assert_v2_deployed() {
@@ -53,18 +62,24 @@ assert_v2_deployed() {
     || fail "$APP keeps no pack of $V2's top layer; it keeps: $(packs_of "$APP")"
 }
 
-# assert_recipe_redeploy KIND: V1 pushed, then V2, whose top layer goes as a recipe of at most a
-# tenth of the layer's zstd size: V2 deploys as a full load would.
+# assert_recipe_redeploy KIND: V1 pushed, then V2, whose top layer goes as a recipe: most of the
+# layer's bytes by reference, the whole push at most a tenth of the layer's zstd size; V2
+# deploys as a full load would.
 assert_recipe_redeploy() {
-  local whole
+  local literal referenced
   delta_images "$1"
   push_v1
-  whole="$(top_layer_zstd_bytes "$ENGINE" "$V2")"
+  v2_layer
 
   run_split push_from "$ENGINE" "$V2" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 1 of 2 layers, "
-  (($(sent_bytes) * 10 <= whole)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $whole"
+  assert_stderr_line --regexp "^-----> 1 layer of $V2_SIZE bytes went as a recipe: [0-9]+ bytes literal, [0-9]+ referenced$"
+  read -r literal referenced < <(sed -n \
+    's/^-----> 1 layer of .* a recipe: \([0-9]*\) bytes literal, \([0-9]*\) referenced$/\1 \2/p' <<<"$stderr")
+  assert_equal "$((literal + referenced))" "$V2_SIZE"
+  ((literal * 2 < V2_SIZE)) || fail "$literal of the layer's $V2_SIZE bytes went as literals"
+  (($(sent_bytes) * 10 <= V2_ZSTD)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $V2_ZSTD"
   assert_v2_deployed
 }
 
@@ -81,33 +96,52 @@ assert_recipe_redeploy() {
 }
 
 @test "--whole-layers sends the changed layer whole" {
-  local whole
   delta_images checkout
   push_v1
-  whole="$(top_layer_zstd_bytes "$ENGINE" "$V2")"
+  v2_layer
 
   run_split push_from "$ENGINE" --whole-layers "$V2" "$SSH_DEST" "$APP"
   assert_success
-  (($(sent_bytes) * 2 > whole)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $whole"
+  refute_stderr_line --partial "went as a recipe"
+  (($(sent_bytes) * 2 > V2_ZSTD)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $V2_ZSTD"
   assert_v2_deployed
 }
 
 @test "a recipe whose rebuilt layer does not match is refused in one line; the client sends the layer whole" {
-  local whole
   delta_images checkout
   push_v1
-  whole="$(top_layer_zstd_bytes "$ENGINE" "$V2")"
+  v2_layer
   "$TEST_HELPERS/recipe-archive.py" damage-packs "$(content_dir "$APP")"
 
   run_split push_from "$ENGINE" "$V2" "$SSH_DEST" "$APP"
   assert_success
-  assert_stderr_line --regexp "^ !     the layer recipe for [^ ]+ cannot be used: .+; nothing was loaded$"
-  (($(sent_bytes) * 2 > whole)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $whole"
+  assert_stderr_line --regexp "^ !     the layer recipe for [^ ]+ cannot be used: a kept chunk is damaged; nothing was loaded$"
+  assert_stderr_line "-----> The host cannot use a layer recipe; sending the changed layers whole"
+  refute_stderr_line --partial "went as a recipe"
+  (($(sent_bytes) * 2 > V2_ZSTD)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $V2_ZSTD"
   assert_v2_deployed
 }
 
+# hostile_reason KIND NAME SIZE DIFF_ID: the reason the host gives for a recipe of
+# helpers/recipe-archive.py KIND, for layer entry NAME of SIZE bytes and DIFF_ID.
+hostile_reason() {
+  local name="$2" size="$3" diff_id="$4"
+  case "$1" in
+    unknown-key) echo "it refers to content this host does not keep" ;;
+    wrong-length) echo "a reference's length is not its chunk's" ;;
+    size-larger) echo "its bytes add up to $size, not the $((size + 1)) it declares" ;;
+    size-smaller) echo "its bytes add up to more than the $((size - 1)) it declares" ;;
+    wrong-diff-id)
+      echo "it rebuilds $diff_id, not the diff ID sha256:$(printf 'another layer' | sha256sum | cut -c1-64) it declares"
+      ;;
+    cut-short) echo "it is cut short" ;;
+    trailing) echo "it goes on after its end" ;;
+    unnamed) echo "the archive names no layer $name of diff ID $diff_id" ;;
+  esac
+}
+
 @test "hostile recipes sent to image:load: one line naming the cause each, nothing imported" {
-  local archive crafted before pack_state full_id kind reason name count
+  local archive crafted before pack_state full_id kind name count size diff_id
   delta_images reinstall
   push_v1
   archive="$BATS_TEST_TMPDIR/v2.tar"
@@ -116,34 +150,26 @@ assert_recipe_redeploy() {
   before="$(host_state "$APP" "$V2" "$full_id")"
   pack_state="$(content_state "$APP")"
 
-  while IFS='|' read -r kind reason; do
+  for kind in unknown-key wrong-length size-larger size-smaller wrong-diff-id cut-short trailing unnamed; do
     crafted="$BATS_TEST_TMPDIR/$kind.tar"
-    read -r name count < <("$TEST_HELPERS/recipe-archive.py" "$kind" "$archive" "$crafted" "$(content_dir "$APP")")
+    read -r name count size diff_id < <("$TEST_HELPERS/recipe-archive.py" "$kind" "$archive" "$crafted" "$(content_dir "$APP")")
     ((count > 0)) || fail "the $kind recipe refers to no kept chunk"
     run_split over_ssh image:load "$APP" "$V2" --keep-content <"$crafted"
     assert_failure
-    assert_equal "$stderr" "$(refusal_line "$name" "$reason")"
+    assert_equal "$stderr" "$(refusal_line "$name" "$(hostile_reason "$kind" "$name" "$size" "$diff_id")")"
     assert_equal "$(host_state "$APP" "$V2" "$full_id")" "$before"
     assert_equal "$(content_state "$APP")" "$pack_state"
     assert_equal "$(app_http_get "$APP")" "$(<"$TREES/v1/index.html")"
-  done <<'EOF'
-unknown-key|it refers to content this host does not keep
-wrong-length|it refers to content this host does not keep
-size-larger|its bytes do not add up to its size
-size-smaller|its bytes do not add up to its size
-wrong-diff-id|the rebuilt layer is not its diff ID
-cut-short|it is cut short
-trailing|it has bytes after its end
-unnamed|the image names no such layer
-EOF
+  done
 
   # the control: the same recipe, made right, loads and deploys V2 as a full load would
   crafted="$BATS_TEST_TMPDIR/valid.tar"
-  read -r name count < <("$TEST_HELPERS/recipe-archive.py" valid "$archive" "$crafted" "$(content_dir "$APP")")
+  read -r name count size diff_id < <("$TEST_HELPERS/recipe-archive.py" valid "$archive" "$crafted" "$(content_dir "$APP")")
   ((count >= 2000)) || fail "the recipe refers to $count kept chunks, not every file's"
   run_split over_ssh image:load "$APP" "$V2" --keep-content <"$crafted"
   assert_success
   assert_equal "$stderr" ""
+  assert_line "-----> Rebuilt 1 layer from recipes and the app's kept content"
   assert_v2_deployed
 }
 
@@ -161,7 +187,7 @@ EOF
 
   run_split push_from "$ENGINE" "$V2" "$SSH_DEST" "$OTHER_APP"
   assert_success
-  refute_line --partial "the layer recipe for"
+  refute_stderr_line --partial "went as a recipe"
   APP="$OTHER_APP" assert_v2_deployed
   assert_equal "$(content_state "$APP")" "$before"
 }
@@ -190,7 +216,7 @@ save_and_load() {
   assert_success
   for i in 0 1 2 3; do
     children+=("$(unique_name child):v$i")
-    client_build "$ENGINE" build_child_image "${children[i]}" "$BASE" 64 >/dev/null
+    client_build "$ENGINE" build_child_image "${children[i]}" "$BASE" 128 >/dev/null
     tops+=("$(top_diff_id "$ENGINE" "${children[i]}")")
     run_split push_from "$ENGINE" "${children[i]}" "$SSH_DEST" "$APP"
     assert_success

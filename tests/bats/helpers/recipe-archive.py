@@ -7,7 +7,8 @@ usage: recipe-archive.py KIND SOURCE OUT CONTENT
 KIND SOURCE OUT CONTENT: OUT is SOURCE (a `docker image save` archive) whose top layer entry
 NAME is replaced, in its place, by NAME.recipe: the layer's bytes as literals, but each regular
 file whose whole contents are a chunk kept in CONTENT (an app's content folder: its *.idx) as a
-reference to that chunk. Prints "NAME REFERENCES", the entry and how many references it holds.
+reference to that chunk. Prints "NAME REFERENCES SIZE DIFF_ID": the layer entry the recipe is
+for, how many references it holds, and the layer's true size and diff ID.
 KIND:
   valid          that recipe, as a client would send it
   unknown-key    the first reference names a key CONTENT does not keep (same length)
@@ -132,7 +133,7 @@ def craft(kind, source, out, content):
             other = hashlib.sha256(b"a layer of no image").hexdigest()
             name = f"{other}/layer.tar" if name.endswith("/layer.tar") else f"blobs/sha256/{other}"
             add(dst, name + ".recipe", data)
-    print(name, count)
+    print(name, count, len(layer), "sha256:" + hashlib.sha256(layer).hexdigest())
 
 
 def damage(content):

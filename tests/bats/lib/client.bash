@@ -64,6 +64,13 @@ assert_stderr_line() {
   assert_line "$@"
 }
 
+# refute_stderr_line ARGS…: refute_line ARGS… on run_split's stderr.
+refute_stderr_line() {
+  # shellcheck disable=SC2034,SC2154 # refute_line reads lines; run_split sets stderr_lines
+  local lines=("${stderr_lines[@]}")
+  refute_line "$@"
+}
+
 # sent_bytes: the bytes the summary line of run_split's stderr says were sent.
 sent_bytes() {
   # shellcheck disable=SC2154 # stderr is set by run_split (test_helper.bash)

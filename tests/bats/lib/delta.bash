@@ -38,14 +38,14 @@ top_diff_id() {
   diff_ids "$1" "$2" | tail -n 1
 }
 
-# top_layer_zstd_bytes ENGINE IMAGE: the size of IMAGE's top layer (from ENGINE's `docker image
-# save`) in zstd -3, what a whole-layer push of it costs on the wire.
-top_layer_zstd_bytes() {
+# top_layer ENGINE IMAGE FILE: writes IMAGE's top layer (from ENGINE's `docker image save`) to
+# FILE.
+top_layer() {
   on_engine "$1" docker image save "$2" | python3 -c '
 import json, shutil, sys, tarfile
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r:") as archive:
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r:") as archive, open(sys.argv[1], "wb") as out:
     name = json.load(archive.extractfile("manifest.json"))[0]["Layers"][-1]
-    shutil.copyfileobj(archive.extractfile(name), sys.stdout.buffer)' | zstd -3 -c | wc -c
+    shutil.copyfileobj(archive.extractfile(name), out)' "$3"
 }
 
 # delta_images KIND: a base and two rebuilds of one layer on it (helpers/delta-trees.py KIND),
@@ -65,9 +65,10 @@ delta_images() {
   client_build "$ENGINE" build_tree_image "$V2" "$BASE" "$TREES/v2" >/dev/null
 }
 
-# query_answer APP DIR: the answer of `image:layers APP` over ssh to a query of the keys of
-# DIR's files (every one under 4 KiB: a file is one chunk, its key the first 8 bytes of its
-# SHA-256), in the order of their paths: the `have` line (docs/delta.md, the query).
+# query_answer APP DIR: the answer of `image:layers APP` over ssh, after its line of JSON, to
+# the client's greeting and a query of the keys of DIR's files (every one under 4 KiB: a file is
+# one chunk, its key the first 8 bytes of its SHA-256), in the order of their paths: the `have`
+# line (docs/delta.md, the query).
 query_answer() {
   python3 -c '
 import hashlib, os, sys
@@ -80,7 +81,7 @@ for root, folders, files in os.walk(sys.argv[1]):
         if not 0 < len(data) < 4096:
             sys.exit(f"{name} is not one chunk")
         keys.append(hashlib.sha256(data).digest()[:8])
-sys.stdout.buffer.write(b"query %d\n" % len(keys) + b"".join(keys))' "$2" \
+sys.stdout.buffer.write(b"chunk-queries 1\nquery %d\n" % len(keys) + b"".join(keys))' "$2" \
     | over_ssh image:layers "$1" | sed -n '2,$p'
 }
 
