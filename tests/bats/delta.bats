@@ -181,6 +181,10 @@ hostile_reason() {
   new_app "$OTHER_APP"
   before="$(content_state "$APP")"
 
+  # the host takes recipes and answers chunk queries, in version 1 of both
+  run over_ssh image:layers "$APP" </dev/null
+  assert_success
+  assert_equal "$(jq -c .delta <<<"$output")" 1
   # every file of V2 is a chunk of V1's layer: the app keeps them all, the other app none
   assert_equal "$(query_answer "$APP" "$TREES/v2/node_modules")" "$(have_line 2000 1)"
   assert_equal "$(query_answer "$OTHER_APP" "$TREES/v2/node_modules")" "$(have_line 2000 0)"
