@@ -7,6 +7,7 @@ use anyhow::Context;
 use crate::builds;
 use crate::cancel;
 use crate::command::Command;
+use crate::content;
 use crate::context::BuildContext;
 use crate::digest::ImageId;
 use crate::docker::Docker;
@@ -267,6 +268,11 @@ impl<'h> AppSession<'h> {
         if let Err(err) = retention::clean(self.host, app, &self.docker) {
             output::warn(format!(
                 "cannot remove the images of old deploys of {app} (the deploy succeeded): {err:#}"
+            ));
+        }
+        if let Err(err) = content::prune_with_images(self.host, app, &self.docker) {
+            output::warn(format!(
+                "cannot remove the kept content of old deploys of {app} (the deploy succeeded): {err:#}"
             ));
         }
         Ok(())

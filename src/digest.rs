@@ -82,6 +82,19 @@ impl Digest {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Digest(format!("sha256:{hex}"))
     }
+
+    /// The 32 bytes the hex digits spell, as a hasher gives them (`from_sha256` undone).
+    pub fn sha256(&self) -> [u8; 32] {
+        let nibble = |digit: u8| match digit {
+            b'0'..=b'9' => digit - b'0',
+            _ => digit - b'a' + 10,
+        };
+        let mut bytes = [0; 32];
+        for (byte, pair) in bytes.iter_mut().zip(self.hex().as_bytes().chunks(2)) {
+            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
+        }
+        bytes
+    }
 }
 
 /// True when `text` is exactly `len` lowercase hex digits.
@@ -102,6 +115,8 @@ mod tests {
         assert_eq!(digest.short(), "0123456789ab");
         assert_eq!(digest.to_string(), format!("sha256:{HEX}"));
         assert_eq!(digest.blob_path(), format!("blobs/sha256/{HEX}"));
+        assert_eq!(Digest::from_sha256(digest.sha256()), digest);
+        assert_eq!(digest.sha256()[..2], [0x01, 0x23]);
         assert_eq!(Digest::from_hex(HEX), Some(digest));
         for bad in [
             HEX.to_string(),

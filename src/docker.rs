@@ -290,6 +290,7 @@ impl Docker {
         &self,
         input: impl Read + Send,
         limits: &Limits,
+        content: &mut dyn archive::Content,
         check: impl FnOnce(&Contents) -> anyhow::Result<Choice>,
     ) -> anyhow::Result<Forwarded> {
         let (reader, mut writer) =
@@ -298,7 +299,7 @@ impl Docker {
             .command()
             .args(["image", "load"])
             .start(reader.into())?;
-        let forwarded = archive::forward(input, &mut writer, limits, check);
+        let forwarded = archive::forward(input, &mut writer, limits, content, check);
         let forwarded = match forwarded {
             Ok(forwarded) => forwarded,
             Err(err) => {

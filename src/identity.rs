@@ -104,6 +104,7 @@ mod tests {
             compression: crate::archive::Compression::None,
             format,
             oci_layout,
+            recipes: Vec::new(),
         }
     }
 

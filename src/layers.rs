@@ -22,7 +22,7 @@ use crate::archive::{self, Contents};
 use crate::digest::{chain_ids, Digest, ImageId};
 use crate::docker::{Docker, Store};
 use crate::host::{self, Host};
-use crate::protocol::{Answer, CLASSIC, CONTAINERD};
+use crate::protocol::{self, Answer, CLASSIC, CONTAINERD};
 use crate::state;
 use crate::version;
 
@@ -49,6 +49,7 @@ impl HeldLayers {
             chains: strings(&self.chains),
             blobs: strings(&self.blobs),
             version: Some(version::VERSION.to_string()),
+            delta: Some(protocol::DELTA_VERSION),
         }
     }
 }
@@ -223,6 +224,7 @@ mod tests {
             compression: Compression::None,
             format,
             oci_layout: format == Format::OciLayout,
+            recipes: Vec::new(),
         }
     }
 

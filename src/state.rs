@@ -113,6 +113,11 @@ pub fn app_data(host: &Host, app: &str) -> PathBuf {
     plugin_data(host).join(app)
 }
 
+/// The app's kept layer content, the packs its layer recipes refer to (docs/delta.md).
+pub fn content_dir(host: &Host, app: &str) -> PathBuf {
+    app_data(host, app).join("content")
+}
+
 /// The plugin's per-app deploy lock.
 pub fn deploy_lock(host: &Host, app: &str) -> PathBuf {
     app_data(host, app).join("deploy.lock")

@@ -12,8 +12,10 @@ use super::header::normalize;
 use super::layout::{BlobDoc, Descriptor, ManifestItem, OciIndex};
 use super::limits::{MAX_INDEX_DEPTH, MAX_KEPT_BLOB, MAX_KEPT_BLOBS_TOTAL};
 use super::platform::{choose_platform, host_platform, platforms, NoHostPlatform};
+use super::recipes::RebuiltLayer;
 use crate::digest::{chain_ids, Digest};
 use crate::output::human_bytes;
+use crate::protocol;
 use crate::reference::{CONTAINERD_NAME_ANNOTATION, OCI_REF_NAME_ANNOTATION};
 
 /// The entries seen so far and the blobs kept to be read at the end.
@@ -23,6 +25,8 @@ pub(super) struct Catalog {
     /// Small OCI manifests, indexes and image configs by digest.
     blobs: HashMap<Digest, BlobDoc>,
     kept_blob_bytes: u64,
+    /// The layers rebuilt from recipes, which the metadata must name.
+    rebuilt: Vec<RebuiltLayer>,
 }
 
 impl Catalog {
@@ -31,7 +35,17 @@ impl Catalog {
             entries: Entries::new(),
             blobs: HashMap::new(),
             kept_blob_bytes: 0,
+            rebuilt: Vec::new(),
         }
+    }
+
+    /// Notes a layer rebuilt from its recipe, to be checked against the metadata.
+    pub(super) fn rebuilt(&mut self, layer: RebuiltLayer) {
+        self.rebuilt.push(layer);
+    }
+
+    pub(super) fn rebuilt_layers(&self) -> &[RebuiltLayer] {
+        &self.rebuilt
     }
 
     /// Notes an entry's (normalised) name, or refuses it (`Entries::add`).
@@ -66,17 +80,43 @@ impl Catalog {
         manifest: Option<&[u8]>,
         index: Option<&[u8]>,
     ) -> Result<(Vec<ArchivedImage>, Format)> {
-        if let Some(manifest) = manifest {
-            let mut images = self.learn_manifest(manifest)?;
+        let mut named = Vec::new();
+        let (images, format) = if let Some(manifest) = manifest {
+            let mut images = self.learn_manifest(manifest, &mut named)?;
             if let Some(index) = index {
                 self.add_targets(&mut images, index);
             }
-            return Ok((images, Format::DockerSave));
+            (images, Format::DockerSave)
+        } else if let Some(index) = index {
+            (self.learn_index(index)?, Format::OciLayout)
+        } else {
+            bail!("archive holds no manifest.json or index.json: not a docker image archive")
+        };
+        for image in &images {
+            named.extend(image.blobs.iter().map(|blob| (blob.blob_path(), blob.clone())));
         }
-        if let Some(index) = index {
-            return Ok((self.learn_index(index)?, Format::OciLayout));
+        self.check_recipes(&named)?;
+        Ok((images, format))
+    }
+
+    /// Every layer rebuilt from a recipe is one an image names, by that digest: a layer of
+    /// `manifest.json` paired with its config's diff ID, or an uncompressed layer blob.
+    fn check_recipes(&self, named: &[(String, Digest)]) -> Result<()> {
+        for layer in &self.rebuilt {
+            if !named
+                .iter()
+                .any(|(path, digest)| *path == layer.name && *digest == layer.diff_id)
+            {
+                bail!(protocol::recipe_refusal(
+                    &layer.name,
+                    &format!(
+                        "the archive names no layer {} of diff ID {}",
+                        layer.name, layer.diff_id
+                    )
+                ));
+            }
         }
-        bail!("archive holds no manifest.json or index.json: not a docker image archive")
+        Ok(())
     }
 
     pub(super) fn holds(&self, name: &str) -> bool {
@@ -120,7 +160,13 @@ impl Catalog {
         Ok(left_out)
     }
 
-    fn learn_manifest(&self, data: &[u8]) -> Result<Vec<ArchivedImage>> {
+    /// The images of `manifest.json`; each layer path it names, paired with its diff ID, goes
+    /// to `named`.
+    fn learn_manifest(
+        &self,
+        data: &[u8],
+        named: &mut Vec<(String, Digest)>,
+    ) -> Result<Vec<ArchivedImage>> {
         let items: Vec<ManifestItem> = serde_json::from_slice(data)
             .map_err(|e| anyhow!("manifest.json is not a valid docker image manifest: {e}"))?;
         if items.is_empty() {
@@ -137,6 +183,18 @@ impl Catalog {
             self.require("manifest.json", &item.config)?;
             let mut image = self.image(id, Vec::new());
             image.left_out.layers = self.omitted_layers(&item.layers, image.facts.as_ref())?;
+            if let Some(facts) = image
+                .facts
+                .as_ref()
+                .filter(|facts| facts.diff_ids.len() == item.layers.len())
+            {
+                named.extend(
+                    item.layers
+                        .iter()
+                        .map(|path| normalize(path))
+                        .zip(facts.diff_ids.iter().cloned()),
+                );
+            }
             images.add(image, item.repo_tags.unwrap_or_default());
         }
         Ok(images.images)

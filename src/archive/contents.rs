@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 
 use super::input::Compression;
+use super::recipes::RebuiltLayer;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
@@ -91,6 +92,8 @@ pub struct Contents {
     /// The archive has an `oci-layout` entry: the containerd store then imports the images of
     /// `index.json` and ignores `manifest.json`.
     pub oci_layout: bool,
+    /// The layers rebuilt from recipes (docs/delta.md).
+    pub recipes: Vec<RebuiltLayer>,
 }
 
 impl Contents {

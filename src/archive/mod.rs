@@ -55,6 +55,7 @@
 //! - `entries`: the entry names seen, each once, none through a link.
 //! - `naming`: the held-back metadata rewritten to name IMAGE only.
 //! - `platform`: this host's platform and the choice among a multi-platform index's images.
+//! - `recipes`: layer recipes rebuilt, and layers' content kept, through the caller.
 //! - `limits`: the bounds hostile input meets.
 
 mod catalog;
@@ -66,6 +67,7 @@ mod layout;
 mod limits;
 mod naming;
 mod platform;
+mod recipes;
 mod walker;
 
 #[cfg(test)]
@@ -84,6 +86,7 @@ pub(crate) use layout::{Descriptor, ManifestItem, OciIndex};
 pub use limits::{Limits, DISK_RESERVE_ENV};
 pub use platform::host_platform;
 pub(crate) use platform::images_of;
+pub use recipes::{Content, NoContent, RebuiltLayer};
 
 /// Streams `input` (compressed or plain) into `sink` as a plain tar.
 ///
@@ -95,10 +98,12 @@ pub(crate) use platform::images_of;
 /// truncated input, garbage, limits exceeded, sink write error) this returns `Err` and the sink
 /// has not received the metadata or the end-of-archive marker, so the caller can kill `docker
 /// image load` and nothing is imported. An error from `check` is returned unchanged.
+/// Layer recipes are rebuilt, and layers' content kept, through `content` (docs/delta.md).
 pub fn forward<R: Read + Send, W: Write>(
     input: R,
     sink: W,
     limits: &Limits,
+    content: &mut dyn Content,
     check: impl FnOnce(&Contents) -> Result<Choice>,
 ) -> Result<Forwarded> {
     let decoded = input::decode(input)?;
@@ -107,7 +112,7 @@ pub fn forward<R: Read + Send, W: Write>(
         // Reading and decompressing on their own thread overlap with the writes to the engine,
         // which block until it has read.
         let input = input::TarInput::start(scope, decoded, limits);
-        let mut walker = walker::Walker::new(input, sink, *limits);
+        let mut walker = walker::Walker::new(input, sink, *limits, content);
         walker.walk()?;
         let (images, format) = walker.learn()?;
         let contents = Contents {
@@ -115,6 +120,7 @@ pub fn forward<R: Read + Send, W: Write>(
             compression,
             format,
             oci_layout: walker.holds("oci-layout"),
+            recipes: walker.recipes(),
         };
         let choice = check(&contents)?;
         walker.release(&choice)?;

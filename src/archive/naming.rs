@@ -67,17 +67,22 @@ pub(super) fn index_json(data: &[u8], choice: &Choice) -> Result<Vec<u8>> {
 
 /// A tar entry of a regular file: a plain ustar header, the data, the padding.
 pub(super) fn entry(name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = entry_header(name, data.len() as u64)?;
+    out.extend_from_slice(data);
+    out.resize(out.len() + header::padding(data.len() as u64) as usize, 0);
+    Ok(out)
+}
+
+/// The plain ustar header of a regular file of `size` bytes.
+pub(super) fn entry_header(name: &str, size: u64) -> Result<Vec<u8>> {
     let mut header = tar::Header::new_ustar();
     header
         .set_path(name)
         .with_context(|| format!("cannot name a tar entry {name}"))?;
     header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(data.len() as u64);
+    header.set_size(size);
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_cksum();
-    let mut out = header.as_bytes().to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len() + header::padding(data.len() as u64) as usize, 0);
-    Ok(out)
+    Ok(header.as_bytes().to_vec())
 }

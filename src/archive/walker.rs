@@ -1,11 +1,12 @@
 //! The walk over the archive's entries: every layer and blob is forwarded as it passes, the
 //! metadata entries and the end-of-archive marker are held back until the caller's check has
-//! passed, so that a loader killed before then imports nothing.
+//! passed, so that a loader killed before then imports nothing. A layer recipe is rebuilt and
+//! checked on the way, and forwarded as the layer it rebuilds (`recipes`).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::ops::Range;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::catalog::Catalog;
 use super::contents::{ArchivedImage, Choice, Format};
@@ -13,7 +14,9 @@ use super::header::{self, Entry, Extensions, BLOCK, END_OF_ARCHIVE};
 use super::input::{Compression, TarInput};
 use super::limits::{Limits, METADATA_ENV};
 use super::naming;
+use super::recipes::{self, Content, EntryData, RebuiltLayer, KEEP_THRESHOLD};
 use crate::output::human_bytes;
+use crate::protocol::{self, RECIPE_SUFFIX};
 
 /// The entries the engine reads to import anything; held back until the check passes.
 pub(super) const METADATA_NAMES: [&str; 4] =
@@ -27,22 +30,29 @@ struct HeldEntry {
     data: Range<usize>,
 }
 
-pub(super) struct Walker<W> {
+pub(super) struct Walker<'c, W> {
     input: TarInput,
     sink: W,
     limits: Limits,
     catalog: Catalog,
     held: Vec<HeldEntry>,
+    content: &'c mut dyn Content,
 }
 
-impl<W: Write> Walker<W> {
-    pub(super) fn new(input: TarInput, sink: W, limits: Limits) -> Walker<W> {
+impl<'c, W: Write> Walker<'c, W> {
+    pub(super) fn new(
+        input: TarInput,
+        sink: W,
+        limits: Limits,
+        content: &'c mut dyn Content,
+    ) -> Walker<'c, W> {
         Walker {
             input,
             sink,
             limits,
             catalog: Catalog::new(),
             held: Vec::new(),
+            content,
         }
     }
 
@@ -81,6 +91,13 @@ impl<W: Write> Walker<W> {
             }
             // What the extension headers said applies to this entry only.
             let entry = Entry::read(&block, offset, size, std::mem::take(&mut ext))?;
+            if let Some(layer) = entry.name.strip_suffix(RECIPE_SUFFIX) {
+                if entry.is_regular() {
+                    let layer = layer.to_string();
+                    self.rebuild(entry.data_len, layer)?;
+                    continue;
+                }
+            }
             self.catalog.saw(&entry.name, entry.entry_type)?;
             if METADATA_NAMES.contains(&entry.name.as_str()) {
                 self.hold(entry, &block)?;
@@ -143,6 +160,7 @@ impl<W: Write> Walker<W> {
             .is_regular()
             .then(|| self.catalog.wants(&entry.name, entry.data_len))
             .flatten();
+        let mut keeper = self.keeper(&entry.name, entry.data_len, entry.is_regular());
         let mut prefix = entry.prefix;
         prefix.extend_from_slice(block);
         self.sink.write_all(&prefix).map_err(sink_error)?;
@@ -158,17 +176,69 @@ impl<W: Write> Walker<W> {
                 return Err(self.input.truncated());
             }
             self.sink.write_all(data).map_err(sink_error)?;
+            let data_part = data_left.min(data.len() as u64) as usize;
             if kept_digest.is_some() {
-                let data_part = data_left.min(data.len() as u64) as usize;
                 kept.extend_from_slice(&data[..data_part]);
-                data_left -= data_part as u64;
             }
+            copy_to(&mut keeper, &data[..data_part]);
+            data_left -= data_part as u64;
             remaining -= data.len() as u64;
         }
         if let Some(digest) = kept_digest {
             self.catalog.keep(digest, &kept);
         }
         Ok(())
+    }
+
+    /// The caller's keeper for a layer entry's data, when it keeps content and the entry is
+    /// worth keeping.
+    fn keeper(&mut self, name: &str, size: u64, regular: bool) -> Option<Box<dyn Write>> {
+        (regular && size >= KEEP_THRESHOLD && recipes::names_a_layer(name))
+            .then(|| self.content.keeper())
+            .flatten()
+    }
+
+    /// Rebuilds the layer `name` from the recipe entry's data, then forwards it under its own
+    /// name: checked against the digest the recipe declares before the engine sees it.
+    fn rebuild(&mut self, data_len: u64, name: String) -> Result<()> {
+        self.catalog.saw(&name, tar::EntryType::Regular)?;
+        let mut spool = tempfile::tempfile().context("cannot make a temp file for a layer")?;
+        let max_size = self
+            .limits
+            .disk_room()
+            .unwrap_or(u64::MAX)
+            .min(self.limits.max_total_bytes);
+        let mut data = EntryData {
+            input: &mut self.input,
+            left: data_len,
+        };
+        let rebuilt = self.content.rebuild(&mut data, &mut spool, max_size);
+        // A recipe refused part-way is read to its end all the same: a cut-short archive
+        // says so rather than the recipe.
+        io::copy(&mut data, &mut io::sink()).map_err(|err| anyhow!("reading the archive failed: {err}"))?;
+        let mut padding = vec![0u8; header::padding(data_len) as usize];
+        self.input.read_exact(&mut padding)?;
+        let (size, diff_id) =
+            rebuilt.map_err(|why| anyhow!(protocol::recipe_refusal(&name, &why)))?;
+        self.catalog.rebuilt(RebuiltLayer {
+            name: name.clone(),
+            diff_id,
+        });
+        let mut keeper = self.keeper(&name, size, true);
+        let entry = naming::entry_header(&name, size)?;
+        self.sink.write_all(&entry).map_err(sink_error)?;
+        spool.rewind()?;
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let count = spool.read(&mut buffer)?;
+            if count == 0 {
+                break;
+            }
+            self.sink.write_all(&buffer[..count]).map_err(sink_error)?;
+            copy_to(&mut keeper, &buffer[..count]);
+        }
+        let padding = vec![0u8; header::padding(size) as usize];
+        self.sink.write_all(&padding).map_err(sink_error)
     }
 
     /// Reads the rest of the end marker and anything after it, so that a compressed stream's
@@ -191,6 +261,11 @@ impl<W: Write> Walker<W> {
             .iter()
             .find(|held| held.name == name)
             .map(|held| &held.raw[held.data.clone()])
+    }
+
+    /// The layers rebuilt from recipes.
+    pub(super) fn recipes(&self) -> Vec<RebuiltLayer> {
+        self.catalog.rebuilt_layers().to_vec()
     }
 
     /// Whether a metadata entry of this name was held back.
@@ -227,6 +302,15 @@ impl<W: Write> Walker<W> {
         }
         self.sink.write_all(&END_OF_ARCHIVE).map_err(sink_error)?;
         self.sink.flush().map_err(sink_error)
+    }
+}
+
+/// Copies to a keeper; one that fails is dropped, and the load goes on without it.
+fn copy_to(keeper: &mut Option<Box<dyn Write>>, data: &[u8]) {
+    if let Some(sink) = keeper {
+        if sink.write_all(data).is_err() {
+            *keeper = None;
+        }
     }
 }
 

@@ -1,18 +1,21 @@
-//! `dokku-image`'s command line: `push [--ssh COMMAND] [--ssh-option OPT]… IMAGE DEST APP
-//! [USER_NAME [USER_EMAIL]]` and `help`. Usage errors are one line and exit 1.
+//! `dokku-image`'s command line: `push [--ssh COMMAND] [--ssh-option OPT]… [--whole-layers]
+//! IMAGE DEST APP [USER_NAME [USER_EMAIL]]` and `help`. Usage errors are one line and exit 1.
 
 use std::ffi::OsString;
 
 use crate::output::Exit;
 
-pub const USAGE: &str = "usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME [USER_EMAIL]]";
+pub const USAGE: &str = "usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... [--whole-layers] IMAGE DEST APP [USER_NAME [USER_EMAIL]]";
 
 const HELP: &str = "\
-dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME [USER_EMAIL]]
+dokku-image push [--ssh COMMAND] [--ssh-option OPT]... [--whole-layers] IMAGE DEST APP [USER_NAME [USER_EMAIL]]
     Deploys the local image IMAGE to APP on the Dokku host DEST (dokku@host[:port]) with
-    image:load, sending only the layers the host does not hold, compressed with zstd.
+    image:load, sending only the layers the host does not hold, compressed with zstd; a
+    changed layer goes as a recipe of what the host keeps of APP's earlier layers and the
+    bytes it lacks, when the host takes recipes.
     --ssh COMMAND     the remote shell (default: $DOKKU_IMAGE_SSH, else ssh), split like a shell
     --ssh-option OPT  passed to it as -o OPT (repeatable)
+    --whole-layers    send every changed layer whole, not as a recipe
 dokku-image install-docker-plugin
     Installs this program as the docker CLI plugin docker-dokku ($DOCKER_CONFIG/cli-plugins,
     else ~/.docker/cli-plugins): `docker dokku push IMAGE DEST APP` is then the same push,
@@ -43,6 +46,8 @@ pub struct Push {
     pub app: String,
     /// USER_NAME and USER_EMAIL, passed on to `image:load`.
     pub user: Vec<String>,
+    /// `--whole-layers`: no layer recipes.
+    pub whole_layers: bool,
 }
 
 /// `[login@]host[:port]`; an IPv6 host in brackets.
@@ -151,6 +156,7 @@ fn parse_push(mut args: pico_args::Arguments) -> anyhow::Result<Push> {
     let ssh_options: Vec<String> = args
         .values_from_str("--ssh-option")
         .map_err(|err| usage(err.to_string()))?;
+    let whole_layers = args.contains("--whole-layers");
     let mut rest = strings(args.finish())?;
     if let Some(flag) = rest.iter().find(|a| a.starts_with('-')) {
         return Err(usage(format!("unknown flag {flag}")));
@@ -175,6 +181,7 @@ fn parse_push(mut args: pico_args::Arguments) -> anyhow::Result<Push> {
         dest,
         app,
         user,
+        whole_layers,
     })
 }
 
@@ -272,6 +279,8 @@ mod tests {
         let plain = push(&["push", "img", "dokku@host", "app"]);
         assert!(plain.ssh.is_empty() && plain.ssh_options.is_empty() && plain.user.is_empty());
         assert_eq!(plain.dest.port, None);
+        assert!(!plain.whole_layers);
+        assert!(push(&["push", "img", "--whole-layers", "dokku@host", "app"]).whole_layers);
     }
 
     #[test]

@@ -214,10 +214,11 @@ impl ThroughEngine {
                 return Ok(Err(fallback));
             }
         };
-        let (status, refused) = session.wait()?;
+        let (status, refusals) = session.wait()?;
         Ok(Ok(Sent {
             status,
-            refused,
+            refused: refusals.slim,
+            recipe_refused: refusals.recipe,
             left_out,
             bytes,
         }))

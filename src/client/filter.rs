@@ -4,7 +4,8 @@
 //! its directory's `json` (see [`legacy`]); a layer whose diff ID neither its name nor that
 //! tells (a gzip or zstd blob of a containerd-store client) is spooled to a temp file while
 //! its uncompressed content is hashed, and only while a layer to leave out is still unmatched.
-//! The input is the local engine's own output, so it is trusted.
+//! The input is the local engine's own output, so it is trusted. With [`Recipes`], a plain
+//! layer the host lacks goes as its recipe (docs/delta.md).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Read, Seek, Write};
@@ -13,8 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::held::LeftOutPlan;
 use crate::client::legacy;
+use crate::client::recipes::{LayerForm, Recipes};
 use crate::client::to_oci;
 use crate::digest::{chain_ids, Digest};
+use crate::protocol::RECIPE_SUFFIX;
 
 /// Entries up to this size always pass straight through: they are metadata, or layers too
 /// small to be worth a spool.
@@ -38,9 +41,11 @@ pub fn filter<R: Read, W: Write>(
     input: R,
     output: W,
     plan: &LeftOutPlan,
+    recipes: Option<&mut Recipes>,
 ) -> io::Result<(LeftOutTotals, W)> {
     let mut walk = Walk {
         plan,
+        recipes,
         unmatched: plan.diff_ids.clone(),
         chains: chain_ids(&plan.image_layers),
         legacy_layers: HashMap::new(),
@@ -67,6 +72,7 @@ pub fn filter<R: Read, W: Write>(
 
 struct Walk<'p, W: Write> {
     plan: &'p LeftOutPlan,
+    recipes: Option<&'p mut Recipes>,
     /// The diff IDs to leave out that no entry has matched yet.
     unmatched: HashSet<Digest>,
     /// The ChainIDs of the image's layers, bottom first.
@@ -145,8 +151,11 @@ impl<W: Write> Walk<'_, W> {
                 };
                 return match layer {
                     Some(layer) => self.spool(&header, (&magic[..]).chain(entry), layer),
-                    None => self.write(&header, (&magic[..]).chain(entry)),
+                    None => self.write_layer(&header, (&magic[..]).chain(entry)),
                 };
+            }
+            if size > SPOOL_THRESHOLD && kind.is_file() {
+                return self.write_layer(&header, entry);
             }
         } else if let Some(v1id) = legacy_dir(&name, "json") {
             if !self.chains.is_empty() && kind.is_file() && size <= SPOOL_THRESHOLD {
@@ -166,6 +175,9 @@ impl<W: Write> Walk<'_, W> {
                 }
             } else if spoolable {
                 return self.spool(&header, entry, Layer::Plain);
+            }
+            if size > SPOOL_THRESHOLD && kind.is_file() {
+                return self.write_layer(&header, entry);
             }
         }
         self.write(&header, entry)
@@ -220,8 +232,10 @@ impl<W: Write> Walk<'_, W> {
             }
             let renamed = renamed(header, &diff_id.blob_path())?;
             return match spool {
-                Some(spool) => self.write(&renamed, BufReader::with_capacity(256 * 1024, spool)),
-                None => self.write(&renamed, entry),
+                Some(spool) => {
+                    self.write_layer(&renamed, BufReader::with_capacity(256 * 1024, spool))
+                }
+                None => self.write_layer(&renamed, entry),
             };
         }
         let Oci::Yes { seen, manifest, .. } = &mut self.oci else {
@@ -277,7 +291,12 @@ impl<W: Write> Walk<'_, W> {
             self.unmatched.remove(&diff_id);
             return self.leave_out(header.entry_size()?);
         }
-        self.write(header, BufReader::with_capacity(256 * 1024, spool))
+        let spool = BufReader::with_capacity(256 * 1024, spool);
+        match layer {
+            Layer::Plain => self.write_layer(header, spool),
+            // A compressed blob cannot be rebuilt byte for byte: it goes whole.
+            Layer::Gzip | Layer::Zstd => self.write(header, spool),
+        }
     }
 
     /// Copies `data` to a temp file while hashing its uncompressed content; returns that
@@ -288,16 +307,7 @@ impl<W: Write> Walk<'_, W> {
         layer: Layer,
     ) -> io::Result<(Option<Digest>, std::fs::File)> {
         self.left_out.hashed += 1;
-        let mut spool = tempfile::tempfile().map_err(|err| {
-            let dir = std::env::temp_dir();
-            io::Error::new(
-                err.kind(),
-                format!(
-                    "cannot make a temp file in {} (TMPDIR): {err}",
-                    dir.display()
-                ),
-            )
-        })?;
+        let mut spool = temp_file()?;
         let mut hasher = Some(Hasher::new(layer)?);
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -327,12 +337,46 @@ impl<W: Write> Walk<'_, W> {
         Ok(())
     }
 
+    /// A plain layer the host lacks: as its recipe when there are [`Recipes`] and the host
+    /// keeps some of it, else whole.
+    fn write_layer<R: Read>(&mut self, header: &tar::Header, mut data: R) -> io::Result<()> {
+        let Some(recipes) = self.recipes.as_deref_mut() else {
+            return self.write(header, data);
+        };
+        match recipes.prepare(&mut data, temp_file)? {
+            LayerForm::Whole(spool) => {
+                self.write(header, BufReader::with_capacity(256 * 1024, spool))
+            }
+            LayerForm::Recipe { recipe, len } => {
+                // The extension headers described the layer's entry, not its recipe's.
+                self.pending.clear();
+                let name = format!("{}{RECIPE_SUFFIX}", String::from_utf8_lossy(&header.path_bytes()));
+                let entry = file_header(&name, len, header.mtime().unwrap_or(0))?;
+                self.write(&entry, BufReader::with_capacity(256 * 1024, recipe))
+            }
+        }
+    }
+
     fn write<R: Read>(&mut self, header: &tar::Header, data: R) -> io::Result<()> {
         for (extension, bytes) in std::mem::take(&mut self.pending) {
             self.builder.append(&extension, &bytes[..])?;
         }
         self.builder.append(header, data)
     }
+}
+
+/// A temp file (in TMPDIR), for a layer or its recipe on the way.
+fn temp_file() -> io::Result<std::fs::File> {
+    tempfile::tempfile().map_err(|err| {
+        let dir = std::env::temp_dir();
+        io::Error::new(
+            err.kind(),
+            format!(
+                "cannot make a temp file in {} (TMPDIR): {err}",
+                dir.display()
+            ),
+        )
+    })
 }
 
 /// `header` under another name.

@@ -42,6 +42,13 @@ impl Holds {
     pub fn plugin_version(line: &str) -> Option<String> {
         serde_json::from_str::<Answer>(line.trim()).ok()?.version
     }
+
+    /// Whether the same line says the host takes recipes in this client's format, and will
+    /// answer chunk queries (docs/delta.md).
+    pub fn takes_recipes(line: &str) -> bool {
+        serde_json::from_str::<Answer>(line.trim())
+            .is_ok_and(|answer| answer.delta == Some(protocol::DELTA_VERSION))
+    }
 }
 
 /// What the filter leaves out of the archive.

@@ -11,6 +11,8 @@ use anyhow::Context;
 use crate::client::args::Push;
 use crate::client::engine::{Fallback, ThroughEngine};
 use crate::client::held::{Holds, LeftOutPlan};
+use crate::client::layers_session::LayersSession;
+use crate::client::recipes::{RecipeTotals, Recipes};
 use crate::client::send::{send, Save, Sent, Session};
 use crate::client::transport::Remote;
 use crate::digest::Digest;
@@ -61,7 +63,8 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     };
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
-        let asked = asking.answer();
+        // This path sends no recipes: the session ends here.
+        let asked = asking.answer().map(|(asked, _)| asked);
         let learned = learning
             .join()
             .unwrap_or_else(|_| Err(Fallback("the push's thread panicked".to_string())));
@@ -138,7 +141,7 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     send_save(
         push,
         docker,
-        (&remote, opened),
+        (&remote, opened, None),
         &load,
         &image,
         &plan,
@@ -165,10 +168,10 @@ fn save_path(
             return Err(err);
         }
     };
-    let held = match asking.answer() {
-        Ok(Asked::Holds(held)) => Some(held),
-        Ok(Asked::CannotSay) => None,
-        Ok(Asked::MissingApp) => {
+    let (held, session) = match asking.answer() {
+        Ok((Asked::Holds(held), session)) => (Some(held), session),
+        Ok((Asked::CannotSay, _)) => (None, None),
+        Ok((Asked::MissingApp, _)) => {
             save.abandon();
             abandon(opened);
             return Ok(Status(EXIT_MISSING_APP));
@@ -180,11 +183,20 @@ fn save_path(
         }
     };
     let plan = Plan::of(held.as_ref(), &image.diff_ids);
+    // A host that takes recipes keeps what it receives for the next push's, whole layers too.
+    let mut load = load.to_vec();
+    if session.is_some() {
+        load.push(protocol::KEEP_CONTENT.to_string());
+    }
+    let recipes = match session {
+        Some(session) if !push.whole_layers => Some(Recipes::new(session)),
+        _ => None,
+    };
     send_save(
         push,
         docker,
-        (remote, opened),
-        load,
+        (remote, opened, recipes),
+        &load,
         image,
         &plan,
         held.as_ref(),
@@ -220,7 +232,7 @@ impl Plan {
 fn send_save(
     push: &Push,
     docker: &Docker,
-    (remote, opened): (&Remote, Option<(Session, io::PipeWriter)>),
+    (remote, opened, mut recipes): (&Remote, Option<(Session, io::PipeWriter)>, Option<Recipes>),
     load: &[String],
     image: &ImageInfo,
     plan: &Plan,
@@ -249,22 +261,54 @@ fn send_save(
         "Pushing {} to {} for {}: {what}",
         push.image, push.dest, push.app
     ));
-    let mut sent = send(save, opened, remote, load, &push.image, plan)?;
+    let mut sent = send(
+        save,
+        (opened, remote, load),
+        &push.image,
+        plan,
+        recipes.as_mut(),
+    )?;
     let mut bytes = sent.bytes;
+    let mut recipe_totals = recipes.map(Recipes::finish).unwrap_or_default();
+    if sent.recipe_refused {
+        output::note("The host cannot use a layer recipe; sending the changed layers whole");
+        let save = Save::start(docker, &push.image)?;
+        sent = send(save, (None, remote, load), &push.image, plan, None)?;
+        bytes += sent.bytes;
+        recipe_totals = RecipeTotals::default();
+    }
     if sent.refused && !plan.is_empty() {
         output::note("The host no longer holds every layer left out; sending the whole archive");
         let save = Save::start(docker, &push.image)?;
         sent = send(
             save,
-            None,
-            remote,
-            load,
+            (None, remote, load),
             &push.image,
             &LeftOutPlan::default(),
+            None,
         )?;
         bytes += sent.bytes;
+        recipe_totals = RecipeTotals::default();
     }
-    Ok(finish(&sent, bytes, layers, started))
+    let status = finish(&sent, bytes, layers, started);
+    if sent.status == 0 && recipe_totals.layers > 0 {
+        output::note(recipe_summary(&recipe_totals));
+    }
+    Ok(status)
+}
+
+/// "1 layer of 52428800 bytes went as a recipe: 31457 bytes literal, 52397343 referenced":
+/// exact counts for scripts.
+fn recipe_summary(totals: &RecipeTotals) -> String {
+    format!(
+        "{} {} of {} bytes went as {}: {} bytes literal, {} referenced",
+        totals.layers,
+        if totals.layers == 1 { "layer" } else { "layers" },
+        totals.literal + totals.referenced,
+        if totals.layers == 1 { "a recipe" } else { "recipes" },
+        totals.literal,
+        totals.referenced
+    )
 }
 
 /// The summary line after a load the host accepted; the host's status.
@@ -310,10 +354,12 @@ enum Asked {
     CannotSay,
 }
 
-/// What `image:layers` answered, and what the push prints of it.
+/// What `image:layers` answered, what the push prints of it, and its session when the host
+/// takes recipes.
 struct Answer {
     asked: Asked,
     said: Said,
+    session: Option<LayersSession>,
 }
 
 enum Said {
@@ -323,56 +369,69 @@ enum Said {
     Stderr(String),
 }
 
-/// The most `image:layers` may print on stdout or stderr: some hundred thousand digests, far
-/// more than a host holds.
-const MAX_ANSWER: u64 = 16 << 20;
-
 /// `image:layers APP` on the host. A missing app passes the host's message through; any other
 /// failure but the remote shell's own (ssh's 255: the host is unreachable) means the host
 /// cannot say. What it has to print waits in the answer, for the push to print in its turn.
+/// When the host takes recipes, its session stays open for chunk queries.
 fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
-    let cmd = remote.command(&[protocol::LAYERS, app]);
-    let answer = cmd.output_bounded(MAX_ANSWER)?;
-    let code = answer.status.code();
+    let mut session = LayersSession::start(remote, app)?;
+    let parse_error = match session.answer_line() {
+        Ok(Some(line)) => match Holds::parse(&line) {
+            Ok(held) => {
+                let said = version_difference(Holds::plugin_version(&line))
+                    .map_or(Said::Nothing, Said::Warning);
+                if Holds::takes_recipes(&line) {
+                    return Ok(Answer {
+                        asked: Asked::Holds(held),
+                        said,
+                        session: Some(session),
+                    });
+                }
+                session.finish()?;
+                return Ok(Answer {
+                    asked: Asked::Holds(held),
+                    said,
+                    session: None,
+                });
+            }
+            Err(err) => Some(err.to_string()),
+        },
+        _ => None,
+    };
+    let ended = session.finish()?;
+    let code = ended.status.code();
     if code == Some(EXIT_MISSING_APP) {
         return Ok(Answer {
             asked: Asked::MissingApp,
-            said: Said::Stderr(String::from_utf8_lossy(&answer.stderr).into_owned()),
+            said: Said::Stderr(String::from_utf8_lossy(&ended.stderr).into_owned()),
+            session: None,
         });
     }
     if code == Some(255) || code.is_none() {
-        cmd.check(&answer)?;
+        ended.check()?;
     }
-    let why = if answer.status.success() {
-        let line = String::from_utf8_lossy(&answer.stdout);
-        match Holds::parse(&line) {
-            Ok(held) => {
-                return Ok(Answer {
-                    asked: Asked::Holds(held),
-                    said: version_difference(Holds::plugin_version(&line))
-                        .map_or(Said::Nothing, Said::Warning),
-                });
-            }
-            Err(err) => err.to_string(),
+    let why = match parse_error {
+        Some(why) if ended.status.success() => why,
+        _ => {
+            let stderr = String::from_utf8_lossy(&ended.stderr);
+            let first = stderr
+                .lines()
+                .map(|line| line.trim().trim_start_matches('!').trim())
+                .find(|line| !line.is_empty())
+                .unwrap_or("no message");
+            format!(
+                "`{} {app}` exited with status {}: {first}",
+                protocol::LAYERS,
+                code.unwrap_or(1)
+            )
         }
-    } else {
-        let stderr = String::from_utf8_lossy(&answer.stderr);
-        let first = stderr
-            .lines()
-            .map(|line| line.trim().trim_start_matches('!').trim())
-            .find(|line| !line.is_empty())
-            .unwrap_or("no message");
-        format!(
-            "`{} {app}` exited with status {}: {first}",
-            protocol::LAYERS,
-            code.unwrap_or(1)
-        )
     };
     Ok(Answer {
         asked: Asked::CannotSay,
         said: Said::Warning(format!(
             "the host cannot say which layers it holds ({why}); sending the whole archive"
         )),
+        session: None,
     })
 }
 
@@ -386,8 +445,9 @@ impl Asking {
         Asking(thread::spawn(move || ask_host(&remote, &app)))
     }
 
-    /// The answer, once what the host said is printed.
-    fn answer(self) -> anyhow::Result<Asked> {
+    /// The answer, once what the host said is printed, and the session for chunk queries
+    /// when the host takes recipes.
+    fn answer(self) -> anyhow::Result<(Asked, Option<LayersSession>)> {
         let answer = self
             .0
             .join()
@@ -397,7 +457,7 @@ impl Asking {
             Said::Warning(warning) => output::warn(warning),
             Said::Stderr(stderr) => eprint!("{stderr}"),
         }
-        Ok(answer.asked)
+        Ok((answer.asked, answer.session))
     }
 }
 
@@ -436,6 +496,7 @@ mod tests {
         let sent = Sent {
             status: 0,
             refused: false,
+            recipe_refused: false,
             left_out: LeftOutTotals {
                 entries: 2,
                 bytes: 1 << 30,
@@ -454,6 +515,7 @@ mod tests {
         let mut sent = Sent {
             status: 0,
             refused: false,
+            recipe_refused: false,
             left_out: LeftOutTotals {
                 entries: 1,
                 bytes: 100,

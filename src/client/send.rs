@@ -1,6 +1,6 @@
 //! One archive to the host: `docker image save IMAGE` → the filter → zstd → the remote
 //! shell's stdin, running `image:load` there. The host's stdout and stderr pass through live;
-//! its stderr is also watched for the refusal of a slim archive.
+//! its stderr is also watched for the refusals of a slim archive and of a layer recipe.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::client::filter::{filter, LeftOutTotals};
 use crate::client::held::LeftOutPlan;
 use crate::client::meter::Meter;
+use crate::client::recipes::Recipes;
 use crate::client::transport::Remote;
 use crate::docker::Docker;
 use crate::process::{Running, Sink};
@@ -27,6 +28,8 @@ pub struct Sent {
     pub status: i32,
     /// The host refused the archive because it left out layers the host lacks.
     pub refused: bool,
+    /// The host refused a layer recipe of the archive.
+    pub recipe_refused: bool,
     pub left_out: LeftOutTotals,
     /// Compressed, as written to the remote shell.
     pub bytes: u64,
@@ -56,15 +59,15 @@ impl Save {
     }
 }
 
-/// Streams the archive of `save`, without what `plan` leaves out, into `image:load` on the
-/// host: into `opened`, a session started earlier, or a new one.
+/// Streams the archive of `save`, without what `plan` leaves out and with changed layers as
+/// `recipes` make them, into `image:load` on the host: into `opened`, a session started
+/// earlier, or a new one.
 pub fn send(
     save: Save,
-    opened: Option<(Session, io::PipeWriter)>,
-    remote: &Remote,
-    load: &[String],
+    (opened, remote, load): (Option<(Session, io::PipeWriter)>, &Remote, &[String]),
     image: &str,
     plan: &LeftOutPlan,
+    recipes: Option<&mut Recipes>,
 ) -> anyhow::Result<Sent> {
     let Save { running, archive } = save;
     let opened = match opened {
@@ -81,18 +84,19 @@ pub fn send(
             return Err(err);
         }
     };
-    let streamed = stream(archive, to_host, plan);
+    let streamed = stream(archive, to_host, plan, recipes);
     if streamed.is_err() {
         running.kill();
     }
     let display = session.display().to_string();
-    let (status, refused) = session.wait()?;
+    let (status, refusals) = session.wait()?;
     if status != 0 {
         // The host's verdict stands: it has said why; a save we stopped is no news.
         running.stop();
         return Ok(Sent {
             status,
-            refused,
+            refused: refusals.slim,
+            recipe_refused: refusals.recipe,
             left_out: streamed.as_ref().map(|s| s.0).unwrap_or_default(),
             bytes: streamed.as_ref().map(|s| s.1).unwrap_or_default(),
         });
@@ -101,7 +105,8 @@ pub fn send(
     let (left_out, bytes) = streamed.with_context(|| format!("sending {image} to `{display}`"))?;
     Ok(Sent {
         status,
-        refused,
+        refused: refusals.slim,
+        recipe_refused: refusals.recipe,
         left_out,
         bytes,
     })
@@ -111,7 +116,7 @@ pub fn send(
 /// and its stderr passed through line by line and watched for the refusal.
 pub struct Session {
     host: Running,
-    watcher: thread::JoinHandle<io::Result<bool>>,
+    watcher: thread::JoinHandle<io::Result<Refusals>>,
     gate: Arc<AtomicU8>,
     display: String,
 }
@@ -175,8 +180,8 @@ impl Session {
         ))
     }
 
-    /// Waits for the host; returns its exit status and whether it refused a slim archive.
-    pub fn wait(self) -> anyhow::Result<(i32, bool)> {
+    /// Waits for the host; returns its exit status and what it refused.
+    pub fn wait(self) -> anyhow::Result<(i32, Refusals)> {
         self.release();
         let output = self.host.wait()?;
         let refused = self.watcher.join().map_err(|_| {
@@ -215,9 +220,15 @@ fn stream(
     archive: io::PipeReader,
     to_host: io::PipeWriter,
     plan: &LeftOutPlan,
+    recipes: Option<&mut Recipes>,
 ) -> io::Result<(LeftOutTotals, u64)> {
     let encoder = compressor(to_host)?;
-    let (left_out, encoder) = filter(BufReader::with_capacity(1 << 20, archive), encoder, plan)?;
+    let (left_out, encoder) = filter(
+        BufReader::with_capacity(1 << 20, archive),
+        encoder,
+        plan,
+        recipes,
+    )?;
     let mut meter = encoder.finish()?;
     meter.flush()?;
     Ok((left_out, meter.bytes()))
@@ -227,17 +238,27 @@ fn stream(
 /// in pieces, so a host that never ends a line cannot fill this machine's memory.
 const MAX_LINE: u64 = 64 << 10;
 
-/// Copies the host's stderr to ours line by line as it comes; true when it carried the
-/// refusal of a slim archive.
-fn pass_stderr_through(host_err: io::PipeReader, gate: &AtomicU8) -> io::Result<bool> {
+/// What the host's stderr said it refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// A slim archive that left out layers the host lacks.
+    pub slim: bool,
+    /// A layer recipe.
+    pub recipe: bool,
+}
+
+/// Copies the host's stderr to ours line by line as it comes, and notes its refusals.
+fn pass_stderr_through(host_err: io::PipeReader, gate: &AtomicU8) -> io::Result<Refusals> {
     let mut reader = BufReader::new(host_err);
     let mut line = Vec::new();
     let mut held = Vec::new();
-    let mut refused = false;
+    let mut refused = Refusals::default();
     loop {
         line.clear();
         let end = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0;
-        refused |= protocol::is_refusal(&String::from_utf8_lossy(&line));
+        let text = String::from_utf8_lossy(&line);
+        refused.slim |= protocol::is_refusal(&text);
+        refused.recipe |= protocol::is_recipe_refusal(&text);
         match gate.load(Ordering::SeqCst) {
             QUIET => {}
             HELD if held.len() < MAX_HELD => held.extend_from_slice(&line),

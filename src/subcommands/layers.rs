@@ -1,12 +1,15 @@
 //! `image:layers APP`: one line of JSON saying which layers the host holds by its store's
 //! rule (docs/slim.md), so a client can send an archive without them:
 //! `{"store":"classic","chains":[…],"blobs":[],"version":"0.1.0"}` or
-//! `{"store":"containerd","chains":[],"blobs":[…],"version":"0.1.0"}` (the plugin's version).
+//! `{"store":"containerd","chains":[],"blobs":[…],"version":"0.1.0","delta":1}` (the plugin's
+//! version, and the recipe format it takes). A client that greets on stdin may then ask which
+//! chunks of its layers the app's kept content holds (docs/delta.md).
 
 use std::ffi::OsString;
 
 use crate::args;
 use crate::command::Command;
+use crate::content;
 use crate::docker::Docker;
 use crate::host::Host;
 use crate::layers::{self, HeldLayers};
@@ -24,6 +27,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let docker = Docker::for_app(&host, &app);
     let held = layers::held(&host, &docker, docker.store()?)?;
     println!("{}", line(&held)?);
+    content::serve_queries(&host, &app)?;
     Ok(Status::SUCCESS)
 }
 
@@ -46,7 +50,7 @@ mod tests {
         assert_eq!(
             line(&held).unwrap(),
             format!(
-                r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}"}}"#
+                r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}","delta":1}}"#
             )
         );
         let held = HeldLayers {
@@ -57,7 +61,7 @@ mod tests {
         assert_eq!(
             line(&held).unwrap(),
             format!(
-                r#"{{"store":"containerd","chains":[],"blobs":["{a}"],"version":"{VERSION}"}}"#
+                r#"{{"store":"containerd","chains":[],"blobs":["{a}"],"version":"{VERSION}","delta":1}}"#
             )
         );
     }

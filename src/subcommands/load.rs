@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::archive::{self, Choice, Contents, Limits};
 use crate::claims;
 use crate::command::Command;
+use crate::content::AppContent;
 use crate::deploy;
 use crate::digest::ImageId;
 use crate::docker::{Docker, Store};
@@ -43,10 +44,11 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let what = format!("the deploy of {} to {}", request.image, request.app);
     deploy::start(&host, &request.app.clone(), command, what, |session| {
         let limits = Limits::from_env()?;
+        let content = AppContent::for_load(&host, &request.app, request.keep_content);
         let image_id = load(
             &host,
             &session.docker,
-            &request.app,
+            (&request.app, content),
             &request.reference,
             limits,
         )?;
@@ -61,11 +63,12 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
 }
 
 /// Streams stdin into `docker image load`, and returns the ID of IMAGE once the engine holds
-/// exactly the image the archive named, under that name only.
+/// exactly the image the archive named, under that name only. Recipes are rebuilt from the
+/// app's kept content, and what it is asked to keep is kept once the image is there.
 fn load(
     host: &Host,
     docker: &Docker,
-    app: &str,
+    (app, mut content): (&str, AppContent),
     image: &Reference,
     mut limits: Limits,
 ) -> anyhow::Result<ImageId> {
@@ -73,9 +76,10 @@ fn load(
     let engine = docker.engine()?;
     limits.disk_free = room::free_space(&engine);
     let mut input = Progress::new(io::stdin());
-    let loaded = docker.load_archive(&mut input, &limits, |contents: &Contents| {
+    let loaded = docker.load_archive(&mut input, &limits, &mut content, |contents: &Contents| {
         let choice = contents.choose(image)?;
         check_platform(&choice)?;
+        check_recipes(contents, engine.store)?;
         if contents.is_slim() {
             check_slim(host, docker, contents, engine.store)?;
         }
@@ -109,7 +113,39 @@ fn load(
     if let Some(left_out) = left_out(&forwarded.contents, &forwarded.choice) {
         output::info(left_out);
     }
+    let rebuilt = forwarded.contents.recipes.len();
+    if rebuilt > 0 {
+        output::info(format!(
+            "Rebuilt {rebuilt} {} from recipes and the app's kept content",
+            if rebuilt == 1 { "layer" } else { "layers" }
+        ));
+    }
+    let kept = content.commit(host)?;
+    if kept > 0 {
+        output::info(format!(
+            "Kept the content of {kept} {} for later recipes",
+            if kept == 1 { "layer" } else { "layers" }
+        ));
+    }
     Ok(loaded.id)
+}
+
+/// The containerd store imports a layer blob by its own digest: a rebuilt layer must be the
+/// blob the manifest names, uncompressed (docs/delta.md).
+fn check_recipes(contents: &Contents, store: Store) -> anyhow::Result<()> {
+    if store != Store::Containerd {
+        return Ok(());
+    }
+    for layer in &contents.recipes {
+        anyhow::ensure!(
+            layer.name == layer.diff_id.blob_path(),
+            protocol::recipe_refusal(
+                &layer.name,
+                "this host's containerd store takes a layer blob by its own digest, which a rebuilt layer is not"
+            )
+        );
+    }
+    Ok(())
 }
 
 /// The image IMAGE names is one this host can run.

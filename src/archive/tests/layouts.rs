@@ -109,6 +109,7 @@ fn find_normalises_names() {
         compression: Compression::None,
         format: Format::DockerSave,
         oci_layout: false,
+        recipes: Vec::new(),
     };
     assert!(odd.find(&reference("ok:1")).is_some());
 }

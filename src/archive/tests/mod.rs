@@ -259,7 +259,7 @@ fn run_with(
     check: impl FnOnce(&Contents) -> Result<Choice>,
 ) -> (Result<Contents>, Vec<u8>) {
     let mut sink = Vec::new();
-    let result = forward(input, &mut sink, limits, check).map(|forwarded| forwarded.contents);
+    let result = forward(input, &mut sink, limits, &mut NoContent, check).map(|forwarded| forwarded.contents);
     (result, sink)
 }
 

@@ -68,7 +68,7 @@ fn the_engine_never_gets_more_than_its_disk_can_take() {
     for compression in [Compression::None, Compression::Zstd] {
         let input = compress(&layer, compression);
         let mut sink = Vec::new();
-        let result = forward(&input[..], &mut sink, &limits, first_choice);
+        let result = forward(&input[..], &mut sink, &limits, &mut NoContent, first_choice);
         assert_eq!(
             result.unwrap_err().to_string(),
             "the engine has no room on disk for this archive: 64 MiB is free where it keeps images, less a reserve of 40 MiB (DOKKU_IMAGE_DISK_RESERVE_BYTES), and it holds 2 copies of what it loads while it imports, so it can take 12 MiB of archive; nothing was loaded"
@@ -101,7 +101,7 @@ fn sink_errors_are_reported() {
             Ok(())
         }
     }
-    let error = forward(&legacy()[..], Broken, &Limits::default(), first_choice).unwrap_err();
+    let error = forward(&legacy()[..], Broken, &Limits::default(), &mut NoContent, first_choice).unwrap_err();
     assert_eq!(
         format!("{error:#}"),
         "forwarding the archive to docker image load failed: broken pipe"
@@ -258,7 +258,7 @@ fn streams_a_large_layer_in_constant_memory() {
         largest_write: 0,
         layer_sum: 0,
     };
-    let contents = forward(input, &mut sink, &Limits::default(), first_choice)
+    let contents = forward(input, &mut sink, &Limits::default(), &mut NoContent, first_choice)
         .unwrap()
         .contents;
     assert_eq!(named(&contents.images), vec![image(41, &["big:1"])]);
@@ -293,7 +293,7 @@ fn regression_xz_stream_asking_for_too_much_memory_is_refused() {
     encoder.write_all(&[0u8; 4096]).unwrap();
     let input = encoder.finish().unwrap();
     let mut sink = Vec::new();
-    let err = forward(&input[..], &mut sink, &Limits::default(), first_choice).unwrap_err();
+    let err = forward(&input[..], &mut sink, &Limits::default(), &mut NoContent, first_choice).unwrap_err();
     assert!(
         err.to_string().contains("more than 256 MiB of memory"),
         "{err}"

@@ -83,7 +83,7 @@ fn raw_entries(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn run(input: &[u8], plan: &LeftOutPlan) -> (LeftOutTotals, Vec<u8>) {
-    filter(input, Vec::new(), plan).unwrap()
+    filter(input, Vec::new(), plan, None).unwrap()
 }
 
 /// The output holds the input's entries but those of `dropped` (by name, with their
@@ -252,7 +252,7 @@ fn what_follows_the_end_marker_is_read_not_left_in_the_pipe() {
     let mut input = archive(&specs);
     input.extend([0u8; 10240]);
     let mut reader = &input[..];
-    let (_, output) = filter(&mut reader, Vec::new(), &LeftOutPlan::default()).unwrap();
+    let (_, output) = filter(&mut reader, Vec::new(), &LeftOutPlan::default(), None).unwrap();
     assert!(reader.is_empty(), "{} bytes left unread", reader.len());
     assert_kept(&specs, &output, &[]);
 }

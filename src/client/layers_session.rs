@@ -1,0 +1,109 @@
+//! The `image:layers APP` session (docs/protocol.md): the client greets as it starts, reads
+//! the answer line, and, when the host takes recipes (docs/delta.md), keeps the session open
+//! to ask which chunks of its layers the host keeps, while the archive streams. The host's
+//! stderr is kept, bounded, for the message of a failure.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::{ExitStatus, Output};
+use std::thread;
+
+use crate::client::transport::Remote;
+use crate::delta::chunks::Key;
+use crate::process::{Cmd, Running, Sink};
+use crate::protocol;
+
+/// The most `image:layers` may print on stderr, or in its answer line: some hundred thousand
+/// digests, far more than a host holds.
+pub const MAX_ANSWER: u64 = 16 << 20;
+
+pub struct LayersSession {
+    cmd: Cmd,
+    running: Running,
+    to_host: Option<io::PipeWriter>,
+    from_host: BufReader<io::PipeReader>,
+    stderr: thread::JoinHandle<io::Result<Vec<u8>>>,
+}
+
+/// How the session ended.
+pub struct Ended {
+    cmd: Cmd,
+    pub status: ExitStatus,
+    pub stderr: Vec<u8>,
+}
+
+impl Ended {
+    /// A failed session as an error naming the command, its status and its stderr.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.cmd.check(&Output {
+            status: self.status,
+            stdout: Vec::new(),
+            stderr: self.stderr.clone(),
+        })
+    }
+}
+
+impl LayersSession {
+    pub fn start(remote: &Remote, app: &str) -> anyhow::Result<LayersSession> {
+        let cmd = remote.command(&[protocol::LAYERS, app]);
+        let (host_in, mut to_host) = io::pipe()?;
+        let (from_host, host_out) = io::pipe()?;
+        let (host_err, host_err_in) = io::pipe()?;
+        let running = cmd.start_wired(
+            Some(host_in.into()),
+            Sink::Fd(host_out.into()),
+            Sink::Fd(host_err_in.into()),
+        )?;
+        // An older host never reads it: the pipe holds it until the session ends.
+        let _ = to_host.write_all(protocol::QUERIES_GREETING.as_bytes());
+        // Read to its end, what is kept bounded: a host that says too much is not blocked.
+        let stderr = thread::spawn(move || {
+            let mut host_err = host_err;
+            let mut kept = Vec::new();
+            (&mut host_err).take(MAX_ANSWER).read_to_end(&mut kept)?;
+            io::copy(&mut host_err, &mut io::sink())?;
+            Ok(kept)
+        });
+        Ok(LayersSession {
+            cmd,
+            running,
+            to_host: Some(to_host),
+            from_host: BufReader::new(from_host),
+            stderr,
+        })
+    }
+
+    /// The answer line; None when the host printed none.
+    pub fn answer_line(&mut self) -> io::Result<Option<String>> {
+        let mut line = Vec::new();
+        (&mut self.from_host)
+            .take(MAX_ANSWER)
+            .read_until(b'\n', &mut line)?;
+        Ok((line.last() == Some(&b'\n')).then(|| String::from_utf8_lossy(&line).into_owned()))
+    }
+
+    /// Asks which of `keys` the host keeps; the bitmap of its answer.
+    pub fn ask(&mut self, keys: &[Key]) -> io::Result<Vec<u8>> {
+        let to_host = self
+            .to_host
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the session is closed"))?;
+        protocol::write_query(to_host, keys)?;
+        protocol::read_have(&mut self.from_host, keys.len())
+    }
+
+    /// Closes this side and waits for the host to end.
+    pub fn finish(mut self) -> anyhow::Result<Ended> {
+        drop(self.to_host.take());
+        let stderr = self
+            .stderr
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading the host's stderr panicked"))?
+            .unwrap_or_default();
+        let output = self.running.wait()?;
+        Ok(Ended {
+            cmd: self.cmd,
+            status: output.status,
+            stderr,
+        })
+    }
+}

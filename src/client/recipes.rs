@@ -1,0 +1,124 @@
+//! Changed layers sent as recipes (docs/delta.md): a layer the host lacks is spooled while its
+//! chunks' keys are taken, the host is asked which of them it keeps for the app, and the layer
+//! goes as a recipe of those and the bytes it lacks, or whole when the host keeps none of it.
+//! Memory stays flat: the layer and its recipe wait in temp files, a chunk at a time in memory.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
+
+use crate::client::layers_session::LayersSession;
+use crate::delta::chunks::{self, Key};
+use crate::delta::pack::is_set;
+use crate::delta::recipe;
+
+/// What went as recipes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecipeTotals {
+    pub layers: usize,
+    /// The layers' bytes sent in the recipes.
+    pub literal: u64,
+    /// The layers' bytes the recipes refer to.
+    pub referenced: u64,
+}
+
+/// The form a layer goes in, each in a temp file, rewound.
+pub enum LayerForm {
+    Whole(File),
+    Recipe { recipe: File, len: u64 },
+}
+
+/// The chunk queries of one push.
+pub struct Recipes {
+    session: LayersSession,
+    /// A query failed: the rest of the layers go whole.
+    broken: bool,
+    totals: RecipeTotals,
+}
+
+impl Recipes {
+    pub fn new(session: LayersSession) -> Recipes {
+        Recipes {
+            session,
+            broken: false,
+            totals: RecipeTotals::default(),
+        }
+    }
+
+    /// Ends the queries; what went as recipes.
+    pub fn finish(self) -> RecipeTotals {
+        let _ = self.session.finish();
+        self.totals
+    }
+
+    /// The uncompressed layer tar `data`, as it is to be sent: a recipe when the host keeps
+    /// some of its chunks and the recipe is the smaller.
+    pub fn prepare(&mut self, data: &mut dyn Read, temp: impl Fn() -> io::Result<File>) -> io::Result<LayerForm> {
+        let mut spool = temp()?;
+        let keys = chunks::keys(Tee {
+            data: &mut *data,
+            copy: &mut spool,
+        });
+        let (keys, split) = match keys {
+            Ok(found) => found,
+            // Not a tar: it goes as it is.
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+                io::copy(data, &mut spool)?;
+                spool.rewind()?;
+                return Ok(LayerForm::Whole(spool));
+            }
+            Err(err) => return Err(err),
+        };
+        spool.rewind()?;
+        if self.broken || keys.is_empty() {
+            return Ok(LayerForm::Whole(spool));
+        }
+        let Ok(bitmap) = self.session.ask(&keys) else {
+            self.broken = true;
+            return Ok(LayerForm::Whole(spool));
+        };
+        let kept: HashSet<Key> = keys
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| is_set(&bitmap, *at))
+            .map(|(_, key)| *key)
+            .collect();
+        if kept.is_empty() {
+            return Ok(LayerForm::Whole(spool));
+        }
+        let mut written = temp()?;
+        let totals = recipe::write(
+            BufReader::with_capacity(256 * 1024, &mut spool),
+            &split,
+            |key| kept.contains(key),
+            &mut written,
+        )?;
+        let len = written.stream_position()?;
+        spool.rewind()?;
+        if totals.referenced == 0 || len >= split.size {
+            return Ok(LayerForm::Whole(spool));
+        }
+        written.rewind()?;
+        self.totals.layers += 1;
+        self.totals.literal += totals.literal;
+        self.totals.referenced += totals.referenced;
+        Ok(LayerForm::Recipe {
+            recipe: written,
+            len,
+        })
+    }
+}
+
+/// Reads `data`, copying what it reads to `copy`.
+struct Tee<'a> {
+    data: &'a mut dyn Read,
+    copy: &'a mut File,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let count = self.data.read(buf)?;
+        self.copy.write_all(&buf[..count])?;
+        Ok(count)
+    }
+}

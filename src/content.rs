@@ -1,0 +1,231 @@
+//! The content an app keeps on the host for layer recipes (docs/delta.md): packs written beside
+//! a load that asks for them (`image:load --keep-content`), the chunk queries `image:layers`
+//! answers from them, the recipes `image:load` rebuilds from them, and their removal with the
+//! app's images. Only the app's own packs are ever read for it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::archive::Content;
+use crate::delta::pack::{self, FinishedPack, Packs};
+use crate::delta::recipe;
+use crate::digest::Digest;
+use crate::docker::Docker;
+use crate::host::{self, Host};
+use crate::protocol;
+use crate::record;
+use crate::retention;
+use crate::state;
+
+/// Chunks of a layer's data in flight to its packer: a few read-ahead chunks at most.
+const IN_FLIGHT: usize = 8;
+/// How long `image:layers` waits for a client's greeting before it ends, so that a person
+/// who runs it by hand is not kept waiting on stdin.
+const GREETING_WAIT: Duration = Duration::from_secs(2);
+
+/// One app's kept content, for a load: rebuilds its recipes, and packs the layers it
+/// receives when asked to.
+pub struct AppContent {
+    dir: PathBuf,
+    packs: Option<Packs>,
+    keep: bool,
+    packers: Vec<JoinHandle<Option<FinishedPack>>>,
+}
+
+impl AppContent {
+    pub fn for_load(host: &Host, app: &str, keep: bool) -> AppContent {
+        AppContent {
+            dir: state::content_dir(host, app),
+            packs: None,
+            keep,
+            packers: Vec::new(),
+        }
+    }
+
+    /// Once the load succeeded: puts the packs written beside it in place, owned by the
+    /// system user; returns how many. Dropped instead, they are removed.
+    pub fn commit(self, host: &Host) -> anyhow::Result<usize> {
+        let mut committed = 0;
+        for packer in self.packers {
+            let Ok(Some(pack)) = packer.join() else {
+                continue;
+            };
+            let diff_id = pack.diff_id().clone();
+            pack.commit()
+                .with_context(|| format!("cannot keep the content of layer {diff_id}"))?;
+            let (pack_file, idx_file) = pack::pack_paths(&self.dir, &diff_id);
+            host.chown_to_system_user(&pack_file);
+            host.chown_to_system_user(&idx_file);
+            committed += 1;
+        }
+        if committed > 0 {
+            host.chown_to_system_user(&self.dir);
+        }
+        Ok(committed)
+    }
+
+    fn packs(&mut self) -> io::Result<&Packs> {
+        if self.packs.is_none() {
+            self.packs = Some(Packs::open(&self.dir)?);
+        }
+        Ok(self.packs.as_ref().expect("opened above"))
+    }
+}
+
+impl Content for AppContent {
+    fn rebuild(
+        &mut self,
+        recipe: &mut dyn Read,
+        spool: &mut File,
+        max_size: u64,
+    ) -> Result<(u64, Digest), String> {
+        let packs = self
+            .packs()
+            .map_err(|err| format!("the kept content cannot be read: {err}"))?;
+        let rebuilt =
+            recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size).map_err(|err| err.to_string())?;
+        Ok((rebuilt.size, rebuilt.diff_id))
+    }
+
+    fn keeper(&mut self) -> Option<Box<dyn Write>> {
+        if !self.keep {
+            return None;
+        }
+        host::create_dirs(&self.dir).ok()?;
+        let (sender, receiver) = mpsc::sync_channel(IN_FLIGHT);
+        let dir = self.dir.clone();
+        self.packers
+            .push(thread::spawn(move || pack_stream(receiver, &dir)));
+        Some(Box::new(Keeper(Some(sender))))
+    }
+}
+
+/// Packs the layer whose data arrives on `receiver`, as the archive holds it (plain, gzip or
+/// zstd); None when it is not a layer or the stream stopped.
+fn pack_stream(receiver: Receiver<Vec<u8>>, dir: &std::path::Path) -> Option<FinishedPack> {
+    let mut data = Received {
+        receiver,
+        chunk: Vec::new(),
+        at: 0,
+    };
+    let mut magic = [0u8; 4];
+    data.read_exact(&mut magic).ok()?;
+    let whole = (&magic[..]).chain(data);
+    let packed = if magic.starts_with(&[0x1f, 0x8b]) {
+        pack::pack_layer(flate2::read::GzDecoder::new(whole), dir)
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        pack::pack_layer(zstd::stream::read::Decoder::new(whole).ok()?, dir)
+    } else {
+        pack::pack_layer(whole, dir)
+    };
+    packed.ok()
+}
+
+/// The write end of a packer's stream. A packer that gave up (not a layer) closes its end;
+/// writes then go nowhere, and the load goes on.
+struct Keeper(Option<SyncSender<Vec<u8>>>);
+
+impl Write for Keeper {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(sender) = &self.0 {
+            if sender.send(data.to_vec()).is_err() {
+                self.0 = None;
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The read end of a packer's stream.
+struct Received {
+    receiver: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.receiver.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let count = buf.len().min(self.chunk.len() - self.at);
+        buf[..count].copy_from_slice(&self.chunk[self.at..self.at + count]);
+        self.at += count;
+        Ok(count)
+    }
+}
+
+/// After `image:layers`'s answer: when the client greets within [`GREETING_WAIT`], answers its
+/// chunk queries from the app's packs until it closes its side.
+pub fn serve_queries(host: &Host, app: &str) -> anyhow::Result<()> {
+    let stdin = io::stdin();
+    if !greeted(&stdin)? {
+        return Ok(());
+    }
+    let mut from_client = stdin.lock();
+    let mut greeting = Vec::new();
+    (&mut from_client)
+        .take(64)
+        .read_until(b'\n', &mut greeting)?;
+    if greeting != protocol::QUERIES_GREETING.as_bytes() {
+        return Ok(());
+    }
+    let packs = Packs::open(&state::content_dir(host, app))
+        .context("cannot read the app's kept content")?;
+    let mut to_client = io::stdout().lock();
+    while let Some(keys) = protocol::read_query(&mut from_client)? {
+        protocol::write_have(&mut to_client, keys.len(), &packs.bitmap(&keys))?;
+    }
+    Ok(())
+}
+
+/// Whether stdin has something to read (or is closed) within [`GREETING_WAIT`]; never for a
+/// terminal.
+fn greeted(stdin: &io::Stdin) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if stdin.is_terminal() {
+        return Ok(false);
+    }
+    let mut fds = [rustix::event::PollFd::new(stdin, rustix::event::PollFlags::IN)];
+    let timeout = rustix::event::Timespec {
+        tv_sec: GREETING_WAIT.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut fds, Some(&timeout)).context("cannot wait on stdin")?;
+    Ok(ready > 0)
+}
+
+/// Removes the app's packs of layers that no image it keeps (`keep-images`) has: the content
+/// goes with the images.
+pub fn prune_with_images(host: &Host, app: &str, docker: &Docker) -> anyhow::Result<()> {
+    let dir = state::content_dir(host, app);
+    if !dir.exists() {
+        return Ok(());
+    }
+    let (_, _, keep) = retention::keep_images(host, app)?;
+    let mut layers = HashSet::new();
+    for id in retention::retained(&record::app_deploys(host, app)?, keep) {
+        if let Some(info) = docker.inspect(id.as_str())? {
+            layers.extend(info.diff_ids);
+        }
+    }
+    pack::prune(&dir, &layers).with_context(|| format!("cannot prune {}", dir.display()))?;
+    Ok(())
+}

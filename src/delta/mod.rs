@@ -1,0 +1,12 @@
+//! Layer recipes (`docs/delta.md`): a layer tar cut into raw pieces and content-defined chunks
+//! (`chunks`), the chunks a host keeps per layer (`pack`), and the recipe that sends a layer as
+//! its new bytes and references to kept chunks (`recipe`). Pure: files and streams only, no
+//! docker, no protocol; it uses nothing of the crate but `digest`.
+
+pub mod chunks;
+pub mod error;
+pub mod pack;
+pub mod recipe;
+
+#[cfg(test)]
+mod tests;

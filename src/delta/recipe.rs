@@ -1,0 +1,520 @@
+//! A layer sent as a recipe (`docs/delta.md`, "The recipe entry"): one zstd stream of a magic
+//! line, the layer's size and diff ID, then literal bytes and references to kept chunks in the
+//! layer's order. `write` makes one from a layer and what the host keeps; `rebuild` turns one
+//! back into the layer, checking everything as it goes.
+
+use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use super::chunks::{self, Key, Piece, Split};
+pub use super::error::RecipeError;
+use super::pack::Packs;
+use crate::digest::Digest;
+
+const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
+const LEVEL: i32 = 9;
+const END: u8 = 0x00;
+const LITERAL: u8 = 0x01;
+const REFERENCE: u8 = 0x02;
+/// How a zstd frame begins.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// The most literal bytes held before they go out as one operation.
+const LITERAL_RUN: usize = 1 << 20;
+/// The largest window (2^23 bytes) a recipe's stream may ask its reader to keep: level 9 uses
+/// 2^22 at most, and a hostile stream may not make the host hold more.
+const WINDOW_LOG_MAX: u32 = 23;
+/// The part of a literal copied at a time.
+const COPY: usize = 64 * 1024;
+
+/// Bytes of the layer sent as literals and referenced as kept chunks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub literal: u64,
+    pub referenced: u64,
+}
+
+/// What a recipe declares: the rebuilt layer's length and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub size: u64,
+    pub diff_id: Digest,
+}
+
+/// The layer a recipe rebuilt, checked against what it declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub size: u64,
+    pub diff_id: Digest,
+}
+
+/// Writes the recipe of `layer` (the same bytes `keys` read) to `out` as one zstd stream (level 9;
+/// kept chunks become references, everything else literal, adjacent literals merged).
+pub fn write<R: Read, W: Write>(
+    layer: R,
+    split: &Split,
+    kept: impl Fn(&Key) -> bool,
+    out: W,
+) -> io::Result<Totals> {
+    let mut stream = zstd::stream::write::Encoder::new(out, LEVEL)?;
+    stream.write_all(MAGIC)?;
+    stream.write_all(&split.size.to_be_bytes())?;
+    stream.write_all(&split.diff_id.sha256())?;
+    let mut totals = Totals::default();
+    let mut run = Vec::new();
+    let read = chunks::split(layer, |piece| {
+        let (data, reference) = match piece {
+            Piece::Chunk { data, sha256 } => (data, Some(Key::of(&sha256)).filter(&kept)),
+            Piece::Raw(data) => (data, None),
+        };
+        if let Some(key) = reference {
+            literal(&mut stream, &mut run)?;
+            stream.write_all(&[REFERENCE])?;
+            stream.write_all(&key.0)?;
+            write_len(&mut stream, data.len() as u64)?;
+            totals.referenced += data.len() as u64;
+        } else {
+            run.extend_from_slice(data);
+            totals.literal += data.len() as u64;
+            if run.len() >= LITERAL_RUN {
+                literal(&mut stream, &mut run)?;
+            }
+        }
+        Ok(())
+    })?;
+    literal(&mut stream, &mut run)?;
+    if read != *split {
+        return Err(io::Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "the layer read for its recipe is {} ({} bytes), not {} ({} bytes) as before",
+                read.diff_id, read.size, split.diff_id, split.size
+            ),
+        ));
+    }
+    stream.write_all(&[END])?;
+    stream.finish()?;
+    Ok(totals)
+}
+
+/// Rebuilds the layer from a recipe into `out`, checking every reference against packs, the
+/// total length (never writes more than the declared size, and refuses a declared size over
+/// max_size before writing anything), the SHA-256 against the declared diff ID, a stream cut
+/// short or with bytes after the end op. Memory flat (literal ops are streamed, not buffered
+/// whole).
+pub fn rebuild<R: Read, W: Write>(
+    recipe: R,
+    packs: &Packs,
+    mut out: W,
+    max_size: u64,
+) -> Result<Rebuilt, RecipeError> {
+    let (Header { size, diff_id }, mut stream) = open(recipe)?;
+    if size > max_size {
+        return Err(RecipeError::OverLimit {
+            size,
+            limit: max_size,
+        });
+    }
+    let mut sha256 = Sha256::new();
+    let mut written = 0u64;
+    let mut buf = vec![0; COPY];
+    loop {
+        let op = read_byte(&mut stream)?;
+        let key = match op {
+            END => break,
+            LITERAL => None,
+            REFERENCE => {
+                let mut key = [0; 8];
+                stream.read_exact(&mut key).map_err(reading)?;
+                Some(Key(key))
+            }
+            _ => return Err(RecipeError::UnknownOp(op)),
+        };
+        let len = read_len(&mut stream)?;
+        if len > size - written {
+            return Err(RecipeError::TooLong { declared: size });
+        }
+        if let Some(key) = key {
+            let chunk = packs.read(&key, len)?;
+            sha256.update(&chunk);
+            out.write_all(&chunk)?;
+        } else {
+            let mut left = len;
+            while left > 0 {
+                let part = &mut buf[..left.min(COPY as u64) as usize];
+                stream.read_exact(part).map_err(reading)?;
+                sha256.update(&*part);
+                out.write_all(part)?;
+                left -= part.len() as u64;
+            }
+        }
+        written += len;
+    }
+    if written < size {
+        return Err(RecipeError::TooShort {
+            total: written,
+            declared: size,
+        });
+    }
+    // Nothing may follow the end: neither in the frame nor after it.
+    let mut one = [0; 1];
+    if stream.read(&mut one).map_err(reading)? > 0 || stream.finish().read(&mut one)? > 0 {
+        return Err(RecipeError::Trailing);
+    }
+    out.flush()?;
+    let rebuilt = Digest::from_sha256(sha256.finalize().into());
+    if rebuilt != diff_id {
+        return Err(RecipeError::WrongDigest {
+            rebuilt,
+            declared: diff_id,
+        });
+    }
+    Ok(Rebuilt { size, diff_id })
+}
+
+/// Reads only the header (size, diff ID) of a recipe stream.
+pub fn header<R: Read>(recipe: R) -> Result<Header, RecipeError> {
+    open(recipe).map(|(header, _)| header)
+}
+
+type Stream<R> = zstd::stream::read::Decoder<'static, BufReader<Chain<Cursor<[u8; 4]>, R>>>;
+
+/// The recipe's header, and its stream where the operations begin.
+fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
+    let mut head = [0; 4];
+    recipe.read_exact(&mut head).map_err(reading)?;
+    if head != ZSTD_MAGIC {
+        return Err(RecipeError::BadMagic);
+    }
+    let mut stream =
+        zstd::stream::read::Decoder::new(Cursor::new(head).chain(recipe))?.single_frame();
+    stream.window_log_max(WINDOW_LOG_MAX)?;
+    let mut magic = [0; MAGIC.len()];
+    stream.read_exact(&mut magic).map_err(reading)?;
+    if magic != MAGIC {
+        return Err(RecipeError::BadMagic);
+    }
+    let mut size = [0; 8];
+    stream.read_exact(&mut size).map_err(reading)?;
+    let mut diff_id = [0; 32];
+    stream.read_exact(&mut diff_id).map_err(reading)?;
+    let header = Header {
+        size: u64::from_be_bytes(size),
+        diff_id: Digest::from_sha256(diff_id),
+    };
+    Ok((header, stream))
+}
+
+/// Hands the literal bytes held on as one operation.
+fn literal(stream: &mut impl Write, run: &mut Vec<u8>) -> io::Result<()> {
+    if !run.is_empty() {
+        stream.write_all(&[LITERAL])?;
+        write_len(stream, run.len() as u64)?;
+        stream.write_all(run)?;
+        run.clear();
+    }
+    Ok(())
+}
+
+/// A length as LEB128: 7 bits a byte, the least significant first, the top bit set but on the last.
+fn write_len(stream: &mut impl Write, mut len: u64) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(10);
+    while len >= 0x80 {
+        bytes.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    bytes.push(len as u8);
+    stream.write_all(&bytes)
+}
+
+fn read_len(stream: &mut impl Read) -> Result<u64, RecipeError> {
+    let mut len = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = read_byte(stream)?;
+        let bits = u64::from(byte & 0x7f);
+        if bits >> (64 - shift).min(7) != 0 {
+            return Err(RecipeError::BadLength);
+        }
+        len |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Ok(len);
+        }
+    }
+    Err(RecipeError::BadLength)
+}
+
+fn read_byte(stream: &mut impl Read) -> Result<u8, RecipeError> {
+    let mut byte = [0; 1];
+    stream.read_exact(&mut byte).map_err(reading)?;
+    Ok(byte[0])
+}
+
+/// A stream that ends too soon is cut short; any other error is the reader's.
+fn reading(e: io::Error) -> RecipeError {
+    match e.kind() {
+        ErrorKind::UnexpectedEof => RecipeError::CutShort,
+        _ => RecipeError::Io(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::chunks::keys;
+    use crate::delta::pack::pack_layer;
+    use crate::delta::tests::{dir, layer, random};
+
+    /// An app that keeps one layer, and a layer made from it: a file kept as it was, one edited
+    /// in the middle, one new, all with new mtimes.
+    struct Case {
+        packs: Packs,
+        new: Vec<u8>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn case() -> Case {
+        let (same, mut edited) = (random(200_000, 1), random(150_000, 2));
+        let old = layer(&[("same", &same), ("edited", &edited)], 1);
+        let dir = dir();
+        pack_layer(&old[..], dir.path()).unwrap().commit().unwrap();
+        edited[70_000..70_100].copy_from_slice(&[0; 100]);
+        let new = layer(
+            &[
+                ("same", &same),
+                ("edited", &edited),
+                ("new", &random(30_000, 3)),
+            ],
+            2,
+        );
+        let packs = Packs::open(dir.path()).unwrap();
+        Case {
+            packs,
+            new,
+            _dir: dir,
+        }
+    }
+
+    fn recipe_of(case: &Case) -> (Vec<u8>, Totals, Split) {
+        let (_, split) = keys(&case.new[..]).unwrap();
+        let mut recipe = Vec::new();
+        let totals = write(
+            &case.new[..],
+            &split,
+            |key| case.packs.has(key),
+            &mut recipe,
+        )
+        .unwrap();
+        (recipe, totals, split)
+    }
+
+    /// A recipe stream of these header fields and operation bytes, as `write` would frame it.
+    fn recipe(size: u64, diff_id: &Digest, ops: &[u8]) -> Vec<u8> {
+        let body = [MAGIC, &size.to_be_bytes(), &diff_id.sha256(), ops].concat();
+        zstd::encode_all(&body[..], LEVEL).unwrap()
+    }
+
+    fn len(n: u64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_len(&mut bytes, n).unwrap();
+        bytes
+    }
+
+    /// The operations of a recipe, as (op, length).
+    fn ops(recipe: &[u8]) -> Vec<(u8, u64)> {
+        let (_, mut stream) = open(recipe).unwrap();
+        let mut ops = Vec::new();
+        loop {
+            let op = read_byte(&mut stream).unwrap();
+            if op == END {
+                return ops;
+            }
+            let skip = if op == LITERAL { 0 } else { 8 };
+            io::copy(&mut (&mut stream).take(skip), &mut io::sink()).unwrap();
+            let len = read_len(&mut stream).unwrap();
+            if op == LITERAL {
+                io::copy(&mut (&mut stream).take(len), &mut io::sink()).unwrap();
+            }
+            ops.push((op, len));
+        }
+    }
+
+    fn rebuild_to_vec(
+        recipe: &[u8],
+        packs: &Packs,
+        max: u64,
+    ) -> (Result<Rebuilt, RecipeError>, Vec<u8>) {
+        let mut out = Vec::new();
+        let result = rebuild(recipe, packs, &mut out, max);
+        (result, out)
+    }
+
+    #[test]
+    fn a_recipe_rebuilds_the_layer_from_kept_and_new_bytes() {
+        let case = case();
+        let (recipe, totals, split) = recipe_of(&case);
+        assert_eq!(totals.literal + totals.referenced, case.new.len() as u64);
+        assert!(totals.referenced > 250_000, "{totals:?}");
+        assert!(
+            totals.literal > 30_000 && totals.literal < 100_000,
+            "{totals:?}"
+        );
+        let ops = ops(&recipe);
+        assert!(ops
+            .windows(2)
+            .all(|pair| pair[0].0 != LITERAL || pair[1].0 != LITERAL));
+        assert!(ops.iter().any(|op| op.0 == REFERENCE));
+        let (rebuilt, out) = rebuild_to_vec(&recipe, &case.packs, u64::MAX);
+        assert_eq!(out, case.new);
+        let rebuilt = rebuilt.unwrap();
+        assert_eq!(
+            (rebuilt.size, &rebuilt.diff_id),
+            (split.size, &split.diff_id)
+        );
+        let header = header(&recipe[..]).unwrap();
+        assert_eq!((header.size, header.diff_id), (split.size, split.diff_id));
+    }
+
+    #[test]
+    fn a_recipe_of_nothing_kept_is_all_literal() {
+        let case = case();
+        let (_, split) = keys(&case.new[..]).unwrap();
+        let mut recipe = Vec::new();
+        let totals = write(&case.new[..], &split, |_| false, &mut recipe).unwrap();
+        assert_eq!(
+            totals,
+            Totals {
+                literal: case.new.len() as u64,
+                referenced: 0
+            }
+        );
+        assert_eq!(ops(&recipe), [(LITERAL, case.new.len() as u64)]);
+        let empty = Packs::open(&case._dir.path().join("none")).unwrap();
+        let (rebuilt, out) = rebuild_to_vec(&recipe, &empty, u64::MAX);
+        assert_eq!(rebuilt.unwrap().diff_id, split.diff_id);
+        assert_eq!(out, case.new);
+    }
+
+    #[test]
+    fn a_layer_that_changed_since_its_keys_is_refused() {
+        let case = case();
+        let (_, split) = keys(&layer(&[("other", b"other")], 1)[..]).unwrap();
+        let e = write(&case.new[..], &split, |_| false, io::sink()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn each_hostile_recipe_gets_its_reason() {
+        let case = case();
+        let (good, _, split) = recipe_of(&case);
+        // The first chunk of the layer, which the app keeps.
+        let mut first = None;
+        chunks::split(&case.new[..], |piece| {
+            if let (Piece::Chunk { data, sha256 }, None) = (piece, &first) {
+                first = Some((Key::of(&sha256), data.to_vec()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (key, data) = first.unwrap();
+        assert!(case.packs.has(&key));
+        let n = data.len() as u64;
+        let data_digest = Digest::of(&data);
+        let reference = |key: &Key, n: u64| [&[REFERENCE][..], &key.0, &len(n)].concat();
+        let literal = |bytes: &[u8]| [&[LITERAL][..], &len(bytes.len() as u64), bytes].concat();
+        let ended = |ops: &[u8]| [ops, &[END]].concat();
+        let hello = Digest::of(b"hello");
+        let wrong_digest =
+            format!("it rebuilds {hello}, not the diff ID {data_digest} it declares");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                recipe(n, &data_digest, &ended(&reference(&Key([9; 8]), n))),
+                "it refers to content this host does not keep",
+            ),
+            (
+                recipe(n + 1, &data_digest, &ended(&reference(&key, n + 1))),
+                "a reference's length is not its chunk's",
+            ),
+            (
+                recipe(3, &hello, &ended(&literal(b"hello"))),
+                "its bytes add up to more than the 3 it declares",
+            ),
+            (
+                recipe(
+                    5,
+                    &hello,
+                    &[
+                        LITERAL, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40,
+                    ],
+                ),
+                "its bytes add up to more than the 5 it declares",
+            ),
+            (
+                recipe(9, &hello, &ended(&literal(b"hello"))),
+                "its bytes add up to 5, not the 9 it declares",
+            ),
+            (
+                recipe(5, &data_digest, &ended(&literal(b"hello"))),
+                &wrong_digest,
+            ),
+            (good[..good.len() - 6].to_vec(), "it is cut short"),
+            (good[..2].to_vec(), "it is cut short"),
+            (recipe(5, &hello, &literal(b"hello")), "it is cut short"),
+            (
+                recipe(5, &hello, &literal(b"hello")[..4]),
+                "it is cut short",
+            ),
+            (
+                recipe(5, &hello, &ended(&ended(&literal(b"hello")))),
+                "it goes on after its end",
+            ),
+            ([&good[..], b"x"].concat(), "it goes on after its end"),
+            ([&good[..], &good[..]].concat(), "it goes on after its end"),
+            (
+                b"hello, not zstd".to_vec(),
+                "it is not a layer recipe (bad magic)",
+            ),
+            (
+                zstd::encode_all(&b"dokku-image-recipe 2\n and more"[..], 3).unwrap(),
+                "it is not a layer recipe (bad magic)",
+            ),
+            (recipe(5, &hello, &[7]), "it has an unknown operation 0x07"),
+            (
+                recipe(
+                    5,
+                    &hello,
+                    &[
+                        LITERAL, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+                    ],
+                ),
+                "it has a length over 64 bits",
+            ),
+        ];
+        for (recipe, why) in cases {
+            let (result, out) = rebuild_to_vec(&recipe, &case.packs, u64::MAX);
+            assert_eq!(result.unwrap_err().to_string(), why);
+            // Never more than it declares.
+            if let Ok(header) = header(&recipe[..]) {
+                assert!(out.len() as u64 <= header.size);
+            }
+        }
+        let limit = split.size - 1;
+        let (result, out) = rebuild_to_vec(&good, &case.packs, limit);
+        let e = result.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("its size {} is over the limit {limit}", split.size)
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn lengths_are_leb128() {
+        assert_eq!(len(0), [0]);
+        assert_eq!(len(127), [0x7f]);
+        assert_eq!(len(300), [0xac, 0x02]);
+        assert_eq!(len(u64::MAX).len(), 10);
+        for n in [0, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            assert_eq!(read_len(&mut &len(n)[..]).unwrap(), n);
+        }
+    }
+}
