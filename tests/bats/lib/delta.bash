@@ -41,11 +41,14 @@ top_diff_id() {
 # top_layer ENGINE IMAGE FILE: writes IMAGE's top layer (from ENGINE's `docker image save`) to
 # FILE.
 top_layer() {
-  on_engine "$1" docker image save "$2" | python3 -c '
+  local archive="$3.archive"
+  on_engine "$1" docker image save -o "$archive" "$2" || return 1
+  python3 -c '
 import json, shutil, sys, tarfile
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r:") as archive, open(sys.argv[1], "wb") as out:
+with tarfile.open(sys.argv[1]) as archive, open(sys.argv[2], "wb") as out:
     name = json.load(archive.extractfile("manifest.json"))[0]["Layers"][-1]
-    shutil.copyfileobj(archive.extractfile(name), out)' "$3"
+    shutil.copyfileobj(archive.extractfile(name), out)' "$archive" "$3" || return 1
+  rm -f "$archive"
 }
 
 # delta_images KIND: a base and two rebuilds of one layer on it (helpers/delta-trees.py KIND),
