@@ -78,6 +78,7 @@ assert_recipe_redeploy() {
   read -r literal referenced < <(sed -n \
     's/^-----> 1 layer of .* a recipe: \([0-9]*\) bytes literal, \([0-9]*\) referenced$/\1 \2/p' <<<"$stderr")
   assert_equal "$((literal + referenced))" "$V2_SIZE"
+  echo "# $1: sent $(sent_bytes) bytes for a layer of $V2_SIZE ($V2_ZSTD in zstd): $literal literal, $referenced referenced" >&3
   ((literal * 2 < V2_SIZE)) || fail "$literal of the layer's $V2_SIZE bytes went as literals"
   (($(sent_bytes) * 10 <= V2_ZSTD)) || fail "sent $(sent_bytes) bytes; the layer in zstd is $V2_ZSTD"
   assert_v2_deployed
