@@ -71,7 +71,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || { echo " !     make fuzz needs cargo-fuzz: cargo install cargo-fuzz --locked" >&2; exit 1; }
 	@set -o pipefail; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	for target in archive archive_tar reference args; do \
+	for target in archive archive_tar reference args delta_split delta_recipe; do \
 		echo "=====> fuzz $$target for $(FUZZ_SECONDS)s"; \
 		cargo +nightly fuzz run --sanitizer none $$target -- -max_total_time=$(FUZZ_SECONDS) \
 			-rss_limit_mb=512 -timeout=10 -print_final_stats=1 >"$$log" 2>&1 || { \

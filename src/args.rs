@@ -7,7 +7,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::command::{Command, Kind};
-use crate::protocol;
 
 /// A subcommand's parsed arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +27,6 @@ pub struct Parsed {
     pub fields: Vec<String>,
     /// `--global` stood in place of the app.
     pub global: bool,
-    pub keep_content: bool,
 }
 
 /// Parses the arguments of a command that needs an app (from the argv, `--app` or
@@ -86,9 +84,6 @@ pub fn parse(
     }
     if flags.format {
         parsed.format = flag_value(&mut args, "--format", "a format").map_err(usage)?;
-    }
-    if flags.keep_content {
-        parsed.keep_content = args.contains(protocol::KEEP_CONTENT);
     }
 
     let rest: Vec<String> = args

@@ -36,8 +36,6 @@ pub struct Flags {
     pub takes_app: bool,
     /// Positionals after the app.
     pub max_positionals: usize,
-    /// `--keep-content`: keep the content of the layers loaded, for layer recipes.
-    pub keep_content: bool,
 }
 
 impl Flags {
@@ -51,7 +49,6 @@ impl Flags {
         global: false,
         takes_app: true,
         max_positionals: 0,
-        keep_content: false,
     };
 }
 

@@ -20,13 +20,11 @@ const FROM: Flags = Flags {
 };
 const LOAD: Flags = Flags {
     pull: false,
-    keep_content: true,
     ..FROM
 };
 const FROM_SYNOPSIS: &str =
     "[--build-dir DIR] [--pull] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
-const LOAD_SYNOPSIS: &str =
-    "[--build-dir DIR] [--force] [--keep-content] APP IMAGE [USER_NAME [USER_EMAIL]]";
+const LOAD_SYNOPSIS: &str = "[--build-dir DIR] [--force] APP IMAGE [USER_NAME [USER_EMAIL]]";
 const FROM_DESCRIPTION: &str =
     "Deploy an app from a Docker image reference (pulled only when not on the host)";
 const LOAD_DESCRIPTION: &str =

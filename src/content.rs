@@ -1,7 +1,7 @@
 //! The content an app keeps on the host for layer recipes (docs/delta.md): packs written beside
-//! a load that asks for them (`image:load --keep-content`), the chunk queries `image:layers`
-//! answers from them, the recipes `image:load` rebuilds from them, and their removal with the
-//! app's images. Only the app's own packs are ever read for it.
+//! the app's loads once a client that sends recipes has greeted `image:layers` for it, the
+//! chunk queries `image:layers` answers from them, the recipes `image:load` rebuilds from them,
+//! and their removal with the app's images. Only the app's own packs are ever read for it.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -26,12 +26,12 @@ use crate::state;
 
 /// Chunks of a layer's data in flight to its packer: a few read-ahead chunks at most.
 const IN_FLIGHT: usize = 8;
-/// How long `image:layers` waits for a client's greeting before it ends, so that a person
-/// who runs it by hand is not kept waiting on stdin.
+/// How long `image:layers` waits, after its answer, for a client's greeting before it ends,
+/// so that a person who runs it by hand is not kept waiting on stdin.
 const GREETING_WAIT: Duration = Duration::from_secs(2);
 
 /// One app's kept content, for a load: rebuilds its recipes, and packs the layers it
-/// receives when asked to.
+/// receives once a client that sends recipes has greeted (the app's content folder exists).
 pub struct AppContent {
     dir: PathBuf,
     packs: Option<Packs>,
@@ -40,11 +40,12 @@ pub struct AppContent {
 }
 
 impl AppContent {
-    pub fn for_load(host: &Host, app: &str, keep: bool) -> AppContent {
+    pub fn for_load(host: &Host, app: &str) -> AppContent {
+        let dir = state::content_dir(host, app);
         AppContent {
-            dir: state::content_dir(host, app),
+            keep: dir.is_dir(),
+            dir,
             packs: None,
-            keep,
             packers: Vec::new(),
         }
     }
@@ -64,9 +65,6 @@ impl AppContent {
             host.chown_to_system_user(&pack_file);
             host.chown_to_system_user(&idx_file);
             committed += 1;
-        }
-        if committed > 0 {
-            host.chown_to_system_user(&self.dir);
         }
         Ok(committed)
     }
@@ -89,8 +87,8 @@ impl Content for AppContent {
         let packs = self
             .packs()
             .map_err(|err| format!("the kept content cannot be read: {err}"))?;
-        let rebuilt =
-            recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size).map_err(|err| err.to_string())?;
+        let rebuilt = recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size)
+            .map_err(|err| err.to_string())?;
         Ok((rebuilt.size, rebuilt.diff_id))
     }
 
@@ -98,7 +96,6 @@ impl Content for AppContent {
         if !self.keep {
             return None;
         }
-        host::create_dirs(&self.dir).ok()?;
         let (sender, receiver) = mpsc::sync_channel(IN_FLIGHT);
         let dir = self.dir.clone();
         self.packers
@@ -187,11 +184,21 @@ pub fn serve_queries(host: &Host, app: &str) -> anyhow::Result<()> {
     if greeting != protocol::QUERIES_GREETING.as_bytes() {
         return Ok(());
     }
-    let packs = Packs::open(&state::content_dir(host, app))
-        .context("cannot read the app's kept content")?;
+    // From now on the app's loads keep their layers' content for the next push's recipes.
+    let dir = state::content_dir(host, app);
+    if !dir.is_dir() {
+        host::create_dirs(&dir).context("cannot make the app's content folder")?;
+        host.chown_to_system_user(&dir);
+    }
+    // Kept content that cannot be read (a damaged index) keeps nothing: the layers go whole.
+    let packs = Packs::open(&dir).ok();
     let mut to_client = io::stdout().lock();
     while let Some(keys) = protocol::read_query(&mut from_client)? {
-        protocol::write_have(&mut to_client, keys.len(), &packs.bitmap(&keys))?;
+        let bitmap = match &packs {
+            Some(packs) => packs.bitmap(&keys),
+            None => vec![0; keys.len().div_ceil(8)],
+        };
+        protocol::write_have(&mut to_client, keys.len(), &bitmap)?;
     }
     Ok(())
 }
@@ -203,7 +210,10 @@ fn greeted(stdin: &io::Stdin) -> anyhow::Result<bool> {
     if stdin.is_terminal() {
         return Ok(false);
     }
-    let mut fds = [rustix::event::PollFd::new(stdin, rustix::event::PollFlags::IN)];
+    let mut fds = [rustix::event::PollFd::new(
+        stdin,
+        rustix::event::PollFlags::IN,
+    )];
     let timeout = rustix::event::Timespec {
         tv_sec: GREETING_WAIT.as_secs() as i64,
         tv_nsec: 0,

@@ -12,11 +12,8 @@ use crate::delta::chunks::Key;
 
 /// `image:layers APP`: which layers the host holds, as one [`Answer`] line on stdout.
 pub const LAYERS: &str = "image:layers";
-/// `image:load APP IMAGE [USER_NAME [USER_EMAIL]] [--keep-content]`: the archive on stdin.
+/// `image:load APP IMAGE [USER_NAME [USER_EMAIL]]`: the archive on stdin.
 pub const LOAD: &str = "image:load";
-/// `image:load`'s flag asking the host to keep the content of the layers it receives whole or
-/// rebuilds, for later recipes to refer to (docs/delta.md).
-pub const KEEP_CONTENT: &str = "--keep-content";
 /// The version of the chunk query and recipe format this side speaks ([`Answer::delta`]).
 pub const DELTA_VERSION: u32 = 1;
 /// An archive entry `NAME` + this suffix is the recipe of the layer entry `NAME`.
@@ -64,8 +61,9 @@ pub fn is_refusal(line: &str) -> bool {
     line.contains(REFUSAL)
 }
 
-/// The client's first line to `image:layers`, sent as it starts: it will ask chunk queries
-/// after the answer line, in this version. A host that sees no greeting ends after the answer.
+/// The client's first line to `image:layers`, sent once the answer line said `delta`: it will
+/// ask chunk queries, in this version. A host that sees no greeting ends after the answer; one
+/// that sees it keeps, from then on, the content of the layers the app's loads bring.
 pub const QUERIES_GREETING: &str = "chunk-queries 1\n";
 
 /// The most keys one query may carry: a 16 GiB layer's worth of average chunks.
@@ -130,7 +128,12 @@ pub fn read_have(from_host: &mut impl BufRead, count: usize) -> io::Result<Vec<u
         .strip_prefix("have ")
         .and_then(|rest| rest.strip_prefix(&format!("{count} ")))
         .filter(|hex| hex.len() == 2 * bytes)
-        .ok_or_else(|| invalid(format!("not an answer to a chunk query: {:?}", text.trim_end())))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "not an answer to a chunk query: {:?}",
+                text.trim_end()
+            ))
+        })?;
     (0..bytes)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
         .collect::<Result<_, _>>()

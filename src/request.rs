@@ -24,8 +24,6 @@ pub struct ImageRequest {
     pub author: Author,
     pub pull: bool,
     pub force: bool,
-    /// Keep the loaded layers' content for later recipes (docs/delta.md).
-    pub keep_content: bool,
 }
 
 impl ImageRequest {
@@ -55,7 +53,6 @@ impl ImageRequest {
             author,
             pull: parsed.pull,
             force: parsed.force,
-            keep_content: parsed.keep_content,
         })
     }
 

@@ -329,9 +329,11 @@ impl Write for DockerView {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The hash of no data, where `fnv` starts.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn fnv(mut hash: u64, data: &[u8]) -> u64 {
+/// FNV-1a, the hash of each entry's data in `DockerView::entries`.
+pub fn fnv(mut hash: u64, data: &[u8]) -> u64 {
     for &b in data {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }

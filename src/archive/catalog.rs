@@ -93,7 +93,12 @@ impl Catalog {
             bail!("archive holds no manifest.json or index.json: not a docker image archive")
         };
         for image in &images {
-            named.extend(image.blobs.iter().map(|blob| (blob.blob_path(), blob.clone())));
+            named.extend(
+                image
+                    .blobs
+                    .iter()
+                    .map(|blob| (blob.blob_path(), blob.clone())),
+            );
         }
         self.check_recipes(&named)?;
         Ok((images, format))

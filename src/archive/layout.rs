@@ -30,6 +30,8 @@ pub(crate) struct OciIndex {
 /// An OCI descriptor: what an index or a manifest names, by digest.
 #[derive(Deserialize, Clone, Debug)]
 pub(crate) struct Descriptor {
+    #[serde(default, rename = "mediaType")]
+    pub(crate) media_type: String,
     pub(crate) digest: String,
     #[serde(default)]
     pub(crate) size: u64,

@@ -66,7 +66,9 @@ impl Read for EntryData<'_> {
         if self.left == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let data = self.input.take(max).map_err(io::Error::other)?;
         if data.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());

@@ -215,7 +215,8 @@ impl<'c, W: Write> Walker<'c, W> {
         let rebuilt = self.content.rebuild(&mut data, &mut spool, max_size);
         // A recipe refused part-way is read to its end all the same: a cut-short archive
         // says so rather than the recipe.
-        io::copy(&mut data, &mut io::sink()).map_err(|err| anyhow!("reading the archive failed: {err}"))?;
+        io::copy(&mut data, &mut io::sink())
+            .map_err(|err| anyhow!("reading the archive failed: {err}"))?;
         let mut padding = vec![0u8; header::padding(data_len) as usize];
         self.input.read_exact(&mut padding)?;
         let (size, diff_id) =

@@ -7,7 +7,7 @@
 //! or is stopped by a signal.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,15 +15,17 @@ use serde::Deserialize;
 
 use crate::archive::{images_of, Descriptor, OciIndex};
 use crate::cancel;
-use crate::client::filter::{file_header, LeftOutTotals};
+use crate::client::filter::{file_header, temp_file, LeftOutTotals};
 use crate::client::held::{Holds, LeftOutPlan};
 use crate::client::meter::Meter;
+use crate::client::recipes::{LayerForm, RecipeTotals, Recipes, Tee, MIN_LAYER};
 use crate::client::registry::{Blobs, Delivered, Manifest, Registry};
 use crate::client::send::{compressor, Sent, Session};
 use crate::client::transport::Remote;
 use crate::digest::Digest;
 use crate::docker::{Docker, ImageInfo, Store};
 use crate::output;
+use crate::protocol::RECIPE_SUFFIX;
 use crate::reference::Reference;
 
 /// The repository of the throwaway tags on the loopback registry.
@@ -167,7 +169,10 @@ impl ThroughEngine {
     }
 
     /// The second push, into `load` on the host (through `opened`, a session started
-    /// earlier, or a new one): the blobs of `present` stay out.
+    /// earlier, or a new one): the blobs of `present` stay out, and the layers the engine
+    /// sends go as their recipes when there are `recipes` (a classic host: it takes a layer
+    /// uncompressed in place of its blob). Returns what went as recipes too.
+    #[allow(clippy::too_many_arguments)]
     pub fn send(
         &self,
         opened: Option<(Session, io::PipeWriter)>,
@@ -176,13 +181,18 @@ impl ThroughEngine {
         image: &str,
         learned: &Learned,
         present: HashSet<Digest>,
-    ) -> anyhow::Result<Result<Sent, Fallback>> {
+        recipes: Option<Recipes>,
+    ) -> anyhow::Result<Result<(Sent, RecipeTotals), Fallback>> {
         let (session, to_host) = match opened {
             Some(opened) => opened,
             None => Session::start(remote, load)?,
         };
         session.release();
-        let archive = match Archive::start(to_host) {
+        let layers = recipes.map(|recipes| LayerRecipes {
+            recipes,
+            layers: learned.compressed_layers(),
+        });
+        let archive = match Archive::start(to_host, layers) {
             Ok(archive) => archive,
             Err(err) => {
                 session.abandon();
@@ -207,6 +217,7 @@ impl ThroughEngine {
                     .map_err(|err| Fallback(format!("writing the archive: {err}"))),
             },
         };
+        let totals = archive.recipe_totals();
         let bytes = match finished {
             Ok(bytes) => bytes,
             Err(fallback) => {
@@ -215,13 +226,16 @@ impl ThroughEngine {
             }
         };
         let (status, refusals) = session.wait()?;
-        Ok(Ok(Sent {
-            status,
-            refused: refusals.slim,
-            recipe_refused: refusals.recipe,
-            left_out,
-            bytes,
-        }))
+        Ok(Ok((
+            Sent {
+                status,
+                refused: refusals.slim,
+                recipe_refused: refusals.recipe,
+                left_out,
+                bytes,
+            },
+            totals,
+        )))
     }
 }
 
@@ -285,6 +299,75 @@ impl Learned {
 
     pub fn layers(&self) -> usize {
         self.image.layers.len()
+    }
+
+    /// The image's layer blobs by digest, with how each is compressed.
+    fn compressed_layers(&self) -> HashMap<Digest, Compressed> {
+        self.image
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                let compressed = if layer.media_type.contains("zstd") {
+                    Compressed::Zstd
+                } else if layer.media_type.contains("gzip") {
+                    Compressed::Gzip
+                } else {
+                    Compressed::No
+                };
+                Some((Digest::parse(&layer.digest)?, compressed))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Compressed {
+    No,
+    Gzip,
+    Zstd,
+}
+
+/// The recipes of a push through the engine, and the layer blobs they are made for.
+struct LayerRecipes {
+    recipes: Recipes,
+    layers: HashMap<Digest, Compressed>,
+}
+
+impl LayerRecipes {
+    /// Writes layer blob `digest` as its recipe, or whole as it came.
+    fn write(
+        &mut self,
+        out: &mut Out,
+        (digest, compressed): (&Digest, Compressed),
+        size: u64,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
+        let mut blob = temp_file()?;
+        let mut tee = Tee {
+            data,
+            copy: &mut blob,
+        };
+        let form = match compressed {
+            Compressed::No => self.recipes.prepare(&mut tee, temp_file)?,
+            Compressed::Gzip => self
+                .recipes
+                .prepare(&mut flate2::read::GzDecoder::new(&mut tee), temp_file)?,
+            Compressed::Zstd => self
+                .recipes
+                .prepare(&mut zstd::stream::read::Decoder::new(&mut tee)?, temp_file)?,
+        };
+        // Read to its end: the registry checks the blob's digest there.
+        io::copy(&mut tee, &mut io::sink())?;
+        match form {
+            LayerForm::Recipe { mut recipe, len } => {
+                let name = format!("{}{RECIPE_SUFFIX}", digest.blob_path());
+                append(out, &name, len, &mut recipe)
+            }
+            LayerForm::Whole(_) => {
+                blob.rewind()?;
+                append(out, &digest.blob_path(), size, &mut blob)
+            }
+        }
     }
 }
 
@@ -366,10 +449,13 @@ type Out = tar::Builder<zstd::stream::write::Encoder<'static, Meter<io::PipeWrit
 /// The slim archive on its way to the host: the registry writes the blobs as they arrive,
 /// the flow the metadata at the end.
 #[derive(Clone)]
-struct Archive(Arc<Mutex<Option<Out>>>);
+struct Archive {
+    out: Arc<Mutex<Option<Out>>>,
+    recipes: Arc<Mutex<Option<LayerRecipes>>>,
+}
 
 impl Archive {
-    fn start(to_host: io::PipeWriter) -> io::Result<Archive> {
+    fn start(to_host: io::PipeWriter, recipes: Option<LayerRecipes>) -> io::Result<Archive> {
         let mut out = tar::Builder::new(compressor(to_host)?);
         for dir in ["blobs/", "blobs/sha256/"] {
             let mut header = tar::Header::new_ustar();
@@ -380,14 +466,27 @@ impl Archive {
             header.set_cksum();
             out.append(&header, io::empty())?;
         }
-        Ok(Archive(Arc::new(Mutex::new(Some(out)))))
+        Ok(Archive {
+            out: Arc::new(Mutex::new(Some(out))),
+            recipes: Arc::new(Mutex::new(recipes)),
+        })
+    }
+
+    /// Ends the recipes' queries; what went as recipes.
+    fn recipe_totals(&self) -> RecipeTotals {
+        self.recipes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .map(|layers| layers.recipes.finish())
+            .unwrap_or_default()
     }
 
     /// Writes the metadata and the end marker, flushes, closes the host's stdin; returns the
     /// bytes written to it.
     fn finish(&self, entries: &[(String, Vec<u8>)]) -> io::Result<u64> {
         let mut out = self
-            .0
+            .out
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
@@ -404,13 +503,23 @@ impl Archive {
 impl Blobs for Archive {
     fn blob(&mut self, digest: &Digest, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let mut out = self
-            .0
+            .out
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = out
             .as_mut()
             .ok_or_else(|| io::Error::other("the archive was finished already"))?;
-        append(out, &digest.blob_path(), size, data)
+        let mut recipes = self
+            .recipes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match recipes.as_mut() {
+            Some(layers) if size > MIN_LAYER => match layers.layers.get(digest).copied() {
+                Some(compressed) => layers.write(out, (digest, compressed), size, data),
+                None => append(out, &digest.blob_path(), size, data),
+            },
+            _ => append(out, &digest.blob_path(), size, data),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::held::LeftOutPlan;
 use crate::client::legacy;
-use crate::client::recipes::{LayerForm, Recipes};
+use crate::client::recipes::{LayerForm, Recipes, MIN_LAYER};
 use crate::client::to_oci;
 use crate::digest::{chain_ids, Digest};
 use crate::protocol::RECIPE_SUFFIX;
@@ -154,7 +154,7 @@ impl<W: Write> Walk<'_, W> {
                     None => self.write_layer(&header, (&magic[..]).chain(entry)),
                 };
             }
-            if size > SPOOL_THRESHOLD && kind.is_file() {
+            if size > MIN_LAYER && kind.is_file() {
                 return self.write_layer(&header, entry);
             }
         } else if let Some(v1id) = legacy_dir(&name, "json") {
@@ -176,7 +176,7 @@ impl<W: Write> Walk<'_, W> {
             } else if spoolable {
                 return self.spool(&header, entry, Layer::Plain);
             }
-            if size > SPOOL_THRESHOLD && kind.is_file() {
+            if size > MIN_LAYER && kind.is_file() {
                 return self.write_layer(&header, entry);
             }
         }
@@ -350,7 +350,10 @@ impl<W: Write> Walk<'_, W> {
             LayerForm::Recipe { recipe, len } => {
                 // The extension headers described the layer's entry, not its recipe's.
                 self.pending.clear();
-                let name = format!("{}{RECIPE_SUFFIX}", String::from_utf8_lossy(&header.path_bytes()));
+                let name = format!(
+                    "{}{RECIPE_SUFFIX}",
+                    String::from_utf8_lossy(&header.path_bytes())
+                );
                 let entry = file_header(&name, len, header.mtime().unwrap_or(0))?;
                 self.write(&entry, BufReader::with_capacity(256 * 1024, recipe))
             }
@@ -366,7 +369,7 @@ impl<W: Write> Walk<'_, W> {
 }
 
 /// A temp file (in TMPDIR), for a layer or its recipe on the way.
-fn temp_file() -> io::Result<std::fs::File> {
+pub(crate) fn temp_file() -> io::Result<std::fs::File> {
     tempfile::tempfile().map_err(|err| {
         let dir = std::env::temp_dir();
         io::Error::new(

@@ -1,6 +1,7 @@
-//! The `image:layers APP` session (docs/protocol.md): the client greets as it starts, reads
-//! the answer line, and, when the host takes recipes (docs/delta.md), keeps the session open
-//! to ask which chunks of its layers the host keeps, while the archive streams. The host's
+//! The `image:layers APP` session (docs/protocol.md): the client reads the answer line and,
+//! when the host takes recipes (docs/delta.md), greets it and keeps the session open to ask
+//! which chunks of its layers the host keeps, while the archive streams. Greeting only after
+//! the answer, the client never waits on a host that waits on it, whatever buffers between. The host's
 //! stderr is kept, bounded, for the message of a failure.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -9,6 +10,7 @@ use std::thread;
 
 use crate::client::transport::Remote;
 use crate::delta::chunks::Key;
+use crate::output::human_bytes;
 use crate::process::{Cmd, Running, Sink};
 use crate::protocol;
 
@@ -45,7 +47,7 @@ impl Ended {
 impl LayersSession {
     pub fn start(remote: &Remote, app: &str) -> anyhow::Result<LayersSession> {
         let cmd = remote.command(&[protocol::LAYERS, app]);
-        let (host_in, mut to_host) = io::pipe()?;
+        let (host_in, to_host) = io::pipe()?;
         let (from_host, host_out) = io::pipe()?;
         let (host_err, host_err_in) = io::pipe()?;
         let running = cmd.start_wired(
@@ -53,8 +55,6 @@ impl LayersSession {
             Sink::Fd(host_out.into()),
             Sink::Fd(host_err_in.into()),
         )?;
-        // An older host never reads it: the pipe holds it until the session ends.
-        let _ = to_host.write_all(protocol::QUERIES_GREETING.as_bytes());
         // Read to its end, what is kept bounded: a host that says too much is not blocked.
         let stderr = thread::spawn(move || {
             let mut host_err = host_err;
@@ -72,13 +72,35 @@ impl LayersSession {
         })
     }
 
-    /// The answer line; None when the host printed none.
-    pub fn answer_line(&mut self) -> io::Result<Option<String>> {
+    /// The answer line; None when the host printed none. An answer longer than
+    /// [`MAX_ANSWER`] is an error, and the session is ended.
+    pub fn answer_line(&mut self) -> anyhow::Result<Option<String>> {
         let mut line = Vec::new();
         (&mut self.from_host)
             .take(MAX_ANSWER)
             .read_until(b'\n', &mut line)?;
-        Ok((line.last() == Some(&b'\n')).then(|| String::from_utf8_lossy(&line).into_owned()))
+        if line.last() == Some(&b'\n') {
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        }
+        if line.len() as u64 >= MAX_ANSWER {
+            self.running.kill();
+            anyhow::bail!(
+                "`{}` printed more than {} on stdout or stderr; stopped",
+                self.cmd.display(),
+                human_bytes(MAX_ANSWER)
+            );
+        }
+        Ok(None)
+    }
+
+    /// Tells the host this client will ask chunk queries.
+    pub fn greet(&mut self) -> io::Result<()> {
+        let to_host = self
+            .to_host
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the session is closed"))?;
+        to_host.write_all(protocol::QUERIES_GREETING.as_bytes())?;
+        to_host.flush()
     }
 
     /// Asks which of `keys` the host keeps; the bitmap of its answer.
@@ -91,17 +113,25 @@ impl LayersSession {
         protocol::read_have(&mut self.from_host, keys.len())
     }
 
-    /// Closes this side and waits for the host to end.
-    pub fn finish(mut self) -> anyhow::Result<Ended> {
-        drop(self.to_host.take());
-        let stderr = self
-            .stderr
+    /// Closes this side and waits for the host to end; what it would print more on stdout
+    /// goes nowhere.
+    pub fn finish(self) -> anyhow::Result<Ended> {
+        let LayersSession {
+            cmd,
+            running,
+            to_host,
+            from_host,
+            stderr,
+        } = self;
+        drop(to_host);
+        drop(from_host);
+        let stderr = stderr
             .join()
             .map_err(|_| anyhow::anyhow!("reading the host's stderr panicked"))?
             .unwrap_or_default();
-        let output = self.running.wait()?;
+        let output = running.wait()?;
         Ok(Ended {
-            cmd: self.cmd,
+            cmd,
             status: output.status,
             stderr,
         })

@@ -63,14 +63,13 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
     };
     let (asked, learned) = thread::scope(|scope| {
         let learning = scope.spawn(|| engine.learn(&image));
-        // This path sends no recipes: the session ends here.
-        let asked = asking.answer().map(|(asked, _)| asked);
+        let asked = asking.answer();
         let learned = learning
             .join()
             .unwrap_or_else(|_| Err(Fallback("the push's thread panicked".to_string())));
         (asked, learned)
     });
-    let asked = match asked {
+    let (asked, session) = match asked {
         Ok(asked) => asked,
         Err(err) => {
             abandon(opened);
@@ -98,6 +97,14 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
                 push.image, push.dest, push.app
             ));
             let paired = present.clone();
+            // A classic host takes a layer uncompressed in place of its compressed blob, so
+            // the engine's layers may go as recipes; a containerd host needs the very blob.
+            let mut recipes = match (&held, session) {
+                (Some(Holds::Classic(_)), Some(session)) if !push.whole_layers => {
+                    Some(Recipes::new(session))
+                }
+                _ => None,
+            };
             let mut bytes = 0;
             let why = loop {
                 let again = !present.is_empty();
@@ -107,16 +114,23 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
                     &load,
                     &push.image,
                     &learned,
-                    present,
+                    present.clone(),
+                    recipes.take(),
                 )? {
-                    Ok(sent) if sent.refused && again => {
+                    Ok((sent, _)) if sent.recipe_refused => {
+                        output::note(RECIPE_REFUSED);
+                        bytes += sent.bytes;
+                    }
+                    Ok((sent, _)) if sent.refused && again => {
                         output::note(
                             "The host no longer holds every layer left out; sending them all",
                         );
                         bytes += sent.bytes;
                         present = HashSet::new();
                     }
-                    Ok(sent) => return Ok(finish(&sent, bytes + sent.bytes, layers, started)),
+                    Ok((sent, totals)) => {
+                        return Ok(finish(&sent, bytes + sent.bytes, layers, started, totals))
+                    }
                     Err(Fallback(why)) => break why,
                 }
             };
@@ -183,11 +197,6 @@ fn save_path(
         }
     };
     let plan = Plan::of(held.as_ref(), &image.diff_ids);
-    // A host that takes recipes keeps what it receives for the next push's, whole layers too.
-    let mut load = load.to_vec();
-    if session.is_some() {
-        load.push(protocol::KEEP_CONTENT.to_string());
-    }
     let recipes = match session {
         Some(session) if !push.whole_layers => Some(Recipes::new(session)),
         _ => None,
@@ -196,7 +205,7 @@ fn save_path(
         push,
         docker,
         (remote, opened, recipes),
-        &load,
+        load,
         image,
         &plan,
         held.as_ref(),
@@ -271,7 +280,7 @@ fn send_save(
     let mut bytes = sent.bytes;
     let mut recipe_totals = recipes.map(Recipes::finish).unwrap_or_default();
     if sent.recipe_refused {
-        output::note("The host cannot use a layer recipe; sending the changed layers whole");
+        output::note(RECIPE_REFUSED);
         let save = Save::start(docker, &push.image)?;
         sent = send(save, (None, remote, load), &push.image, plan, None)?;
         bytes += sent.bytes;
@@ -290,12 +299,10 @@ fn send_save(
         bytes += sent.bytes;
         recipe_totals = RecipeTotals::default();
     }
-    let status = finish(&sent, bytes, layers, started);
-    if sent.status == 0 && recipe_totals.layers > 0 {
-        output::note(recipe_summary(&recipe_totals));
-    }
-    Ok(status)
+    Ok(finish(&sent, bytes, layers, started, recipe_totals))
 }
+
+const RECIPE_REFUSED: &str = "The host cannot use a layer recipe; sending the changed layers whole";
 
 /// "1 layer of 52428800 bytes went as a recipe: 31457 bytes literal, 52397343 referenced":
 /// exact counts for scripts.
@@ -303,16 +310,30 @@ fn recipe_summary(totals: &RecipeTotals) -> String {
     format!(
         "{} {} of {} bytes went as {}: {} bytes literal, {} referenced",
         totals.layers,
-        if totals.layers == 1 { "layer" } else { "layers" },
+        if totals.layers == 1 {
+            "layer"
+        } else {
+            "layers"
+        },
         totals.literal + totals.referenced,
-        if totals.layers == 1 { "a recipe" } else { "recipes" },
+        if totals.layers == 1 {
+            "a recipe"
+        } else {
+            "recipes"
+        },
         totals.literal,
         totals.referenced
     )
 }
 
-/// The summary line after a load the host accepted; the host's status.
-fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> Status {
+/// The summary lines after a load the host accepted; the host's status.
+fn finish(
+    sent: &Sent,
+    bytes: u64,
+    layers: usize,
+    started: Instant,
+    recipes: RecipeTotals,
+) -> Status {
     if sent.status == 0 {
         output::note(summary(
             sent,
@@ -320,6 +341,9 @@ fn finish(sent: &Sent, bytes: u64, layers: usize, started: Instant) -> Status {
             layers,
             started.elapsed().as_secs_f64(),
         ));
+        if recipes.layers > 0 {
+            output::note(recipe_summary(&recipes));
+        }
     }
     Status(sent.status)
 }
@@ -375,12 +399,12 @@ enum Said {
 /// When the host takes recipes, its session stays open for chunk queries.
 fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
     let mut session = LayersSession::start(remote, app)?;
-    let parse_error = match session.answer_line() {
-        Ok(Some(line)) => match Holds::parse(&line) {
+    let parse_error = match session.answer_line()? {
+        Some(line) => match Holds::parse(&line) {
             Ok(held) => {
                 let said = version_difference(Holds::plugin_version(&line))
                     .map_or(Said::Nothing, Said::Warning);
-                if Holds::takes_recipes(&line) {
+                if Holds::takes_recipes(&line) && session.greet().is_ok() {
                     return Ok(Answer {
                         asked: Asked::Holds(held),
                         said,

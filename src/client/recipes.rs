@@ -12,6 +12,9 @@ use crate::delta::chunks::{self, Key};
 use crate::delta::pack::is_set;
 use crate::delta::recipe;
 
+/// Layers smaller than this go whole: a recipe would save little.
+pub const MIN_LAYER: u64 = 64 * 1024;
+
 /// What went as recipes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecipeTotals {
@@ -53,7 +56,11 @@ impl Recipes {
 
     /// The uncompressed layer tar `data`, as it is to be sent: a recipe when the host keeps
     /// some of its chunks and the recipe is the smaller.
-    pub fn prepare(&mut self, data: &mut dyn Read, temp: impl Fn() -> io::Result<File>) -> io::Result<LayerForm> {
+    pub fn prepare(
+        &mut self,
+        data: &mut dyn Read,
+        temp: impl Fn() -> io::Result<File>,
+    ) -> io::Result<LayerForm> {
         let mut spool = temp()?;
         let keys = chunks::keys(Tee {
             data: &mut *data,
@@ -110,9 +117,9 @@ impl Recipes {
 }
 
 /// Reads `data`, copying what it reads to `copy`.
-struct Tee<'a> {
-    data: &'a mut dyn Read,
-    copy: &'a mut File,
+pub struct Tee<'a> {
+    pub data: &'a mut dyn Read,
+    pub copy: &'a mut File,
 }
 
 impl Read for Tee<'_> {

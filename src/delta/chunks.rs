@@ -1,8 +1,7 @@
 //! A layer tar cut into pieces (`docs/delta.md`, "Chunks"): its header blocks, extension
 //! headers, padding and end blocks as they are, and each regular file's data cut into
 //! content-defined chunks, file by file. Entries are found as Go's `archive/tar` (the engine's
-//! reader) finds them: PAX `size` records count, link, device, directory and FIFO entries have no
-//! data whatever their size field says.
+//! reader) finds them (`header`).
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, ErrorKind, Read};
@@ -10,15 +9,13 @@ use std::io::{self, BufReader, ErrorKind, Read};
 use fastcdc::v2020::FastCDC;
 use sha2::{Digest as _, Sha256};
 
+use super::header::{cut_short, Header, Kind, Pending, BLOCK};
 use crate::digest::Digest;
 
 pub const MIN_CHUNK: u32 = 4096;
 pub const AVG_CHUNK: u32 = 16384;
 pub const MAX_CHUNK: u32 = 65536;
 
-const BLOCK: usize = 512;
-/// The most of a PAX header's data read to find its `size` (Go's reader refuses more too).
-const PAX_LIMIT: u64 = 1 << 20;
 /// The window a file's data is chunked in: room for a few chunks, so that the bytes left over
 /// after a cut move to the front only now and then.
 const WINDOW: usize = 4 * MAX_CHUNK as usize;
@@ -67,46 +64,50 @@ pub fn split<R: Read>(
         len: 0,
     };
     let mut window = vec![0; WINDOW];
-    // The size a PAX header gave the entry that follows it.
-    let mut pax_size = None;
+    // What extension headers said of the entry that follows them.
+    let mut pending = Pending::default();
     loop {
         let at = input.len;
-        let mut header = [0; BLOCK];
-        match read_full(&mut input, &mut header)? {
+        let mut block = [0; BLOCK];
+        match read_full(&mut input, &mut block)? {
             // A tar may end without its end blocks (Go's reader takes it).
             0 => break,
             BLOCK => {}
             _ => return Err(cut_short(at)),
         }
-        each(Piece::Raw(&header))?;
-        if header == [0; BLOCK] {
+        each(Piece::Raw(&block))?;
+        if block == [0; BLOCK] {
             copy_raw(&mut input, u64::MAX, &mut window, &mut each)?;
             break;
         }
-        check_sum(&header, at)?;
-        let stored = number(&header[124..136]).ok_or_else(|| {
-            not_tar(format!(
-                "the size of the entry at byte {at} is not a number"
-            ))
-        })?;
-        let size = match header[156] {
-            b'x' => {
-                pax_size = pax(&mut input, stored, at, &mut each)?.or(pax_size);
-                stored
+        let header = Header::read(&block, at)?;
+        let size = match header.kind {
+            Kind::Pax => {
+                let records = extension(&mut input, header.size, at, &mut each)?;
+                pending.pax(&records, at)?;
+                header.size
             }
-            b'g' | b'L' | b'K' => copy_raw(&mut input, stored, &mut window, &mut each)?,
-            flag => {
-                let size = pax_size.take().unwrap_or(stored);
-                match flag {
-                    b'0' | b'\0' | b'7' => chunk_file(&mut input, size, &mut window, &mut each)?,
-                    b'1'..=b'6' => 0,
-                    b'S' => {
-                        sparse_blocks(&mut input, &header, at, &mut each)?;
-                        copy_raw(&mut input, size, &mut window, &mut each)?
+            Kind::LongName => {
+                let name = extension(&mut input, header.size, at, &mut each)?;
+                pending.long_name(&name);
+                header.size
+            }
+            // A global header is an entry of its own: what was pending is dropped.
+            Kind::Global => {
+                pending = Pending::default();
+                copy_raw(&mut input, header.size, &mut window, &mut each)?
+            }
+            Kind::LongLink => copy_raw(&mut input, header.size, &mut window, &mut each)?,
+            _ => match std::mem::take(&mut pending).entry(&header) {
+                (Kind::File, size) => chunk_file(&mut input, size, &mut window, &mut each)?,
+                (Kind::Sparse { extended }, size) => {
+                    if extended {
+                        sparse_blocks(&mut input, at, &mut each)?;
                     }
-                    _ => copy_raw(&mut input, size, &mut window, &mut each)?,
+                    copy_raw(&mut input, size, &mut window, &mut each)?
                 }
-            }
+                (_, size) => copy_raw(&mut input, size, &mut window, &mut each)?,
+            },
         };
         let padding = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
         copy_raw(&mut input, padding as u64, &mut window, &mut each)?;
@@ -165,7 +166,8 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Hands `len` bytes on as Raw pieces (all that is left for `u64::MAX`); returns `len`.
+/// Hands `len` bytes on as Raw pieces; returns `len`. For `u64::MAX`, all that is left (no entry
+/// is that long: sizes are at most `i64::MAX`).
 fn copy_raw<R: Read>(
     input: &mut Tally<R>,
     len: u64,
@@ -228,136 +230,39 @@ fn chunk_file<R: Read>(
     }
 }
 
-/// Hands on a PAX header's data (and reads the `size` it gives the next entry, if any).
-fn pax<R: Read>(
+/// Hands on an extension header's data (at most `EXTENSION_LIMIT`, as `Header::read` checked),
+/// and returns it.
+fn extension<R: Read>(
     input: &mut Tally<R>,
     len: u64,
     at: u64,
     each: &mut impl FnMut(Piece<'_>) -> io::Result<()>,
-) -> io::Result<Option<u64>> {
-    if len > PAX_LIMIT {
-        return Err(not_tar(format!(
-            "the PAX header at byte {at} holds {len} bytes, over the {PAX_LIMIT} a tar reader takes"
-        )));
-    }
+) -> io::Result<Vec<u8>> {
     let mut data = vec![0; len as usize];
     if read_full(input, &mut data)? < data.len() {
         return Err(cut_short(at));
     }
     each(Piece::Raw(&data))?;
-    let bad = || not_tar(format!("the PAX header at byte {at} is not PAX records"));
-    let mut size = None;
-    let mut rest = &data[..];
-    while !rest.is_empty() {
-        // "<length> <key>=<value>\n", the length counting the whole record.
-        let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let record_len: usize = ascii_number(&rest[..space], 10).ok_or_else(bad)? as usize;
-        if record_len <= space + 1 || record_len > rest.len() || rest[record_len - 1] != b'\n' {
-            return Err(bad());
-        }
-        let record = &rest[space + 1..record_len - 1];
-        if let Some(value) = record.strip_prefix(b"size=") {
-            // An empty value takes the size back to the header's.
-            size = match value {
-                [] => None,
-                digits => Some(ascii_number(digits, 10).ok_or_else(bad)?),
-            };
-        }
-        rest = &rest[record_len..];
-    }
-    Ok(size)
+    Ok(data)
 }
 
 /// Hands on the extension blocks of an old GNU sparse header, which hold more of its map.
 fn sparse_blocks<R: Read>(
     input: &mut Tally<R>,
-    header: &[u8; BLOCK],
     at: u64,
     each: &mut impl FnMut(Piece<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut extended = header[482] != 0;
-    while extended {
+    loop {
         let mut block = [0; BLOCK];
         if read_full(input, &mut block)? < BLOCK {
             return Err(cut_short(at));
         }
         each(Piece::Raw(&block))?;
-        extended = block[504] != 0;
-    }
-    Ok(())
-}
-
-/// Refuses a header block whose checksum field is neither the unsigned nor the signed sum of its
-/// bytes (the field itself counted as spaces), as Go's reader does.
-fn check_sum(header: &[u8; BLOCK], at: u64) -> io::Result<()> {
-    let (mut unsigned, mut signed) = (0u64, 0i64);
-    for (i, &b) in header.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u64::from(b);
-        signed += i64::from(b as i8);
-    }
-    let recorded = octal(&header[148..156]);
-    if recorded == Some(unsigned) || recorded.is_some_and(|r| i64::try_from(r) == Ok(signed)) {
-        Ok(())
-    } else {
-        Err(not_tar(format!(
-            "the block at byte {at} is not a tar header (its checksum does not add up)"
-        )))
+        if block[504] == 0 {
+            return Ok(());
+        }
     }
 }
-
-/// A size field: octal digits between spaces and NULs, or base-256 (a first byte with its top
-/// bit set) for values octal cannot hold; None for a negative or unreadable one.
-fn number(field: &[u8]) -> Option<u64> {
-    match field.first() {
-        Some(&first) if first & 0x80 != 0 => (first & 0x40 == 0)
-            .then(|| {
-                field[1..]
-                    .iter()
-                    .try_fold(u64::from(first & 0x3f), |n, &b| {
-                        n.checked_mul(256)?.checked_add(u64::from(b))
-                    })
-            })
-            .flatten()
-            .filter(|&n| i64::try_from(n).is_ok()),
-        _ => octal(field),
-    }
-}
-
-/// Octal digits between spaces and NULs (none is 0).
-fn octal(field: &[u8]) -> Option<u64> {
-    let is_pad = |b: &u8| *b == b' ' || *b == 0;
-    let start = field.iter().position(|b| !is_pad(b)).unwrap_or(field.len());
-    let end = field
-        .iter()
-        .rposition(|b| !is_pad(b))
-        .map_or(start, |last| last + 1);
-    match &field[start..end] {
-        [] => Some(0),
-        digits => ascii_number(digits, 8),
-    }
-}
-
-/// Digits of `radix` (one at least), or None.
-fn ascii_number(digits: &[u8], radix: u32) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| {
-        let digit = char::from(b).to_digit(radix)?;
-        n.checked_mul(u64::from(radix))?
-            .checked_add(u64::from(digit))
-    })
-}
-
-fn not_tar(why: String) -> io::Error {
-    io::Error::new(ErrorKind::InvalidData, format!("not a layer tar: {why}"))
-}
-
-fn cut_short(at: u64) -> io::Error {
-    not_tar(format!("it is cut short in the entry at byte {at}"))
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -457,10 +362,12 @@ mod tests {
         tar.resize(tar.len().next_multiple_of(10240) + 10240, 0);
         assert_split(&tar, &[&small, &big, &contiguous]);
         // An old-style regular file ('\0') is content too.
-        let mut old = header(EntryType::new(0), 5000);
+        let mut old = header(EntryType::Regular, 5000);
+        old.as_old_mut().linkflag = [0];
         let data = random(5000, 3);
         let mut builder = tar::Builder::new(Vec::new());
         builder.append_data(&mut old, "old", &data[..]).unwrap();
+        assert_eq!(builder.get_ref()[156], 0);
         assert_split(&builder.into_inner().unwrap(), &[&data]);
     }
 
@@ -492,6 +399,73 @@ mod tests {
             .append_data(&mut header(EntryType::Regular, 5000), "after", &after[..])
             .unwrap();
         assert_split(&builder.into_inner().unwrap(), &[&data, &after]);
+    }
+
+    #[test]
+    fn only_the_last_pax_header_counts_and_a_global_one_drops_it() {
+        let data = random(7000, 6);
+        let mut builder = tar::Builder::new(Vec::new());
+        // Neither the size of an earlier PAX header nor one before a global header counts.
+        builder
+            .append_pax_extensions([("size", b"99999".as_slice())])
+            .unwrap();
+        builder
+            .append_pax_extensions([("mtime", b"1".as_slice())])
+            .unwrap();
+        builder
+            .append_data(&mut header(EntryType::Regular, 7000), "a", &data[..])
+            .unwrap();
+        builder
+            .append_pax_extensions([("size", b"99999".as_slice())])
+            .unwrap();
+        let global = &mut header(EntryType::XGlobalHeader, 8);
+        builder
+            .append_data(global, "global", &b"8 a=bcd\n"[..])
+            .unwrap();
+        builder
+            .append_data(&mut header(EntryType::Regular, 7000), "b", &data[..])
+            .unwrap();
+        assert_split(&builder.into_inner().unwrap(), &[&data, &data]);
+    }
+
+    /// Writes the header of an old-style entry ('\0') of that own name and size field.
+    fn old_style(out: &mut Vec<u8>, name: &[u8], size: u64) {
+        let mut old = header(EntryType::Regular, size);
+        old.as_old_mut().linkflag = [0];
+        old.as_old_mut().name[..name.len()].copy_from_slice(name);
+        old.set_cksum();
+        out.write_all(old.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn an_old_style_entry_named_like_a_directory_has_no_data() {
+        let data = random(7000, 7);
+        let mut builder = tar::Builder::new(Vec::new());
+        // By its own name, by a PAX path, by a GNU long name: no data, whatever its size says.
+        old_style(builder.get_mut(), b"olddir/", 1024);
+        builder
+            .append_pax_extensions([("path", b"paxdir/".as_slice())])
+            .unwrap();
+        old_style(builder.get_mut(), b"file", 1024);
+        let long_dir = &mut header(EntryType::GNULongName, 8);
+        builder
+            .append_data(long_dir, "././@LongLink", &b"longdir/"[..])
+            .unwrap();
+        old_style(builder.get_mut(), b"file", 1024);
+        // A long name that is no directory's wins over its own name that is.
+        let long_file = &mut header(EntryType::GNULongName, 4);
+        builder
+            .append_data(long_file, "././@LongLink", &b"file"[..])
+            .unwrap();
+        old_style(builder.get_mut(), b"dir/", 7000);
+        let out = builder.get_mut();
+        out.write_all(&data).unwrap();
+        out.write_all(&vec![0; data.len().next_multiple_of(512) - data.len()])
+            .unwrap();
+        builder
+            .append_data(&mut header(EntryType::Regular, 7000), "after", &data[..])
+            .unwrap();
+        assert_split(&builder.into_inner().unwrap(), &[&data, &data]);
     }
 
     #[test]
@@ -565,19 +539,5 @@ mod tests {
         assert_eq!(one, moved);
         assert_ne!(split_one.diff_id, split_moved.diff_id);
         assert_eq!(Key::of(&[7; 32]), Key([7; 8]));
-    }
-
-    #[test]
-    fn size_fields_read_octal_and_base_256() {
-        assert_eq!(number(b"00000001750\0"), Some(1000));
-        assert_eq!(number(b"  1750 \0\0\0\0\0"), Some(1000));
-        assert_eq!(number(b"\0\0\0\0\0\0\0\0\0\0\0\0"), Some(0));
-        assert_eq!(
-            number(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0]),
-            Some(0x1000)
-        );
-        assert_eq!(number(&[0xff; 12]), None);
-        assert_eq!(number(b"17 50\0"), None);
-        assert_eq!(number(b"8\0"), None);
     }
 }

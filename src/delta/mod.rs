@@ -5,8 +5,10 @@
 
 pub mod chunks;
 pub mod error;
+mod header;
 pub mod pack;
 pub mod recipe;
+mod store;
 
 #[cfg(test)]
 mod tests;

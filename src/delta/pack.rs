@@ -1,76 +1,23 @@
 //! The content an app keeps (`docs/delta.md`, "What the host keeps"): per layer, a pack of its
-//! distinct chunks, each one zstd frame, and an index of them sorted by SHA-256. A pack is
-//! written under a temporary name and renamed into place (index last) only when committed.
+//! distinct chunks, each one zstd frame, and an index of them sorted by SHA-256 (`store`). A pack
+//! is written under a temporary name and renamed into place (index last) only when committed.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
 use super::chunks::{self, Key, Piece, MAX_CHUNK};
 use super::error::RecipeError;
+pub use super::store::{paths as pack_paths, prune};
+use super::store::{self, Record, Temp};
 use crate::digest::Digest;
 
-const IDX_MAGIC: &[u8] = b"dokku-image-idx 1\n";
-const RECORD: usize = 48;
 const LEVEL: i32 = 3;
-const TEMP_PREFIX: &str = ".tmp-";
-/// A temporary file untouched this long is a leftover of a load that died.
-const STALE: Duration = Duration::from_secs(3600);
-/// The longest frame a chunk of `MAX_CHUNK` bytes compresses to (zstd's bound, with room).
-const MAX_FRAME: u32 = MAX_CHUNK + MAX_CHUNK / 128 + 1024;
-
-/// One chunk in an index: its SHA-256, where its frame is in the pack, and its length.
-#[derive(Debug, Clone, Copy)]
-struct Record {
-    sha256: [u8; 32],
-    offset: u64,
-    frame_len: u32,
-    len: u32,
-}
-
-impl Record {
-    fn to_bytes(self) -> [u8; RECORD] {
-        let mut bytes = [0; RECORD];
-        bytes[..32].copy_from_slice(&self.sha256);
-        bytes[32..40].copy_from_slice(&self.offset.to_be_bytes());
-        bytes[40..44].copy_from_slice(&self.frame_len.to_be_bytes());
-        bytes[44..].copy_from_slice(&self.len.to_be_bytes());
-        bytes
-    }
-
-    fn from_bytes(bytes: &[u8; RECORD]) -> Record {
-        Record {
-            sha256: array(&bytes[..32]),
-            offset: u64::from_be_bytes(array(&bytes[32..40])),
-            frame_len: u32::from_be_bytes(array(&bytes[40..44])),
-            len: u32::from_be_bytes(array(&bytes[44..])),
-        }
-    }
-
-    fn key(&self) -> Key {
-        Key::of(&self.sha256)
-    }
-}
-
-/// The two temporary files of a pack being written; removed when dropped unless renamed.
-struct Temp {
-    pack: PathBuf,
-    idx: PathBuf,
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.pack);
-        let _ = fs::remove_file(&self.idx);
-    }
-}
 
 /// Writes `<tmp>.pack` and `<tmp>.idx` in a folder.
 pub struct PackWriter {
@@ -86,24 +33,7 @@ pub struct PackWriter {
 impl PackWriter {
     /// Starts a pack in `dir`, created if missing.
     pub fn create(dir: &Path) -> io::Result<PackWriter> {
-        static COUNT: AtomicU64 = AtomicU64::new(0);
-        fs::create_dir_all(dir)?;
-        let (temp, file) = loop {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let count = COUNT.fetch_add(1, Ordering::Relaxed);
-            let stem = format!("{TEMP_PREFIX}{}-{count}-{nanos}", std::process::id());
-            let pack = dir.join(format!("{stem}.pack"));
-            match File::options().write(true).create_new(true).open(&pack) {
-                Ok(file) => {
-                    let idx = dir.join(format!("{stem}.idx"));
-                    break (Temp { pack, idx }, file);
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        };
+        let (temp, file) = Temp::create(dir)?;
         Ok(PackWriter {
             dir: dir.to_path_buf(),
             temp,
@@ -143,15 +73,7 @@ impl PackWriter {
             .into_inner()
             .map_err(io::IntoInnerError::into_error)?;
         pack.sync_all()?;
-        self.records.sort_unstable_by_key(|record| record.sha256);
-        let mut idx = BufWriter::new(File::create(&self.temp.idx)?);
-        idx.write_all(IDX_MAGIC)?;
-        for record in &self.records {
-            idx.write_all(&record.to_bytes())?;
-        }
-        idx.into_inner()
-            .map_err(io::IntoInnerError::into_error)?
-            .sync_all()?;
+        store::write_idx(&self.temp.idx, &mut self.records)?;
         Ok(FinishedPack {
             dir: self.dir,
             temp: self.temp,
@@ -175,7 +97,7 @@ impl FinishedPack {
     /// Renames the files to `<hex>.pack` and `<hex>.idx`, the index last: a pack is kept once
     /// its index is in place.
     pub fn commit(self) -> io::Result<()> {
-        let (pack, idx) = pack_paths(&self.dir, &self.diff_id);
+        let (pack, idx) = store::paths(&self.dir, &self.diff_id);
         fs::rename(&self.temp.pack, &pack)?;
         fs::rename(&self.temp.idx, idx)
     }
@@ -204,38 +126,29 @@ pub struct Packs {
     /// Every pack's records, sorted by SHA-256 (so by key too).
     entries: Vec<Entry>,
     /// The pack file read last, as chunks come mostly from one pack in a row.
-    open: Mutex<Option<(usize, File)>>,
+    last_read: Mutex<Option<(usize, File)>>,
 }
 
 impl Packs {
     pub fn open(dir: &Path) -> io::Result<Packs> {
-        let mut layers: Vec<Digest> = digests_in(dir)?
-            .into_iter()
-            .filter(|(_, ext)| ext == "idx")
-            .map(|(digest, _)| digest)
-            .collect();
-        layers.sort();
-        let mut entries = Vec::new();
-        for (pack, diff_id) in layers.iter().enumerate() {
-            let path = pack_paths(dir, diff_id).1;
-            let bytes = fs::read(&path)?;
-            let records = match bytes.strip_prefix(IDX_MAGIC).map(<[u8]>::as_chunks) {
-                Some((records, [])) => records,
-                _ => return Err(damaged_idx(&path)),
+        let (mut layers, mut entries) = (Vec::new(), Vec::new());
+        for diff_id in store::layers(dir)? {
+            let records = match store::read_idx(&store::paths(dir, &diff_id).1) {
+                Ok(records) => records,
+                // Pruned since the folder was listed.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             };
-            for record in records.iter().map(Record::from_bytes) {
-                if record.len == 0 || record.len > MAX_CHUNK || record.frame_len > MAX_FRAME {
-                    return Err(damaged_idx(&path));
-                }
-                entries.push(Entry { record, pack });
-            }
+            let pack = layers.len();
+            entries.extend(records.into_iter().map(|record| Entry { record, pack }));
+            layers.push(diff_id);
         }
         entries.sort_unstable_by_key(|entry| entry.record.sha256);
         Ok(Packs {
             dir: dir.to_path_buf(),
             layers,
             entries,
-            open: Mutex::new(None),
+            last_read: Mutex::new(None),
         })
     }
 
@@ -297,11 +210,11 @@ impl Packs {
         } = entry.record;
         let mut frame = vec![0; frame_len as usize];
         let mut open = self
-            .open
+            .last_read
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if open.as_ref().is_none_or(|(pack, _)| *pack != entry.pack) {
-            let path = pack_paths(&self.dir, &self.layers[entry.pack]).0;
+            let path = store::paths(&self.dir, &self.layers[entry.pack]).0;
             match File::open(path) {
                 Ok(file) => *open = Some((entry.pack, file)),
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -327,85 +240,6 @@ pub fn is_set(bitmap: &[u8], i: usize) -> bool {
     bitmap
         .get(i / 8)
         .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
-}
-
-/// Removes the packs of diff IDs not in keep (and leftover temporary files untouched for an
-/// hour); returns how many packs went.
-pub fn prune(dir: &Path, keep: &HashSet<Digest>) -> io::Result<usize> {
-    let gone: HashSet<Digest> = digests_in(dir)?
-        .into_iter()
-        .map(|(digest, _)| digest)
-        .filter(|digest| !keep.contains(digest))
-        .collect();
-    for diff_id in &gone {
-        let (pack, idx) = pack_paths(dir, diff_id);
-        // The index first: a pack without one is never read.
-        for path in [idx, pack] {
-            match fs::remove_file(path) {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-    }
-    for entry in read_dir(dir)? {
-        let entry = entry?;
-        let stale = entry
-            .metadata()?
-            .modified()?
-            .elapsed()
-            .is_ok_and(|age| age > STALE);
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && stale {
-            fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(gone.len())
-}
-
-pub fn pack_paths(dir: &Path, diff_id: &Digest) -> (PathBuf, PathBuf) {
-    let hex = diff_id.hex();
-    (
-        dir.join(format!("{hex}.pack")),
-        dir.join(format!("{hex}.idx")),
-    )
-}
-
-/// The `<hex>.pack` and `<hex>.idx` files of a folder, as diff IDs and extensions.
-fn digests_in(dir: &Path) -> io::Result<Vec<(Digest, String)>> {
-    let mut found = Vec::new();
-    for entry in read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some((stem, ext)) = name.to_str().and_then(|name| name.split_once('.')) else {
-            continue;
-        };
-        if let (Some(digest), "pack" | "idx") = (Digest::from_hex(stem), ext) {
-            found.push((digest, ext.to_string()));
-        }
-    }
-    Ok(found)
-}
-
-/// A folder's entries; none for a missing folder.
-fn read_dir(dir: &Path) -> io::Result<Vec<io::Result<fs::DirEntry>>> {
-    match fs::read_dir(dir) {
-        Ok(entries) => Ok(entries.collect()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
-/// The bytes of a slice of exactly N.
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut array = [0; N];
-    array.copy_from_slice(bytes);
-    array
-}
-
-fn damaged_idx(path: &Path) -> io::Error {
-    let path = path.display();
-    io::Error::new(
-        ErrorKind::InvalidData,
-        format!("{path} is not a pack index"),
-    )
 }
 
 #[cfg(test)]
@@ -459,7 +293,11 @@ mod tests {
             .len();
         let distinct: HashSet<&Key> = chunks.iter().map(|(key, _)| key).collect();
         assert!(distinct.len() < chunks.len());
-        assert_eq!(idx_len as usize, IDX_MAGIC.len() + distinct.len() * RECORD);
+        // The magic line, then 48 bytes a chunk (docs/delta.md).
+        assert_eq!(
+            idx_len as usize,
+            "dokku-image-idx 1\n".len() + distinct.len() * 48
+        );
         let packs = Packs::open(&content).unwrap();
         assert_eq!(packs.layers(), [split.diff_id]);
         for (key, data) in &chunks {
@@ -514,18 +352,6 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_index_is_an_error_naming_it() {
-        let content = dir();
-        let idx = content.path().join(format!("{}.idx", "ab".repeat(32)));
-        for bytes in [&b"dokku-image-idx 2\n"[..], &[IDX_MAGIC, &[0; 47]].concat()] {
-            fs::write(&idx, bytes).unwrap();
-            let e = Packs::open(content.path()).err().unwrap();
-            assert_eq!(e.kind(), ErrorKind::InvalidData);
-            assert!(e.to_string().contains("is not a pack index"), "{e}");
-        }
-    }
-
-    #[test]
     fn an_unfinished_or_uncommitted_pack_leaves_nothing() {
         let content = dir();
         let mut writer = PackWriter::create(content.path()).unwrap();
@@ -544,38 +370,6 @@ mod tests {
         let packs = Packs::open(&missing).unwrap();
         assert!(packs.layers().is_empty() && !packs.has(&Key([0; 8])));
         assert_eq!(prune(&missing, &HashSet::new()).unwrap(), 0);
-    }
-
-    #[test]
-    fn prune_removes_only_the_other_layers_and_stale_leftovers() {
-        let content = dir();
-        let a = layer(&[("a", &random(10_000, 4))], 1);
-        let b = layer(&[("b", &random(10_000, 5))], 1);
-        let mut diff_ids = Vec::new();
-        for tar in [&a, &b] {
-            let finished = pack_layer(&tar[..], content.path()).unwrap();
-            diff_ids.push(finished.diff_id().clone());
-            finished.commit().unwrap();
-        }
-        let stale = content.path().join(".tmp-1-2-3.pack");
-        let fresh = content.path().join(".tmp-4-5-6.pack");
-        fs::write(&fresh, b"").unwrap();
-        let old = SystemTime::now() - STALE * 2;
-        File::create(&stale).unwrap().set_modified(old).unwrap();
-        let keep = HashSet::from([diff_ids[0].clone()]);
-        assert_eq!(prune(content.path(), &keep).unwrap(), 1);
-        let hex = diff_ids[0].hex();
-        let left = [
-            ".tmp-4-5-6.pack".to_string(),
-            format!("{hex}.idx"),
-            format!("{hex}.pack"),
-        ];
-        assert_eq!(names(content.path()), left);
-        assert_eq!(
-            Packs::open(content.path()).unwrap().layers(),
-            [diff_ids[0].clone()]
-        );
-        assert_eq!(prune(content.path(), &keep).unwrap(), 0);
     }
 
     #[test]

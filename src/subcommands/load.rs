@@ -44,7 +44,7 @@ pub fn run(command: &Command, argv: Vec<OsString>) -> anyhow::Result<Status> {
     let what = format!("the deploy of {} to {}", request.image, request.app);
     deploy::start(&host, &request.app.clone(), command, what, |session| {
         let limits = Limits::from_env()?;
-        let content = AppContent::for_load(&host, &request.app, request.keep_content);
+        let content = AppContent::for_load(&host, &request.app);
         let image_id = load(
             &host,
             &session.docker,

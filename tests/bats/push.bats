@@ -207,9 +207,10 @@ image_of() {
   tag="$(unique_name img):v1"
   client_build "$engine" build_busybox_image "$tag" >/dev/null
   wrapper="$BATS_TEST_TMPDIR/other-version-ssh"
+  # sed -u: line by line, as ssh passes the answer on (the session stays open for queries)
   printf '%s\n' '#!/usr/bin/env bash' \
     'case "${*: -1}" in' \
-    '  image:layers*) "$@" | sed "s/\"version\":\"[^\"]*\"/\"version\":\"0.0.1\"/"; exit "${PIPESTATUS[0]}" ;;' \
+    '  image:layers*) "$@" | sed -u "s/\"version\":\"[^\"]*\"/\"version\":\"0.0.1\"/"; exit "${PIPESTATUS[0]}" ;;' \
     'esac' \
     'exec "$@"' >"$wrapper"
   chmod +x "$wrapper"
@@ -363,7 +364,7 @@ throwaway_tags() {
 }
 
 @test "usage errors: exit 1 and one line" {
-  local usage="usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... IMAGE DEST APP [USER_NAME [USER_EMAIL]]"
+  local usage="usage: dokku-image push [--ssh COMMAND] [--ssh-option OPT]... [--whole-layers] IMAGE DEST APP [USER_NAME [USER_EMAIL]]"
   run_split "$CLIENT"
   assert_failure 1
   assert_equal "$stderr" " !     a command is required; $usage"

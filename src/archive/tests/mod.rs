@@ -4,6 +4,7 @@
 
 mod layouts;
 mod naming;
+mod recipes;
 mod slim;
 mod streams;
 mod tar_input;
@@ -259,7 +260,8 @@ fn run_with(
     check: impl FnOnce(&Contents) -> Result<Choice>,
 ) -> (Result<Contents>, Vec<u8>) {
     let mut sink = Vec::new();
-    let result = forward(input, &mut sink, limits, &mut NoContent, check).map(|forwarded| forwarded.contents);
+    let result = forward(input, &mut sink, limits, &mut NoContent, check)
+        .map(|forwarded| forwarded.contents);
     (result, sink)
 }
 

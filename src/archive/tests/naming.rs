@@ -6,9 +6,13 @@ use super::*;
 /// Forwards `input` choosing the image `wanted` names; the forwarded tar.
 fn forwarded_as(input: &[u8], wanted: &str) -> (Result<Forwarded>, Vec<u8>) {
     let mut sink = Vec::new();
-    let result = forward(input, &mut sink, &Limits::default(), &mut NoContent, |contents| {
-        contents.choose(&reference(wanted))
-    });
+    let result = forward(
+        input,
+        &mut sink,
+        &Limits::default(),
+        &mut NoContent,
+        |contents| contents.choose(&reference(wanted)),
+    );
     (result, sink)
 }
 

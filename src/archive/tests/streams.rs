@@ -101,7 +101,14 @@ fn sink_errors_are_reported() {
             Ok(())
         }
     }
-    let error = forward(&legacy()[..], Broken, &Limits::default(), &mut NoContent, first_choice).unwrap_err();
+    let error = forward(
+        &legacy()[..],
+        Broken,
+        &Limits::default(),
+        &mut NoContent,
+        first_choice,
+    )
+    .unwrap_err();
     assert_eq!(
         format!("{error:#}"),
         "forwarding the archive to docker image load failed: broken pipe"
@@ -258,9 +265,15 @@ fn streams_a_large_layer_in_constant_memory() {
         largest_write: 0,
         layer_sum: 0,
     };
-    let contents = forward(input, &mut sink, &Limits::default(), &mut NoContent, first_choice)
-        .unwrap()
-        .contents;
+    let contents = forward(
+        input,
+        &mut sink,
+        &Limits::default(),
+        &mut NoContent,
+        first_choice,
+    )
+    .unwrap()
+    .contents;
     assert_eq!(named(&contents.images), vec![image(41, &["big:1"])]);
     assert_eq!(sink.written, BLOCK as u64 + layer_len + tail.len() as u64);
     assert!(sink.largest_write <= CHUNK_SIZE, "{}", sink.largest_write);
@@ -293,7 +306,14 @@ fn regression_xz_stream_asking_for_too_much_memory_is_refused() {
     encoder.write_all(&[0u8; 4096]).unwrap();
     let input = encoder.finish().unwrap();
     let mut sink = Vec::new();
-    let err = forward(&input[..], &mut sink, &Limits::default(), &mut NoContent, first_choice).unwrap_err();
+    let err = forward(
+        &input[..],
+        &mut sink,
+        &Limits::default(),
+        &mut NoContent,
+        first_choice,
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("more than 256 MiB of memory"),
         "{err}"
