@@ -52,9 +52,9 @@ impl AppContent {
 
     /// Once the load succeeded: puts the packs written beside it in place, owned by the
     /// system user; returns how many. Dropped instead, they are removed.
-    pub fn commit(self, host: &Host) -> anyhow::Result<usize> {
+    pub fn commit(mut self, host: &Host) -> anyhow::Result<usize> {
         let mut committed = 0;
-        for packer in self.packers {
+        for packer in std::mem::take(&mut self.packers) {
             let Ok(Some(pack)) = packer.join() else {
                 continue;
             };
@@ -74,6 +74,16 @@ impl AppContent {
             self.packs = Some(Packs::open(&self.dir)?);
         }
         Ok(self.packs.as_ref().expect("opened above"))
+    }
+}
+
+/// A load that failed keeps nothing: each packer is waited for (its stream has ended with the
+/// load's), and what it wrote is removed with its pack.
+impl Drop for AppContent {
+    fn drop(&mut self) {
+        for packer in self.packers.drain(..) {
+            drop(packer.join());
+        }
     }
 }
 

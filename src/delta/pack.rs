@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::chunks::{self, Key, Piece, MAX_CHUNK};
 use super::error::RecipeError;
-pub use super::store::{paths as pack_paths, prune};
 use super::store::{self, Record, Temp};
+pub use super::store::{paths as pack_paths, prune};
 use crate::digest::Digest;
 
 const LEVEL: i32 = 3;
@@ -246,7 +246,7 @@ pub fn is_set(bitmap: &[u8], i: usize) -> bool {
 mod tests {
     use super::*;
     use crate::delta::chunks::Split;
-    use crate::delta::tests::{dir, layer, random};
+    use crate::delta::tests::{dir, layer, names, random};
 
     /// A layer's chunks as (key, bytes), in order, and its Split.
     fn chunks_of(tar: &[u8]) -> (Vec<(Key, Vec<u8>)>, Split) {
@@ -259,15 +259,6 @@ mod tests {
         })
         .unwrap();
         (found, split)
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

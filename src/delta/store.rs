@@ -205,16 +205,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 mod tests {
     use super::*;
     use crate::delta::pack::{pack_layer, Packs};
-    use crate::delta::tests::{dir, layer, random};
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::delta::tests::{dir, layer, names, random};
 
     #[test]
     fn a_damaged_index_is_an_error_naming_it() {

@@ -30,3 +30,13 @@ pub fn layer(files: &[(&str, &[u8])], mtime: u64) -> Vec<u8> {
 pub fn dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// The names in a folder, sorted.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}

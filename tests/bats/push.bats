@@ -1,8 +1,6 @@
 #!/usr/bin/env bats
-# `dokku-image push` (src/client/) over the real sshd of ssh.bats (tests/ssh/start-sshd): the
-# client as users get it (`ssh dokku@host image:client`), run against another engine of the
-# matrix than the host's (the two engines share nothing, as two machines would not), so that
-# what the host holds is only what was pushed to it.
+# `dokku-image push` (src/client/): the real client over the sandbox's sshd, on another engine
+# than the host's (lib/client.bash).
 
 # shellcheck disable=SC2154 # stderr and stderr_lines are set by run_split (test_helper.bash)
 
@@ -11,17 +9,7 @@ load test_helper
 app_per_test app
 
 file_setup() {
-  sshd_start
-  CLIENT="$BATS_FILE_TMPDIR/dokku-image"
-  # shellcheck disable=SC2086 # SSH_CMD is words, as --ssh splits it
-  $SSH_CMD -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" image:client </dev/null >"$CLIENT" || {
-    fail "image:client failed"
-    return 1
-  }
-  chmod +x "$CLIENT"
-  # The host's engine, for wrappers run by a client that uses another one.
-  HOST_DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
-  export CLIENT HOST_DOCKER_HOST
+  client_setup
 }
 
 file_teardown() {
@@ -29,84 +17,9 @@ file_teardown() {
 }
 
 test_cleanup() {
-  local engine id
   dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
   [[ -z "${BASE_APP:-}" ]] || dokku --force apps:destroy "$BASE_APP" >/dev/null 2>&1 || true
-  if [[ -f "$BATS_TEST_TMPDIR/client-images" ]]; then
-    # newest first: a child goes before the base it was built on, which it would keep
-    while read -r engine id; do
-      on_engine "$engine" docker image rm -f "$id" >/dev/null 2>&1 || true
-    done < <(tac "$BATS_TEST_TMPDIR/client-images")
-  fi
-}
-
-# partner_engine: the client's engine for a host on this run's engine: another one, on the
-# same store where there is one (26-c8d has no containerd-store partner).
-partner_engine() {
-  case "${IMAGE_PLUGIN_ENGINE:-20}" in
-    20) echo 26 ;;
-    26) echo 20 ;;
-    26-c8d) echo 26 ;;
-  esac
-}
-
-# client_build ENGINE HELPER TAG ARGS…: an image built by HELPER (build_busybox_image,
-# build_child_image) on ENGINE; prints its ID there; teardown removes it.
-client_build() {
-  local engine="$1" helper="$2" id
-  shift 2
-  id="$(on_engine "$engine" "$helper" "$@")" || return 1
-  echo "$engine $id" >>"$BATS_TEST_TMPDIR/client-images"
-  echo "$id"
-}
-
-# push_from ENGINE [push ARGS…]: `dokku-image push --ssh "$SSH_CMD" ARGS…` on ENGINE.
-push_from() {
-  local engine="$1"
-  shift 1
-  on_engine "$engine" "$CLIENT" push --ssh "$SSH_CMD" "$@"
-}
-
-# assert_stderr_line ARGS…: assert_line ARGS… on run_split's stderr.
-assert_stderr_line() {
-  local lines=("${stderr_lines[@]}")
-  assert_line "$@"
-}
-
-# sent_bytes: the bytes the summary line of run_split's stderr says were sent.
-sent_bytes() {
-  sed -n 's/^-----> Sent \([0-9]*\) bytes .*/\1/p' <<<"$stderr"
-}
-
-# left_out_bytes: the bytes the summary line says were left out.
-left_out_bytes() {
-  sed -n 's/^-----> Sent .* layers, \([0-9]*\) bytes .*/\1/p' <<<"$stderr"
-}
-
-# layer_bytes ENGINE IMAGE: the size of IMAGE's layer entries in ENGINE's `docker image save`.
-layer_bytes() {
-  on_engine "$1" docker image save "$2" | python3 -c '
-import json, sys, tarfile
-sizes, layers = {}, []
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
-    for member in archive:
-        sizes[member.name] = member.size
-        if member.name == "manifest.json":
-            layers = json.load(archive.extractfile(member))[0]["Layers"]
-print(sum(sizes[layer] for layer in layers))'
-}
-
-# assert_deployed TAG CONTENT: the app's deploy branch head records TAG with the ID the host's
-# engine gives it, and the app serves CONTENT.
-assert_deployed() {
-  local head id
-  id="$(image_id "$1")" || fail "the host has no image $1"
-  track_image "$1"
-  head="$(app_branch_rev "$APP")" || fail "$APP has no deploy branch"
-  assert_equal "$(trailer "$head" Image-Id)" "$id"
-  assert_equal "$(trailer "$head" Image-Source)" "$1"
-  assert_line --regexp "^-----> Deployed $1 \(${id:7:12}\) to $APP as commit [0-9a-f]{12}$"
-  assert_equal "$(app_http_get "$APP")" "$2"
+  client_cleanup
 }
 
 # assert_slim_redeploy ENGINE: a base pushed from ENGINE is sent whole; a child of it with a
@@ -124,7 +37,7 @@ assert_slim_redeploy() {
   assert_success
   assert_stderr_line --regexp "^-----> Pushing $base to $SSH_DEST for $APP: "
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes \(.*\) in [0-9.]+s \(.*/s\); left out 0 of 1 layers, 0 bytes \(0 B\)$"
-  assert_deployed "$base" "base from $engine"
+  assert_pushed "$base" "base from $engine"
 
   client_build "$engine" build_child_image "$child" "$base" >/dev/null
   full="$(on_engine "$engine" docker image save "$child" | zstd -3 -T0 -c | wc -c)"
@@ -142,40 +55,9 @@ assert_slim_redeploy() {
   (($(left_out_bytes) >= $(layer_bytes "$engine" "$base"))) \
     || fail "left out $(left_out_bytes) bytes, less than the base layer's $(layer_bytes "$engine" "$base")"
   (($(sent_bytes) * 2 < full)) || fail "sent $(sent_bytes) bytes; the whole archive in zstd is $full"
-  assert_deployed "$child" "base from $engine"
+  assert_pushed "$child" "base from $engine"
   assert_equal "$(image_id "$child")" "$(full_load_id "$engine" "$child")"
   assert_equal "$(throwaway_tags "$engine" "$child")" ""
-}
-
-# full_load_id ENGINE IMAGE: the ID this host's engine gives IMAGE loaded from ENGINE's whole
-# `docker image save`: its config's digest on the classic store, the digest index.json names
-# on the containerd store, and for a legacy archive there the digest of the manifest
-# containerd writes for it (docs/engines.md §3).
-full_load_id() {
-  on_engine "$1" docker image save "$2" | STORE="$(store_here)" python3 -c '
-import hashlib, json, os, sys, tarfile
-files, sizes, digests = {}, {}, {}
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
-    for member in archive:
-        sizes[member.name] = member.size
-        if member.name in ("manifest.json", "index.json"):
-            files[member.name] = json.load(archive.extractfile(member))
-        elif member.name.endswith("/layer.tar"):
-            digests[member.name] = "sha256:" + hashlib.file_digest(archive.extractfile(member), "sha256").hexdigest()
-item = files["manifest.json"][0]
-config = "sha256:" + item["Config"].split("/")[-1].removesuffix(".json")
-if os.environ["STORE"] != "containerd":
-    print(config)
-elif "index.json" in files:
-    print(files["index.json"]["manifests"][0]["digest"])
-else:
-    layers = ",".join(
-        "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar\",\"digest\":\"%s\",\"size\":%d}" % (digests[name], sizes[name])
-        for name in item["Layers"])
-    manifest = ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
-        "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"%s\",\"size\":%d},"
-        "\"layers\":[%s]}") % (config, sizes[item["Config"]], layers)
-    print("sha256:" + hashlib.sha256(manifest.encode()).hexdigest())'
 }
 
 @test "a first deploy sends every layer and deploys" {
@@ -189,7 +71,7 @@ else:
   assert_success
   assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: the host( holds 0 of 1 layers|'s content store holds [0-9]+ layer blobs, matched by digest against the 1 layers' blobs as the archive streams)$"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
-  assert_deployed "$tag" "pushed from $engine"
+  assert_pushed "$tag" "pushed from $engine"
   assert_equal "$(repo_git log -1 --format='%an <%ae>' "$(app_branch_rev "$APP")")" "Jane Doe <jane@example.com>"
 }
 
@@ -287,7 +169,7 @@ image_of() {
   assert_success
   assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
-  assert_deployed "$tag" "pushed from scratch"
+  assert_pushed "$tag" "pushed from scratch"
 }
 
 @test "docker dokku push: the client as a docker CLI plugin, through the CLI's context" {
@@ -315,7 +197,7 @@ image_of() {
     docker --context partner dokku push --ssh "$SSH_CMD" "$tag" "$SSH_DEST" "$APP"
   assert_success
   assert_stderr_line --index 0 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
-  assert_deployed "$tag" "pushed by docker dokku"
+  assert_pushed "$tag" "pushed by docker dokku"
 }
 
 @test "a host plugin of another version: one line says so, and the push goes on" {
@@ -337,7 +219,7 @@ image_of() {
   assert_success
   assert_stderr_line --index 0 " !     the host's image plugin is 0.0.1 and this client $(plugin_version); \`image:client\` gives the host's own client"
   assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
-  assert_deployed "$tag" "$tag"
+  assert_pushed "$tag" "$tag"
 }
 
 @test "a redeploy with a new top layer sends only that layer" {
@@ -409,7 +291,7 @@ throwaway_tags() {
   assert_success
   assert_stderr_line --index 0 --regexp '^ !     `docker push` failed: dial tcp 127\.0\.0\.1:[0-9]+: connect: connection refused; saving the image instead$'
   assert_stderr_line --index 1 --regexp "^-----> Pushing $tag to $SSH_DEST for $APP: "
-  assert_deployed "$tag" "saved instead"
+  assert_pushed "$tag" "saved instead"
   assert_equal "$(throwaway_tags 26-c8d "$tag")" ""
 }
 
@@ -445,7 +327,7 @@ throwaway_tags() {
   assert_stderr_line --partial "the archive leaves out layers this host does not hold: "
   assert_stderr_line "-----> The host no longer holds every layer left out; sending the whole archive"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 2 layers, 0 bytes \(0 B\)$"
-  assert_deployed "$child" "$base"
+  assert_pushed "$child" "$base"
 }
 
 @test "a host without image:layers gets the whole archive, and the deploy works" {
@@ -467,7 +349,7 @@ throwaway_tags() {
   assert_stderr_line --index 0 " !     the host cannot say which layers it holds (\`image:layers $APP\` exited with status 1: image:layers is not a dokku command); sending the whole archive"
   assert_stderr_line --index 1 "-----> Pushing $tag to $SSH_DEST for $APP: sending all 1 layers"
   assert_stderr_line --regexp "^-----> Sent [0-9]+ bytes .*; left out 0 of 1 layers, 0 bytes \(0 B\)$"
-  assert_deployed "$tag" "$tag"
+  assert_pushed "$tag" "$tag"
 }
 
 @test "a missing app: exit 20 with the host's message, nothing sent" {

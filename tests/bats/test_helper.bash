@@ -88,5 +88,9 @@ source "$REPO_ROOT/tests/bats/lib/plugins.bash"
 source "$REPO_ROOT/tests/bats/lib/progress.bash"
 # shellcheck source=lib/ssh.bash
 source "$REPO_ROOT/tests/bats/lib/ssh.bash"
+# shellcheck source=lib/delta.bash
+source "$REPO_ROOT/tests/bats/lib/delta.bash"
+# shellcheck source=lib/client.bash
+source "$REPO_ROOT/tests/bats/lib/client.bash"
 # shellcheck source=lib/hooks.bash
 source "$REPO_ROOT/tests/bats/lib/hooks.bash"

@@ -154,6 +154,26 @@ build_child_image() {
   echo "$id"
 }
 
+# build_tree_image TAG BASE DIR: an image FROM BASE with one layer more, DIR's files in /www
+# (mtimes and all, as COPY keeps them), and a unique LABEL. Prints the image ID (as `inspect`
+# gives it); records it for cleanup_images.
+build_tree_image() {
+  local tag="$1" base="$2" dir="$3" context id
+  context="$(mktemp -d "$(_helper_scope_dir)/image-context.XXXXXX")"
+  cp -a "$dir" "$context/tree"
+  printf 'FROM %s\nCOPY tree/ /www/\nLABEL com.dokku.sandbox.test-image="%s"\n' \
+    "$base" "$(unique_name build)" >"$context/Dockerfile"
+  if ! docker image build -q -t "$tag" "$context" >/dev/null 2>"$context.log"; then
+    cat "$context.log" >&2
+    rm -rf "$context" "$context.log"
+    return 1
+  fi
+  rm -rf "$context" "$context.log"
+  id="$(docker image inspect -f '{{.Id}}' "$tag")" || return 1
+  _record_image "$id" "$tag"
+  echo "$id"
+}
+
 # build_onbuild_image TAG [build_busybox_image options…]: a busybox image with
 # `ONBUILD COPY app.txt /app.txt`, so a build FROM it without app.txt in its context fails.
 build_onbuild_image() {

@@ -19,6 +19,12 @@ sshd_start() {
   export SSHD_DIR SSH_PORT SSH_LOGIN SSH_DEST SSH_CMD
 }
 
+# over_ssh ARGS…: `ssh dokku@host ARGS…` through that sshd, stdin passed through.
+over_ssh() {
+  # shellcheck disable=SC2086 # SSH_CMD is words, as --ssh splits it
+  $SSH_CMD -p "$SSH_PORT" "$SSH_LOGIN@127.0.0.1" "$@"
+}
+
 sshd_stop() {
   [[ -z "${SSHD_DIR:-}" ]] || "$REPO_ROOT/tests/ssh/stop-sshd" "$SSHD_DIR" || true
 }
