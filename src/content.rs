@@ -204,11 +204,12 @@ pub fn serve_queries(host: &Host, app: &str) -> anyhow::Result<()> {
     let packs = Packs::open(&dir).ok();
     let mut to_client = io::stdout().lock();
     while let Some(keys) = protocol::read_query(&mut from_client)? {
-        let bitmap = match &packs {
-            Some(packs) => packs.bitmap(&keys),
-            None => vec![0; keys.len().div_ceil(8)],
+        let none = || vec![0; keys.len().div_ceil(8)];
+        let (kept, follows) = match &packs {
+            Some(packs) => (packs.bitmap(&keys), packs.follows(&keys)),
+            None => (none(), none()),
         };
-        protocol::write_have(&mut to_client, keys.len(), &bitmap)?;
+        protocol::write_have(&mut to_client, keys.len(), &kept, &follows)?;
     }
     Ok(())
 }

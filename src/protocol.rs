@@ -104,40 +104,50 @@ pub fn read_query(from_client: &mut impl BufRead) -> io::Result<Option<Vec<Key>>
     Ok(Some(keys))
 }
 
-/// The host's answer: `have <count> <bitmap in hex>\n`, bit i (most significant first) set
-/// when key i is kept.
-pub fn write_have(to_client: &mut impl Write, count: usize, bitmap: &[u8]) -> io::Result<()> {
-    let mut line = format!("have {count} ");
-    for byte in bitmap {
-        line.push_str(&format!("{byte:02x}"));
-    }
-    line.push('\n');
+/// The host's answer: `have <count> <kept> <follows>\n`, two bitmaps in hex, bit i (most
+/// significant first) of `kept` set when key i is kept, of `follows` when key i's chunk follows
+/// key i - 1's in the host's pack (docs/delta.md).
+pub fn write_have(
+    to_client: &mut impl Write,
+    count: usize,
+    kept: &[u8],
+    follows: &[u8],
+) -> io::Result<()> {
+    let hex = |bitmap: &[u8]| -> String { bitmap.iter().map(|b| format!("{b:02x}")).collect() };
+    let line = format!("have {count} {} {}\n", hex(kept), hex(follows));
     to_client.write_all(line.as_bytes())?;
     to_client.flush()
 }
 
-/// Reads the answer to a query of `count` keys: the bitmap.
-pub fn read_have(from_host: &mut impl BufRead, count: usize) -> io::Result<Vec<u8>> {
+/// Reads the answer to a query of `count` keys: its two bitmaps (kept, follows).
+pub fn read_have(from_host: &mut impl BufRead, count: usize) -> io::Result<(Vec<u8>, Vec<u8>)> {
     let bytes = count.div_ceil(8);
     let mut line = Vec::new();
-    let limit = 16 + 20 + 2 * bytes as u64;
+    let limit = 16 + 20 + 4 * bytes as u64 + 2;
     from_host.take(limit).read_until(b'\n', &mut line)?;
     let text = String::from_utf8_lossy(&line);
-    let hex = text
+    let not_an_answer = || {
+        invalid(format!(
+            "not an answer to a chunk query: {:?}",
+            text.trim_end()
+        ))
+    };
+    let rest = text
         .trim_end()
         .strip_prefix("have ")
         .and_then(|rest| rest.strip_prefix(&format!("{count} ")))
-        .filter(|hex| hex.len() == 2 * bytes)
-        .ok_or_else(|| {
-            invalid(format!(
-                "not an answer to a chunk query: {:?}",
-                text.trim_end()
-            ))
-        })?;
-    (0..bytes)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| invalid(format!("the answer to a chunk query is not hex: {hex:?}")))
+        .ok_or_else(not_an_answer)?;
+    let (kept, follows) = rest.split_once(' ').ok_or_else(not_an_answer)?;
+    let bitmap = |hex: &str| -> io::Result<Vec<u8>> {
+        if hex.len() != 2 * bytes {
+            return Err(not_an_answer());
+        }
+        (0..bytes)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| invalid(format!("the answer to a chunk query is not hex: {hex:?}")))
+    };
+    Ok((bitmap(kept)?, bitmap(follows)?))
 }
 
 fn invalid(message: String) -> io::Error {
@@ -187,13 +197,20 @@ mod tests {
         assert_eq!(read_query(&mut reader).unwrap(), None);
 
         let mut wire = Vec::new();
-        write_have(&mut wire, 10, &[0b1010_0000, 0b0100_0000]).unwrap();
-        assert_eq!(wire, b"have 10 a040\n");
+        write_have(
+            &mut wire,
+            10,
+            &[0b1010_0000, 0b0100_0000],
+            &[0b0010_0000, 0],
+        )
+        .unwrap();
+        assert_eq!(wire, b"have 10 a040 2000\n");
         assert_eq!(
             read_have(&mut &wire[..], 10).unwrap(),
-            vec![0b1010_0000, 0b0100_0000]
+            (vec![0b1010_0000, 0b0100_0000], vec![0b0010_0000, 0])
         );
         assert!(read_have(&mut &wire[..], 9).is_err());
+        assert!(read_have(&mut &b"have 10 a040\n"[..], 10).is_err());
     }
 
     #[test]

@@ -536,18 +536,24 @@ pub fn run_forward(input: &[u8], accept: bool, keep_copy: bool) -> Run {
     // For looking into a crash: `FUZZ_DUMP_SINK=file` keeps what docker was sent.
     let dump = std::env::var_os("FUZZ_DUMP_SINK");
     let mut view = DockerView::new(keep_copy || dump.is_some());
-    let result = archive::forward(input, &mut view, &limits, |contents| {
-        *checked.borrow_mut() = Some(contents.clone());
-        if !accept {
-            return Err(anyhow!(REJECTED));
-        }
-        let name = contents
-            .all_tags()
-            .iter()
-            .find_map(|tag| Reference::parse(tag).ok())
-            .ok_or_else(|| anyhow!(UNNAMED))?;
-        contents.choose(&name)
-    })
+    let result = archive::forward(
+        input,
+        &mut view,
+        &limits,
+        &mut archive::NoContent,
+        |contents| {
+            *checked.borrow_mut() = Some(contents.clone());
+            if !accept {
+                return Err(anyhow!(REJECTED));
+            }
+            let name = contents
+                .all_tags()
+                .iter()
+                .find_map(|tag| Reference::parse(tag).ok())
+                .ok_or_else(|| anyhow!(UNNAMED))?;
+            contents.choose(&name)
+        },
+    )
     .map(|forwarded| forwarded.contents);
     let checked = checked.into_inner();
     if let (Some(path), Some(copy)) = (&dump, &view.copy) {

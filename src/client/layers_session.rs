@@ -103,8 +103,8 @@ impl LayersSession {
         to_host.flush()
     }
 
-    /// Asks which of `keys` the host keeps; the bitmap of its answer.
-    pub fn ask(&mut self, keys: &[Key]) -> io::Result<Vec<u8>> {
+    /// Asks which of `keys` the host keeps; its answer's two bitmaps (kept, follows).
+    pub fn ask(&mut self, keys: &[Key]) -> io::Result<(Vec<u8>, Vec<u8>)> {
         let to_host = self
             .to_host
             .as_mut()

@@ -3,14 +3,12 @@
 //! goes as a recipe of those and the bytes it lacks, or whole when the host keeps none of it.
 //! Memory stays flat: the layer and its recipe wait in temp files, a chunk at a time in memory.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 
 use crate::client::layers_session::LayersSession;
-use crate::delta::chunks::{self, Key};
-use crate::delta::pack::is_set;
-use crate::delta::recipe;
+use crate::delta::chunks;
+use crate::delta::recipe::{self, Kept};
 
 /// Layers smaller than this go whole: a recipe would save little.
 pub const MIN_LAYER: u64 = 64 * 1024;
@@ -80,24 +78,19 @@ impl Recipes {
         if self.broken || keys.is_empty() {
             return Ok(LayerForm::Whole(spool));
         }
-        let Ok(bitmap) = self.session.ask(&keys) else {
+        let Ok((bitmap, follows)) = self.session.ask(&keys) else {
             self.broken = true;
             return Ok(LayerForm::Whole(spool));
         };
-        let kept: HashSet<Key> = keys
-            .iter()
-            .enumerate()
-            .filter(|(at, _)| is_set(&bitmap, *at))
-            .map(|(_, key)| *key)
-            .collect();
-        if kept.is_empty() {
+        let kept = Kept::from_answers(&keys, &bitmap, &follows);
+        if kept.keys.is_empty() {
             return Ok(LayerForm::Whole(spool));
         }
         let mut written = temp()?;
         let totals = recipe::write(
             BufReader::with_capacity(256 * 1024, &mut spool),
             &split,
-            |key| kept.contains(key),
+            &kept,
             &mut written,
         )?;
         let len = written.stream_position()?;

@@ -2,7 +2,7 @@
 //! distinct chunks, each one zstd frame, and an index of them sorted by SHA-256 (`store`). A pack
 //! is written under a temporary name and renamed into place (index last) only when committed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -119,14 +119,40 @@ struct Entry {
     pack: usize,
 }
 
+impl Entry {
+    fn place(&self) -> Place {
+        Place {
+            pack: self.pack,
+            offset: self.record.offset,
+        }
+    }
+
+    fn after(&self) -> Place {
+        Place {
+            pack: self.pack,
+            offset: self.record.offset + u64::from(self.record.frame_len),
+        }
+    }
+}
+
 /// What an app keeps: every committed pack in a folder (a missing folder keeps nothing).
 pub struct Packs {
     dir: PathBuf,
     layers: Vec<Digest>,
     /// Every pack's records, sorted by SHA-256 (so by key too).
     entries: Vec<Entry>,
+    /// Each entry's index in `entries` by its place: its pack and its frame's offset there.
+    by_place: HashMap<Place, usize>,
     /// The pack file read last, as chunks come mostly from one pack in a row.
     last_read: Mutex<Option<(usize, File)>>,
+}
+
+/// Where a frame starts: its pack, and its offset there. The place right after a chunk's frame
+/// is where the chunk that follows it in its layer's pack starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Place {
+    pack: usize,
+    offset: u64,
 }
 
 impl Packs {
@@ -144,10 +170,16 @@ impl Packs {
             layers.push(diff_id);
         }
         entries.sort_unstable_by_key(|entry| entry.record.sha256);
+        let by_place = entries
+            .iter()
+            .enumerate()
+            .map(|(at, entry)| (entry.place(), at))
+            .collect();
         Ok(Packs {
             dir: dir.to_path_buf(),
             layers,
             entries,
+            by_place,
             last_read: Mutex::new(None),
         })
     }
@@ -156,9 +188,10 @@ impl Packs {
         !self.of_key(key).is_empty()
     }
 
-    /// The chunk of that key; errors when not kept, when len is not its length, or when its
-    /// bytes do not hash to the recorded SHA-256 (a damaged pack).
-    pub fn read(&self, key: &Key, len: u64) -> Result<Vec<u8>, RecipeError> {
+    /// The chunk of that key, and the place right after its frame; errors when not kept, when
+    /// len is not its length, or when its bytes do not hash to the recorded SHA-256 (a damaged
+    /// pack).
+    pub fn read(&self, key: &Key, len: u64) -> Result<(Vec<u8>, Place), RecipeError> {
         let found = self.of_key(key);
         if found.is_empty() {
             return Err(RecipeError::NotKept);
@@ -172,10 +205,39 @@ impl Packs {
         }
         for entry in same_len {
             if let Some(chunk) = self.chunk(entry)? {
-                return Ok(chunk);
+                return Ok((chunk, entry.after()));
             }
         }
         Err(RecipeError::Damaged)
+    }
+
+    /// The chunk whose frame starts at `place`, and the place after it.
+    pub fn read_at(&self, place: Place) -> Result<(Vec<u8>, Place), RecipeError> {
+        let entry = self
+            .by_place
+            .get(&place)
+            .map(|&at| &self.entries[at])
+            .ok_or(RecipeError::NotKept)?;
+        let chunk = self.chunk(entry)?.ok_or(RecipeError::Damaged)?;
+        Ok((chunk, entry.after()))
+    }
+
+    /// The query's second answer: bit i set when keys[i] and keys[i - 1] are kept and the
+    /// chunk [`Packs::read`] gives for keys[i - 1] is followed, in its pack, by one of keys[i]:
+    /// the recipe then says "the next chunk" for it, not its key.
+    pub fn follows(&self, keys: &[Key]) -> Vec<u8> {
+        let mut bitmap = vec![0; keys.len().div_ceil(8)];
+        for (i, pair) in keys.windows(2).enumerate() {
+            let next = self
+                .of_key(&pair[0])
+                .first()
+                .and_then(|entry| self.by_place.get(&entry.after()))
+                .map(|&at| &self.entries[at]);
+            if next.is_some_and(|entry| entry.record.key() == pair[1]) {
+                bitmap[(i + 1) / 8] |= 0x80 >> ((i + 1) % 8);
+            }
+        }
+        bitmap
     }
 
     /// The query's answer: bit i (most significant bit of byte i/8 first) set when keys[i] is kept.
@@ -293,7 +355,7 @@ mod tests {
         assert_eq!(packs.layers(), [split.diff_id]);
         for (key, data) in &chunks {
             assert!(packs.has(key));
-            assert_eq!(&packs.read(key, data.len() as u64).unwrap(), data);
+            assert_eq!(&packs.read(key, data.len() as u64).unwrap().0, data);
         }
         let (key, data) = &chunks[0];
         let other = Key([0xee; 8]);
@@ -321,7 +383,7 @@ mod tests {
         let mut damaged = 0;
         for (key, data) in &chunks {
             match packs.read(key, data.len() as u64) {
-                Ok(read) => assert_eq!(&read, data),
+                Ok((read, _)) => assert_eq!(&read, data),
                 Err(RecipeError::Damaged) => damaged += 1,
                 Err(e) => panic!("{e}"),
             }

@@ -3,13 +3,14 @@
 //! layer's order. `write` makes one from a layer and what the host keeps; `rebuild` turns one
 //! back into the layer, checking everything as it goes.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
 use super::chunks::{self, Key, Piece, Split};
 pub use super::error::RecipeError;
-use super::pack::Packs;
+use super::pack::{is_set, Packs};
 use crate::digest::Digest;
 
 const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
@@ -17,6 +18,12 @@ const LEVEL: i32 = 9;
 const END: u8 = 0x00;
 const LITERAL: u8 = 0x01;
 const REFERENCE: u8 = 0x02;
+/// A tar header block whose checksum field the host fills in.
+const HEADER: u8 = 0x03;
+/// The chunk that follows, in its pack, the one the recipe referred to last.
+const NEXT: u8 = 0x04;
+/// Where a tar header's checksum field lies.
+const CHECKSUM: std::ops::Range<usize> = 148..156;
 /// How a zstd frame begins.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The most literal bytes held before they go out as one operation.
@@ -26,6 +33,30 @@ const LITERAL_RUN: usize = 1 << 20;
 const WINDOW_LOG_MAX: u32 = 23;
 /// The part of a literal copied at a time.
 const COPY: usize = 64 * 1024;
+
+/// What the host keeps of a layer's chunks, as its query's answers said.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub keys: HashSet<Key>,
+    /// `after[a] == b`: the chunk of b follows the one of a in the host's pack.
+    pub after: HashMap<Key, Key>,
+}
+
+impl Kept {
+    /// From a query's keys and its two answers (`Packs::bitmap`, `Packs::follows`).
+    pub fn from_answers(keys: &[Key], kept: &[u8], follows: &[u8]) -> Kept {
+        let mut found = Kept::default();
+        for (i, key) in keys.iter().enumerate() {
+            if is_set(kept, i) {
+                found.keys.insert(*key);
+                if i > 0 && is_set(follows, i) {
+                    found.after.insert(keys[i - 1], *key);
+                }
+            }
+        }
+        found
+    }
+}
 
 /// Bytes of the layer sent as literals and referenced as kept chunks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +84,7 @@ pub struct Rebuilt {
 pub fn write<R: Read, W: Write>(
     layer: R,
     split: &Split,
-    kept: impl Fn(&Key) -> bool,
+    kept: &Kept,
     out: W,
 ) -> io::Result<Totals> {
     let mut stream = zstd::stream::write::Encoder::new(out, LEVEL)?;
@@ -62,17 +93,34 @@ pub fn write<R: Read, W: Write>(
     stream.write_all(&split.diff_id.sha256())?;
     let mut totals = Totals::default();
     let mut run = Vec::new();
+    // The key referred to last: the host's place is right after its chunk.
+    let mut last: Option<Key> = None;
     let read = chunks::split(layer, |piece| {
         let (data, reference) = match piece {
-            Piece::Chunk { data, sha256 } => (data, Some(Key::of(&sha256)).filter(&kept)),
+            Piece::Chunk { data, sha256 } => (
+                data,
+                Some(Key::of(&sha256)).filter(|key| kept.keys.contains(key)),
+            ),
             Piece::Raw(data) => (data, None),
         };
         if let Some(key) = reference {
             literal(&mut stream, &mut run)?;
-            stream.write_all(&[REFERENCE])?;
-            stream.write_all(&key.0)?;
-            write_len(&mut stream, data.len() as u64)?;
+            if last.and_then(|last| kept.after.get(&last)) == Some(&key) {
+                stream.write_all(&[NEXT])?;
+            } else {
+                stream.write_all(&[REFERENCE])?;
+                stream.write_all(&key.0)?;
+                write_len(&mut stream, data.len() as u64)?;
+            }
+            last = Some(key);
             totals.referenced += data.len() as u64;
+        } else if let Some(blanked) = blank_checksum(data) {
+            // The checksum is the block's one field that differs from header to header
+            // however alike they are: the host computes it.
+            literal(&mut stream, &mut run)?;
+            stream.write_all(&[HEADER])?;
+            stream.write_all(&blanked)?;
+            totals.literal += data.len() as u64;
         } else {
             run.extend_from_slice(data);
             totals.literal += data.len() as u64;
@@ -118,27 +166,48 @@ pub fn rebuild<R: Read, W: Write>(
     let mut sha256 = Sha256::new();
     let mut written = 0u64;
     let mut buf = vec![0; COPY];
+    // Right after the chunk referred to last.
+    let mut place = None;
     loop {
         let op = read_byte(&mut stream)?;
-        let key = match op {
+        let whole = match op {
             END => break,
             LITERAL => None,
             REFERENCE => {
                 let mut key = [0; 8];
                 stream.read_exact(&mut key).map_err(reading)?;
-                Some(Key(key))
+                let len = read_len(&mut stream)?;
+                let (chunk, after) = packs.read(&Key(key), len)?;
+                place = Some(after);
+                Some(chunk)
+            }
+            NEXT => {
+                let (chunk, after) = packs.read_at(place.ok_or(RecipeError::NotKept)?)?;
+                place = Some(after);
+                Some(chunk)
+            }
+            HEADER => {
+                let mut block = [0; 512];
+                stream.read_exact(&mut block).map_err(reading)?;
+                fill_checksum(&mut block);
+                Some(block.to_vec())
             }
             _ => return Err(RecipeError::UnknownOp(op)),
         };
+        if let Some(whole) = whole {
+            if whole.len() as u64 > size - written {
+                return Err(RecipeError::TooLong { declared: size });
+            }
+            sha256.update(&whole);
+            out.write_all(&whole)?;
+            written += whole.len() as u64;
+            continue;
+        }
         let len = read_len(&mut stream)?;
         if len > size - written {
             return Err(RecipeError::TooLong { declared: size });
         }
-        if let Some(key) = key {
-            let chunk = packs.read(&key, len)?;
-            sha256.update(&chunk);
-            out.write_all(&chunk)?;
-        } else {
+        {
             let mut left = len;
             while left > 0 {
                 let part = &mut buf[..left.min(COPY as u64) as usize];
@@ -206,6 +275,38 @@ fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
 }
 
 /// Hands the literal bytes held on as one operation.
+/// A tar header block with its checksum field blanked, when the field holds the checksum in
+/// one of the two ways writers spell it: six octal digits, a NUL and a space (Go's, Python's),
+/// or seven digits and a NUL (the `tar` crate's). The blank keeps the NUL where the spelling has
+/// it, so that the host writes the field back byte for byte.
+fn blank_checksum(block: &[u8]) -> Option<[u8; 512]> {
+    let block: [u8; 512] = block.try_into().ok()?;
+    for spelling in [*b"        ", *b"       \0"] {
+        let mut blanked = block;
+        blanked[CHECKSUM].copy_from_slice(&spelling);
+        let mut filled = blanked;
+        fill_checksum(&mut filled);
+        if filled == block {
+            return Some(blanked);
+        }
+    }
+    None
+}
+
+/// Writes a header block's checksum, the sum of its bytes with the field counted as spaces, in
+/// the spelling its blank field keeps (see [`blank_checksum`]).
+fn fill_checksum(block: &mut [u8; 512]) {
+    let seven_digits = block[CHECKSUM.end - 1] == 0;
+    block[CHECKSUM].fill(b' ');
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    let field = if seven_digits {
+        format!("{sum:07o}\0")
+    } else {
+        format!("{sum:06o}\0 ")
+    };
+    block[CHECKSUM].copy_from_slice(field.as_bytes());
+}
+
 fn literal(stream: &mut impl Write, run: &mut Vec<u8>) -> io::Result<()> {
     if !run.is_empty() {
         stream.write_all(&[LITERAL])?;
@@ -295,15 +396,10 @@ mod tests {
     }
 
     fn recipe_of(case: &Case) -> (Vec<u8>, Totals, Split) {
-        let (_, split) = keys(&case.new[..]).unwrap();
+        let (keys, split) = keys(&case.new[..]).unwrap();
+        let kept = Kept::from_answers(&keys, &case.packs.bitmap(&keys), &case.packs.follows(&keys));
         let mut recipe = Vec::new();
-        let totals = write(
-            &case.new[..],
-            &split,
-            |key| case.packs.has(key),
-            &mut recipe,
-        )
-        .unwrap();
+        let totals = write(&case.new[..], &split, &kept, &mut recipe).unwrap();
         (recipe, totals, split)
     }
 
@@ -328,12 +424,25 @@ mod tests {
             if op == END {
                 return ops;
             }
-            let skip = if op == LITERAL { 0 } else { 8 };
-            io::copy(&mut (&mut stream).take(skip), &mut io::sink()).unwrap();
-            let len = read_len(&mut stream).unwrap();
-            if op == LITERAL {
-                io::copy(&mut (&mut stream).take(len), &mut io::sink()).unwrap();
-            }
+            let skip = |stream: &mut Stream<&[u8]>, n: u64| {
+                io::copy(&mut stream.take(n), &mut io::sink()).unwrap();
+            };
+            let len = match op {
+                HEADER => {
+                    skip(&mut stream, 512);
+                    512
+                }
+                NEXT => 0,
+                REFERENCE => {
+                    skip(&mut stream, 8);
+                    read_len(&mut stream).unwrap()
+                }
+                _ => {
+                    let len = read_len(&mut stream).unwrap();
+                    skip(&mut stream, len);
+                    len
+                }
+            };
             ops.push((op, len));
         }
     }
@@ -375,11 +484,11 @@ mod tests {
     }
 
     #[test]
-    fn a_recipe_of_nothing_kept_is_all_literal() {
+    fn a_recipe_of_nothing_kept_is_all_literal_but_its_headers() {
         let case = case();
         let (_, split) = keys(&case.new[..]).unwrap();
         let mut recipe = Vec::new();
-        let totals = write(&case.new[..], &split, |_| false, &mut recipe).unwrap();
+        let totals = write(&case.new[..], &split, &Kept::default(), &mut recipe).unwrap();
         assert_eq!(
             totals,
             Totals {
@@ -387,7 +496,14 @@ mod tests {
                 referenced: 0
             }
         );
-        assert_eq!(ops(&recipe), [(LITERAL, case.new.len() as u64)]);
+        // Each file's header, then its data and padding (and, after the last, the end blocks).
+        let ops = ops(&recipe);
+        assert_eq!(ops.iter().filter(|(op, _)| *op == HEADER).count(), 3);
+        assert!(ops.iter().all(|(op, _)| [HEADER, LITERAL].contains(op)));
+        assert_eq!(
+            ops.iter().map(|(_, len)| len).sum::<u64>(),
+            case.new.len() as u64
+        );
         let empty = Packs::open(&case._dir.path().join("none")).unwrap();
         let (rebuilt, out) = rebuild_to_vec(&recipe, &empty, u64::MAX);
         assert_eq!(rebuilt.unwrap().diff_id, split.diff_id);
@@ -398,7 +514,7 @@ mod tests {
     fn a_layer_that_changed_since_its_keys_is_refused() {
         let case = case();
         let (_, split) = keys(&layer(&[("other", b"other")], 1)[..]).unwrap();
-        let e = write(&case.new[..], &split, |_| false, io::sink()).unwrap_err();
+        let e = write(&case.new[..], &split, &Kept::default(), io::sink()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidData);
     }
 
@@ -516,5 +632,74 @@ mod tests {
         for n in [0, 1, 127, 128, 300, 1 << 35, u64::MAX] {
             assert_eq!(read_len(&mut &len(n)[..]).unwrap(), n);
         }
+    }
+
+    #[test]
+    fn a_reinstall_refers_to_its_first_chunk_by_key_and_to_the_rest_as_the_next() {
+        let files: Vec<(String, Vec<u8>)> = (0..40)
+            .map(|i| {
+                (
+                    format!("node_modules/p{i}/index.js"),
+                    random(3_000 + i * 50, i as u64),
+                )
+            })
+            .collect();
+        let named: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
+        let dir = dir();
+        pack_layer(&layer(&named, 1)[..], dir.path())
+            .unwrap()
+            .commit()
+            .unwrap();
+        let packs = Packs::open(dir.path()).unwrap();
+        let new = layer(&named, 2);
+        let case = Case {
+            packs,
+            new,
+            _dir: dir,
+        };
+        let (recipe, totals, split) = recipe_of(&case);
+        let ops = ops(&recipe);
+        let count = |op: u8| ops.iter().filter(|(o, _)| *o == op).count();
+        assert_eq!(count(REFERENCE), 1);
+        assert_eq!(count(NEXT), 39);
+        assert_eq!(count(HEADER), 40);
+        assert_eq!(
+            totals.referenced,
+            files.iter().map(|(_, d)| d.len() as u64).sum::<u64>()
+        );
+        let (result, out) = rebuild_to_vec(&recipe, &case.packs, u64::MAX);
+        assert_eq!(result.unwrap().diff_id, split.diff_id);
+        assert_eq!(out, case.new);
+    }
+
+    #[test]
+    fn only_a_checksum_spelled_as_writers_spell_it_is_left_to_the_host() {
+        let tar = layer(&[("a", b"x")], 1);
+        let crate_block: [u8; 512] = tar[..512].try_into().unwrap();
+        let sum =
+            u32::from_str_radix(std::str::from_utf8(&crate_block[148..155]).unwrap(), 8).unwrap();
+        let mut go_block = crate_block;
+        go_block[CHECKSUM].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        for block in [crate_block, go_block] {
+            let blanked = blank_checksum(&block).unwrap();
+            assert!(blanked[CHECKSUM].starts_with(b"       "));
+            let mut filled = blanked;
+            fill_checksum(&mut filled);
+            assert_eq!(filled, block);
+        }
+        // Padded with spaces: the same sum, a spelling the host would not write back.
+        let mut spaced = crate_block;
+        spaced[CHECKSUM].copy_from_slice(format!("{sum:6o}\0 ").as_bytes());
+        assert_eq!(blank_checksum(&spaced), None);
+        assert_eq!(blank_checksum(&[0; 512]), None);
+    }
+
+    #[test]
+    fn the_next_chunk_with_nothing_referred_to_before_is_not_kept() {
+        let case = case();
+        let r = recipe(10, &Digest::of(b"x"), &[NEXT, END]);
+        let (result, out) = rebuild_to_vec(&r, &case.packs, u64::MAX);
+        assert!(matches!(result, Err(RecipeError::NotKept)));
+        assert!(out.is_empty());
     }
 }

@@ -88,7 +88,8 @@ sys.stdout.buffer.write(b"chunk-queries 1\nquery %d\n" % len(keys) + b"".join(ke
     | over_ssh image:layers "$1" | sed -n '2,$p'
 }
 
-# have_line COUNT BIT: the `have` line for COUNT keys all of whose bits are BIT (0 or 1).
+# have_line COUNT BIT: the start of the `have` line for COUNT keys, its first bitmap, all of
+# whose bits are BIT (0 or 1).
 have_line() {
   local count="$1" byte=00 bytes
   [[ "$2" == 1 ]] && byte=ff
