@@ -8,7 +8,7 @@ use std::io::{self, BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::delta::chunks::Key;
+use crate::delta::chunks::{Asked, Key, ASKED_LEN};
 
 /// `image:layers APP`: which layers the host holds, as one [`Answer`] line on stdout.
 pub const LAYERS: &str = "image:layers";
@@ -69,17 +69,18 @@ pub const QUERIES_GREETING: &str = "chunk-queries 1\n";
 /// The most keys one query may carry: a 16 GiB layer's worth of average chunks.
 pub const MAX_QUERY_KEYS: usize = 1 << 20;
 
-/// Asks which of `keys` the host keeps: `query <count>\n`, then the keys, 8 bytes each.
+/// Asks which of `keys` the host keeps: `query <count>\n`, then each key's first
+/// [`ASKED_LEN`] bytes.
 pub fn write_query(to_host: &mut impl Write, keys: &[Key]) -> io::Result<()> {
     writeln!(to_host, "query {}", keys.len())?;
     for key in keys {
-        to_host.write_all(&key.0)?;
+        to_host.write_all(&key.asked().0)?;
     }
     to_host.flush()
 }
 
 /// The next query from the client; None when it has closed its side.
-pub fn read_query(from_client: &mut impl BufRead) -> io::Result<Option<Vec<Key>>> {
+pub fn read_query(from_client: &mut impl BufRead) -> io::Result<Option<Vec<Asked>>> {
     let mut line = Vec::new();
     if from_client.take(64).read_until(b'\n', &mut line)? == 0 {
         return Ok(None);
@@ -96,10 +97,10 @@ pub fn read_query(from_client: &mut impl BufRead) -> io::Result<Option<Vec<Key>>
         )));
     }
     let mut keys = Vec::with_capacity(count);
-    let mut key = [0u8; 8];
+    let mut key = [0u8; ASKED_LEN];
     for _ in 0..count {
         from_client.read_exact(&mut key)?;
-        keys.push(Key(key));
+        keys.push(Asked(key));
     }
     Ok(Some(keys))
 }
@@ -192,7 +193,12 @@ mod tests {
         write_query(&mut wire, &keys).unwrap();
         write_query(&mut wire, &[]).unwrap();
         let mut reader = &wire[..];
-        assert_eq!(read_query(&mut reader).unwrap(), Some(keys));
+        let asked: Vec<Asked> = keys.iter().map(Key::asked).collect();
+        assert_eq!(
+            wire.len(),
+            "query 3\n".len() + 3 * ASKED_LEN + "query 0\n".len()
+        );
+        assert_eq!(read_query(&mut reader).unwrap(), Some(asked));
         assert_eq!(read_query(&mut reader).unwrap(), Some(vec![]));
         assert_eq!(read_query(&mut reader).unwrap(), None);
 
@@ -219,7 +225,7 @@ mod tests {
         let huge = format!("query {}\n", MAX_QUERY_KEYS + 1);
         assert!(read_query(&mut huge.as_bytes()).is_err());
         // Fewer keys than announced: cut short.
-        assert!(read_query(&mut &b"query 2\n12345678"[..]).is_err());
+        assert!(read_query(&mut &b"query 2\n123456"[..]).is_err());
     }
 
     #[test]

@@ -30,7 +30,23 @@ impl Key {
         key.copy_from_slice(&sha256[..8]);
         Key(key)
     }
+
+    /// The key as a query asks for it.
+    pub fn asked(&self) -> Asked {
+        let mut asked = [0; ASKED_LEN];
+        asked.copy_from_slice(&self.0[..ASKED_LEN]);
+        Asked(asked)
+    }
 }
+
+/// How many bytes of a key a query carries: a query is most of what a recipe of unchanged files
+/// costs on the wire, and a host that matches a prefix of another chunk than the client's only
+/// makes the recipe refer to a key it does not keep, which it refuses.
+pub const ASKED_LEN: usize = 6;
+
+/// A key as a query carries it: its first [`ASKED_LEN`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Asked(pub [u8; ASKED_LEN]);
 
 /// A piece of a layer tar, in the layer's order.
 pub enum Piece<'a> {

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
-use super::chunks::{self, Key, Piece, MAX_CHUNK};
+use super::chunks::{self, Asked, Key, Piece, MAX_CHUNK};
 use super::error::RecipeError;
 use super::store::{self, Record, Temp};
 pub use super::store::{paths as pack_paths, prune};
@@ -225,15 +225,15 @@ impl Packs {
     /// The query's second answer: bit i set when keys[i] and keys[i - 1] are kept and the
     /// chunk [`Packs::read`] gives for keys[i - 1] is followed, in its pack, by one of keys[i]:
     /// the recipe then says "the next chunk" for it, not its key.
-    pub fn follows(&self, keys: &[Key]) -> Vec<u8> {
+    pub fn follows(&self, keys: &[Asked]) -> Vec<u8> {
         let mut bitmap = vec![0; keys.len().div_ceil(8)];
         for (i, pair) in keys.windows(2).enumerate() {
             let next = self
-                .of_key(&pair[0])
+                .of_asked(&pair[0])
                 .first()
                 .and_then(|entry| self.by_place.get(&entry.after()))
                 .map(|&at| &self.entries[at]);
-            if next.is_some_and(|entry| entry.record.key() == pair[1]) {
+            if next.is_some_and(|entry| entry.record.key().asked() == pair[1]) {
                 bitmap[(i + 1) / 8] |= 0x80 >> ((i + 1) % 8);
             }
         }
@@ -241,10 +241,10 @@ impl Packs {
     }
 
     /// The query's answer: bit i (most significant bit of byte i/8 first) set when keys[i] is kept.
-    pub fn bitmap(&self, keys: &[Key]) -> Vec<u8> {
+    pub fn bitmap(&self, keys: &[Asked]) -> Vec<u8> {
         let mut bitmap = vec![0; keys.len().div_ceil(8)];
         for (i, key) in keys.iter().enumerate() {
-            if self.has(key) {
+            if !self.of_asked(key).is_empty() {
                 bitmap[i / 8] |= 0x80 >> (i % 8);
             }
         }
@@ -254,6 +254,16 @@ impl Packs {
     /// The diff IDs of the packs.
     pub fn layers(&self) -> Vec<Digest> {
         self.layers.clone()
+    }
+
+    /// The entries whose key starts with `asked`, in the same order as [`Packs::of_key`]'s.
+    fn of_asked(&self, asked: &Asked) -> &[Entry] {
+        let start = self
+            .entries
+            .partition_point(|e| e.record.key().asked() < *asked);
+        let end =
+            start + self.entries[start..].partition_point(|e| e.record.key().asked() == *asked);
+        &self.entries[start..end]
     }
 
     fn of_key(&self, key: &Key) -> &[Entry] {
@@ -439,11 +449,32 @@ mod tests {
         let keys = [
             kept, other, kept, other, other, other, other, other, other, kept,
         ];
-        let bitmap = packs.bitmap(&keys);
+        let asked: Vec<Asked> = keys.iter().map(Key::asked).collect();
+        let bitmap = packs.bitmap(&asked);
         assert_eq!(bitmap, [0b1010_0000, 0b0100_0000]);
         let set: Vec<usize> = (0..keys.len()).filter(|&i| is_set(&bitmap, i)).collect();
         assert_eq!(set, [0, 2, 9]);
         assert!(!is_set(&bitmap, 16));
         assert!(packs.bitmap(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_key_follows_the_one_before_when_its_chunk_comes_next_in_the_pack() {
+        let tar = layer(&[("a", &random(100_000, 7)), ("b", &random(5_000, 8))], 1);
+        let content = dir();
+        pack_layer(&tar[..], content.path())
+            .unwrap()
+            .commit()
+            .unwrap();
+        let packs = Packs::open(content.path()).unwrap();
+        let (chunks, _) = chunks_of(&tar);
+        let keys: Vec<Asked> = chunks.iter().map(|(key, _)| key.asked()).collect();
+        assert!(keys.len() >= 3);
+        let follows = packs.follows(&keys);
+        assert!(!is_set(&follows, 0));
+        assert!((1..keys.len()).all(|i| is_set(&follows, i)));
+        // Out of the pack's order, or after a key it does not keep: no run.
+        let shuffled = [keys[1], keys[0], Key([0; 8]).asked(), keys[2]];
+        assert_eq!(packs.follows(&shuffled), [0]);
     }
 }

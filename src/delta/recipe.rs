@@ -397,7 +397,12 @@ mod tests {
 
     fn recipe_of(case: &Case) -> (Vec<u8>, Totals, Split) {
         let (keys, split) = keys(&case.new[..]).unwrap();
-        let kept = Kept::from_answers(&keys, &case.packs.bitmap(&keys), &case.packs.follows(&keys));
+        let asked: Vec<_> = keys.iter().map(Key::asked).collect();
+        let kept = Kept::from_answers(
+            &keys,
+            &case.packs.bitmap(&asked),
+            &case.packs.follows(&asked),
+        );
         let mut recipe = Vec::new();
         let totals = write(&case.new[..], &split, &kept, &mut recipe).unwrap();
         (recipe, totals, split)
