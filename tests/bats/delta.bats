@@ -12,19 +12,7 @@ load test_helper
 
 app_per_test delta
 
-file_setup() {
-  client_setup
-}
-
-file_teardown() {
-  sshd_stop
-}
-
-test_cleanup() {
-  dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
-  [[ -z "${OTHER_APP:-}" ]] || dokku --force apps:destroy "$OTHER_APP" >/dev/null 2>&1 || true
-  client_cleanup
-}
+client_hooks
 
 # refusal_line NAME REASON: the host's line refusing the recipe for the layer entry NAME.
 refusal_line() {

@@ -8,19 +8,7 @@ load test_helper
 
 app_per_test app
 
-file_setup() {
-  client_setup
-}
-
-file_teardown() {
-  sshd_stop
-}
-
-test_cleanup() {
-  dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
-  [[ -z "${BASE_APP:-}" ]] || dokku --force apps:destroy "$BASE_APP" >/dev/null 2>&1 || true
-  client_cleanup
-}
+client_hooks
 
 # assert_slim_redeploy ENGINE: a base pushed from ENGINE is sent whole; a child of it with a
 # new top layer is sent without the base's layer: at least its bytes left out, and less than
@@ -305,11 +293,11 @@ throwaway_tags() {
   client_build "$engine" build_child_image "$child" "$base" >/dev/null
   # the host holds the base, loaded by the plugin (a containerd host reports only what it
   # loaded) for an app whose deploy stops before the build, so that nothing else keeps its layer
-  BASE_APP="$(unique_name base-app)"
-  dokku apps:create "$BASE_APP" >/dev/null
-  mkdir -p "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP"
-  touch "$DOKKU_LIB_ROOT/config/sandbox/$BASE_APP/skip-build"
-  push_from "$engine" "$base" "$SSH_DEST" "$BASE_APP" >/dev/null 2>&1 || fail "the base did not deploy"
+  OTHER_APP="$(unique_name base-app)"
+  dokku apps:create "$OTHER_APP" >/dev/null
+  mkdir -p "$DOKKU_LIB_ROOT/config/sandbox/$OTHER_APP"
+  touch "$DOKKU_LIB_ROOT/config/sandbox/$OTHER_APP/skip-build"
+  push_from "$engine" "$base" "$SSH_DEST" "$OTHER_APP" >/dev/null 2>&1 || fail "the base did not deploy"
   track_image "$base"
 
   # removes the base from the host before the first image:load only

@@ -20,6 +20,23 @@ client_setup() {
   export CLIENT HOST_DOCKER_HOST
 }
 
+# client_hooks: at a file's top level, the hooks of a file that pushes with the real client:
+# the sshd and the client at file scope, and after each test its app, the other app it may
+# have made ($OTHER_APP) and the images client_build made.
+client_hooks() {
+  file_setup() {
+    client_setup
+  }
+  file_teardown() {
+    sshd_stop
+  }
+  test_cleanup() {
+    dokku --force apps:destroy "$APP" >/dev/null 2>&1 || true
+    [[ -z "${OTHER_APP:-}" ]] || dokku --force apps:destroy "$OTHER_APP" >/dev/null 2>&1 || true
+    client_cleanup
+  }
+}
+
 # client_cleanup: removes the images client_build made in this test, on their engines.
 client_cleanup() {
   local engine id

@@ -138,31 +138,28 @@ build_busybox_image() {
 # 256) KiB of random bytes, and a unique LABEL. Prints the image ID (as `inspect` gives it: a
 # BuildKit build on the containerd store prints another digest); records it for cleanup_images.
 build_child_image() {
-  local tag="$1" base="$2" kib="${3:-256}" context id
+  local tag="$1" base="$2" kib="${3:-256}" context
   context="$(mktemp -d "$(_helper_scope_dir)/image-context.XXXXXX")"
   head -c "$((kib * 1024))" /dev/urandom >"$context/top"
-  printf 'FROM %s\nCOPY top /top\nLABEL com.dokku.sandbox.test-image="%s"\n' \
-    "$base" "$(unique_name build)" >"$context/Dockerfile"
-  if ! docker image build -q -t "$tag" "$context" >/dev/null 2>"$context.log"; then
-    cat "$context.log" >&2
-    rm -rf "$context" "$context.log"
-    return 1
-  fi
-  rm -rf "$context" "$context.log"
-  id="$(docker image inspect -f '{{.Id}}' "$tag")" || return 1
-  _record_image "$id" "$tag"
-  echo "$id"
+  _build_layer_on "$tag" "$base" "$context" "COPY top /top"
 }
 
 # build_tree_image TAG BASE DIR: an image FROM BASE with one layer more, DIR's files in /www
 # (mtimes and all, as COPY keeps them), and a unique LABEL. Prints the image ID (as `inspect`
 # gives it); records it for cleanup_images.
 build_tree_image() {
-  local tag="$1" base="$2" dir="$3" context id
+  local tag="$1" base="$2" dir="$3" context
   context="$(mktemp -d "$(_helper_scope_dir)/image-context.XXXXXX")"
   cp -a "$dir" "$context/tree"
-  printf 'FROM %s\nCOPY tree/ /www/\nLABEL com.dokku.sandbox.test-image="%s"\n' \
-    "$base" "$(unique_name build)" >"$context/Dockerfile"
+  _build_layer_on "$tag" "$base" "$context" "COPY tree/ /www/"
+}
+
+# _build_layer_on TAG BASE CONTEXT LINE: builds CONTEXT, whose files LINE copies, FROM BASE with
+# a unique LABEL, as TAG; removes CONTEXT; prints the image ID and records it for cleanup_images.
+_build_layer_on() {
+  local tag="$1" base="$2" context="$3" line="$4" id
+  printf 'FROM %s\n%s\nLABEL com.dokku.sandbox.test-image="%s"\n' \
+    "$base" "$line" "$(unique_name build)" >"$context/Dockerfile"
   if ! docker image build -q -t "$tag" "$context" >/dev/null 2>"$context.log"; then
     cat "$context.log" >&2
     rm -rf "$context" "$context.log"
