@@ -23,6 +23,7 @@ client_setup() {
 # client_hooks: at a file's top level, the hooks of a file that pushes with the real client:
 # the sshd and the client at file scope, and after each test its app, the other app it may
 # have made ($OTHER_APP) and the images client_build made.
+# shellcheck disable=SC2317 # bats calls the hooks defined here
 client_hooks() {
   file_setup() {
     client_setup
