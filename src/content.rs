@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::archive::Content;
+use crate::archive::{Compression, Content};
 use crate::delta::pack::{self, FinishedPack, Packs};
 use crate::delta::recipe;
 use crate::digest::Digest;
@@ -122,15 +122,15 @@ fn pack_stream(receiver: Receiver<Vec<u8>>, dir: &std::path::Path) -> Option<Fin
         chunk: Vec::new(),
         at: 0,
     };
-    let mut magic = [0u8; 4];
-    data.read_exact(&mut magic).ok()?;
-    let whole = (&magic[..]).chain(data);
-    let packed = if magic.starts_with(&[0x1f, 0x8b]) {
-        pack::pack_layer(flate2::read::GzDecoder::new(whole), dir)
-    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        pack::pack_layer(zstd::stream::read::Decoder::new(whole).ok()?, dir)
-    } else {
-        pack::pack_layer(whole, dir)
+    let mut head = [0u8; 6];
+    data.read_exact(&mut head).ok()?;
+    let whole = (&head[..]).chain(data);
+    let packed = match Compression::detect(&head) {
+        Compression::None => pack::pack_layer(whole, dir),
+        Compression::Gzip => pack::pack_layer(flate2::read::GzDecoder::new(whole), dir),
+        Compression::Zstd => pack::pack_layer(zstd::stream::read::Decoder::new(whole).ok()?, dir),
+        // No engine compresses a layer so: not a layer.
+        Compression::Bzip2 | Compression::Xz => return None,
     };
     packed.ok()
 }

@@ -21,7 +21,7 @@ pub const MAX_ANSWER: u64 = 16 << 20;
 pub struct LayersSession {
     cmd: Cmd,
     running: Running,
-    to_host: Option<io::PipeWriter>,
+    to_host: io::PipeWriter,
     from_host: BufReader<io::PipeReader>,
     stderr: thread::JoinHandle<io::Result<Vec<u8>>>,
 }
@@ -66,7 +66,7 @@ impl LayersSession {
         Ok(LayersSession {
             cmd,
             running,
-            to_host: Some(to_host),
+            to_host,
             from_host: BufReader::new(from_host),
             stderr,
         })
@@ -95,21 +95,14 @@ impl LayersSession {
 
     /// Tells the host this client will ask chunk queries.
     pub fn greet(&mut self) -> io::Result<()> {
-        let to_host = self
-            .to_host
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the session is closed"))?;
-        to_host.write_all(protocol::QUERIES_GREETING.as_bytes())?;
-        to_host.flush()
+        self.to_host
+            .write_all(protocol::QUERIES_GREETING.as_bytes())?;
+        self.to_host.flush()
     }
 
     /// Asks which of `keys` the host keeps; its answer's two bitmaps (kept, follows).
     pub fn ask(&mut self, keys: &[Key]) -> io::Result<(Vec<u8>, Vec<u8>)> {
-        let to_host = self
-            .to_host
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the session is closed"))?;
-        protocol::write_query(to_host, keys)?;
+        protocol::write_query(&mut self.to_host, keys)?;
         protocol::read_have(&mut self.from_host, keys.len())
     }
 
