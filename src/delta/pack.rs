@@ -143,8 +143,7 @@ pub struct Packs {
     entries: Vec<Entry>,
     /// Each entry's index in `entries` by its place: its pack and its frame's offset there.
     by_place: HashMap<Place, usize>,
-    /// The pack file read last, as chunks come mostly from one pack in a row.
-    last_read: Mutex<Option<(usize, File)>>,
+    reader: Mutex<FrameReader>,
 }
 
 /// Where a frame starts: its pack, and its offset there. The place right after a chunk's frame
@@ -180,7 +179,10 @@ impl Packs {
             layers,
             entries,
             by_place,
-            last_read: Mutex::new(None),
+            reader: Mutex::new(FrameReader {
+                last_pack: None,
+                decompressor: None,
+            }),
         })
     }
 
@@ -280,31 +282,48 @@ impl Packs {
             frame_len,
             len,
         } = entry.record;
-        let mut frame = vec![0; frame_len as usize];
-        let mut open = self
-            .last_read
+        let mut reader = self
+            .reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if open.as_ref().is_none_or(|(pack, _)| *pack != entry.pack) {
+        let FrameReader {
+            last_pack,
+            decompressor,
+        } = &mut *reader;
+        if last_pack.as_ref().is_none_or(|(pack, _)| *pack != entry.pack) {
             let path = store::paths(&self.dir, &self.layers[entry.pack]).0;
             match File::open(path) {
-                Ok(file) => *open = Some((entry.pack, file)),
+                Ok(file) => *last_pack = Some((entry.pack, file)),
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
-        let Some((_, file)) = open.as_ref() else {
+        let Some((_, file)) = last_pack.as_ref() else {
             return Ok(None);
         };
+        let mut frame = vec![0; frame_len as usize];
         match file.read_exact_at(&mut frame, offset) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        Ok(zstd::bulk::decompress(&frame, len as usize)
+        let decompressor = match decompressor {
+            Some(decompressor) => decompressor,
+            None => decompressor.insert(zstd::bulk::Decompressor::new()?),
+        };
+        Ok(decompressor
+            .decompress(&frame, len as usize)
             .ok()
             .filter(|chunk| chunk.len() == len as usize && Sha256::digest(chunk)[..] == sha256))
     }
+}
+
+/// What reading frames reuses from one chunk to the next: the pack file read last (chunks come
+/// mostly from one pack in a row) and a zstd context (making one per frame costs more than
+/// decompressing a small chunk).
+struct FrameReader {
+    last_pack: Option<(usize, File)>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 /// Reads the bitmap of a query's answer: whether bit i is set.
