@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ const GREETING_WAIT: Duration = Duration::from_secs(2);
 /// receives once a client that sends recipes has greeted (the app's content folder exists).
 pub struct AppContent {
     dir: PathBuf,
-    packs: Option<Packs>,
+    packs: Option<Arc<Packs>>,
     keep: bool,
     packers: Vec<JoinHandle<Option<FinishedPack>>>,
 }
@@ -69,9 +70,9 @@ impl AppContent {
         Ok(committed)
     }
 
-    fn packs(&mut self) -> io::Result<&Packs> {
+    fn packs(&mut self) -> io::Result<&Arc<Packs>> {
         if self.packs.is_none() {
-            self.packs = Some(Packs::open(&self.dir)?);
+            self.packs = Some(Arc::new(Packs::open(&self.dir)?));
         }
         Ok(self.packs.as_ref().expect("opened above"))
     }
@@ -108,15 +109,24 @@ impl Content for AppContent {
         }
         let (sender, receiver) = mpsc::sync_channel(IN_FLIGHT);
         let dir = self.dir.clone();
-        self.packers
-            .push(thread::spawn(move || pack_stream(receiver, &dir)));
+        // Chunks the app keeps already are copied, not compressed again; kept content that
+        // cannot be read is compressed anew.
+        let kept = self.packs().ok().cloned();
+        self.packers.push(thread::spawn(move || {
+            pack_stream(receiver, &dir, kept.as_deref())
+        }));
         Some(Box::new(Keeper(Some(sender))))
     }
 }
 
 /// Packs the layer whose data arrives on `receiver`, as the archive holds it (plain, gzip or
-/// zstd); None when it is not a layer or the stream stopped.
-fn pack_stream(receiver: Receiver<Vec<u8>>, dir: &std::path::Path) -> Option<FinishedPack> {
+/// zstd), copying the frames of chunks `kept` holds; None when it is not a layer or the stream
+/// stopped.
+fn pack_stream(
+    receiver: Receiver<Vec<u8>>,
+    dir: &std::path::Path,
+    kept: Option<&Packs>,
+) -> Option<FinishedPack> {
     let mut data = Received {
         receiver,
         chunk: Vec::new(),
@@ -126,9 +136,11 @@ fn pack_stream(receiver: Receiver<Vec<u8>>, dir: &std::path::Path) -> Option<Fin
     data.read_exact(&mut head).ok()?;
     let whole = (&head[..]).chain(data);
     let packed = match Compression::detect(&head) {
-        Compression::None => pack::pack_layer(whole, dir),
-        Compression::Gzip => pack::pack_layer(flate2::read::GzDecoder::new(whole), dir),
-        Compression::Zstd => pack::pack_layer(zstd::stream::read::Decoder::new(whole).ok()?, dir),
+        Compression::None => pack::pack_layer(whole, dir, kept),
+        Compression::Gzip => pack::pack_layer(flate2::read::GzDecoder::new(whole), dir, kept),
+        Compression::Zstd => {
+            pack::pack_layer(zstd::stream::read::Decoder::new(whole).ok()?, dir, kept)
+        }
         // No engine compresses a layer so: not a layer.
         Compression::Bzip2 | Compression::Xz => return None,
     };

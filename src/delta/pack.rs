@@ -20,7 +20,7 @@ use crate::digest::Digest;
 const LEVEL: i32 = 3;
 
 /// Writes `<tmp>.pack` and `<tmp>.idx` in a folder.
-pub struct PackWriter {
+pub struct PackWriter<'k> {
     dir: PathBuf,
     temp: Temp,
     pack: BufWriter<File>,
@@ -28,11 +28,13 @@ pub struct PackWriter {
     records: Vec<Record>,
     seen: HashSet<[u8; 32]>,
     compressor: zstd::bulk::Compressor<'static>,
+    /// Packs whose frames are copied for the chunks they hold, rather than compressed again.
+    kept: Option<&'k Packs>,
 }
 
-impl PackWriter {
-    /// Starts a pack in `dir`, created if missing.
-    pub fn create(dir: &Path) -> io::Result<PackWriter> {
+impl<'k> PackWriter<'k> {
+    /// Starts a pack in `dir`, created if missing, copying the frames `kept` holds.
+    pub fn create(dir: &Path, kept: Option<&'k Packs>) -> io::Result<PackWriter<'k>> {
         let (temp, file) = Temp::create(dir)?;
         Ok(PackWriter {
             dir: dir.to_path_buf(),
@@ -42,6 +44,7 @@ impl PackWriter {
             records: Vec::new(),
             seen: HashSet::new(),
             compressor: zstd::bulk::Compressor::new(LEVEL)?,
+            kept,
         })
     }
 
@@ -54,7 +57,10 @@ impl PackWriter {
             .ok()
             .filter(|&len| len <= MAX_CHUNK)
             .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "a chunk over 64 KiB"))?;
-        let frame = self.compressor.compress(data)?;
+        let frame = match self.kept.and_then(|kept| kept.frame_of(data, sha256)) {
+            Some(frame) => frame,
+            None => self.compressor.compress(data)?,
+        };
         self.pack.write_all(&frame)?;
         self.records.push(Record {
             sha256: *sha256,
@@ -103,9 +109,10 @@ impl FinishedPack {
     }
 }
 
-/// Splits a layer tar and packs all its chunks; the diff ID is the layer's own SHA-256.
-pub fn pack_layer<R: Read>(layer: R, dir: &Path) -> io::Result<FinishedPack> {
-    let mut writer = PackWriter::create(dir)?;
+/// Splits a layer tar and packs all its chunks, copying the frames of those `kept` holds; the
+/// diff ID is the layer's own SHA-256.
+pub fn pack_layer<R: Read>(layer: R, dir: &Path, kept: Option<&Packs>) -> io::Result<FinishedPack> {
+    let mut writer = PackWriter::create(dir, kept)?;
     let split = chunks::split(layer, |piece| match piece {
         Piece::Chunk { data, sha256 } => writer.add(data, &sha256),
         Piece::Raw(_) => Ok(()),
@@ -274,13 +281,34 @@ impl Packs {
         &self.entries[start..end]
     }
 
+    /// The frame of a kept chunk of these bytes and SHA-256, when one decompresses to them.
+    fn frame_of(&self, data: &[u8], sha256: &[u8; 32]) -> Option<Vec<u8>> {
+        self.of_key(&Key::of(sha256))
+            .iter()
+            .filter(|entry| {
+                entry.record.sha256 == *sha256 && entry.record.len as usize == data.len()
+            })
+            .find_map(|entry| {
+                let read = self.frame(entry).ok()??;
+                (read.chunk == data).then_some(read.frame)
+            })
+    }
+
     /// The entry's chunk, or None when its frame is missing, unreadable or not its bytes.
     fn chunk(&self, entry: &Entry) -> Result<Option<Vec<u8>>, RecipeError> {
+        Ok(self.frame(entry)?.and_then(|read| {
+            (Sha256::digest(&read.chunk)[..] == entry.record.sha256).then_some(read.chunk)
+        }))
+    }
+
+    /// The entry's frame and the bytes it decompresses to, or None when the frame is missing
+    /// or does not decompress to the recorded length.
+    fn frame(&self, entry: &Entry) -> Result<Option<ReadFrame>, RecipeError> {
         let Record {
-            sha256,
             offset,
             frame_len,
             len,
+            ..
         } = entry.record;
         let mut reader = self
             .reader
@@ -290,7 +318,10 @@ impl Packs {
             last_pack,
             decompressor,
         } = &mut *reader;
-        if last_pack.as_ref().is_none_or(|(pack, _)| *pack != entry.pack) {
+        if last_pack
+            .as_ref()
+            .is_none_or(|(pack, _)| *pack != entry.pack)
+        {
             let path = store::paths(&self.dir, &self.layers[entry.pack]).0;
             match File::open(path) {
                 Ok(file) => *last_pack = Some((entry.pack, file)),
@@ -314,8 +345,15 @@ impl Packs {
         Ok(decompressor
             .decompress(&frame, len as usize)
             .ok()
-            .filter(|chunk| chunk.len() == len as usize && Sha256::digest(chunk)[..] == sha256))
+            .filter(|chunk| chunk.len() == len as usize)
+            .map(|chunk| ReadFrame { frame, chunk }))
     }
+}
+
+/// A frame as the pack holds it, and the chunk it decompresses to.
+struct ReadFrame {
+    frame: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 /// What reading frames reuses from one chunk to the next: the pack file read last (chunks come
@@ -358,7 +396,7 @@ mod tests {
         let tar = layer(&[("a", &data), ("b", &random(50_000, 2)), ("c", &data)], 1);
         let packs_dir = dir();
         let content = packs_dir.path().join("app/content");
-        let finished = pack_layer(&tar[..], &content).unwrap();
+        let finished = pack_layer(&tar[..], &content, None).unwrap();
         let (chunks, split) = chunks_of(&tar);
         assert_eq!(finished.diff_id(), &split.diff_id);
         // Not kept before the commit.
@@ -398,7 +436,7 @@ mod tests {
     fn a_damaged_pack_is_found_out() {
         let tar = layer(&[("a", &random(200_000, 3))], 1);
         let content = dir();
-        pack_layer(&tar[..], content.path())
+        pack_layer(&tar[..], content.path(), None)
             .unwrap()
             .commit()
             .unwrap();
@@ -434,9 +472,59 @@ mod tests {
     }
 
     #[test]
+    fn a_pack_copies_the_frames_of_kept_chunks_and_compresses_the_rest() {
+        let (same, changed) = (random(200_000, 11), random(100_000, 12));
+        let content = dir();
+        let old = layer(&[("same", &same), ("old", &changed)], 1);
+        pack_layer(&old[..], content.path(), None)
+            .unwrap()
+            .commit()
+            .unwrap();
+        let new = layer(&[("same", &same), ("new", &random(100_000, 13))], 2);
+        let kept = Packs::open(content.path()).unwrap();
+        // A kept frame damaged on disk is compressed anew, not copied.
+        let (old_chunks, old_split) = chunks_of(&old);
+        let damaged = kept.of_key(&old_chunks[1].0)[0].record;
+        let old_pack = store::paths(content.path(), &old_split.diff_id).0;
+        let mut bytes = fs::read(&old_pack).unwrap();
+        bytes[damaged.offset as usize + damaged.frame_len as usize - 1] ^= 0xff;
+        fs::write(&old_pack, bytes).unwrap();
+        let kept = Packs::open(content.path()).unwrap();
+        let other = dir();
+        let finished = pack_layer(&new[..], other.path(), Some(&kept)).unwrap();
+        finished.commit().unwrap();
+        let packs = Packs::open(other.path()).unwrap();
+        let frame_bytes = |packs: &Packs, key: &Key| {
+            let entry = &packs.of_key(key)[0];
+            packs.frame(entry).unwrap().unwrap().frame
+        };
+        let (new_chunks, _) = chunks_of(&new);
+        let (mut copied, mut fresh) = (0, 0);
+        for (key, data) in &new_chunks {
+            assert_eq!(&packs.read(key, data.len() as u64).unwrap().0, data);
+            let is_kept = kept.has(key) && *key != old_chunks[1].0;
+            if is_kept {
+                assert_eq!(frame_bytes(&packs, key), frame_bytes(&kept, key));
+                copied += 1;
+            } else {
+                fresh += 1;
+            }
+        }
+        assert!(copied >= 2 && fresh >= 2, "{copied} copied, {fresh} fresh");
+        // The damaged chunk is in the new pack, whole and readable.
+        assert_eq!(
+            packs
+                .read(&old_chunks[1].0, old_chunks[1].1.len() as u64)
+                .unwrap()
+                .0,
+            old_chunks[1].1
+        );
+    }
+
+    #[test]
     fn an_unfinished_or_uncommitted_pack_leaves_nothing() {
         let content = dir();
-        let mut writer = PackWriter::create(content.path()).unwrap();
+        let mut writer = PackWriter::create(content.path(), None).unwrap();
         writer
             .add(b"chunk", &Sha256::digest(b"chunk").into())
             .unwrap();
@@ -444,7 +532,7 @@ mod tests {
         drop(writer);
         assert!(names(content.path()).is_empty());
         let tar = layer(&[("a", b"data")], 1);
-        let finished = pack_layer(&tar[..], content.path()).unwrap();
+        let finished = pack_layer(&tar[..], content.path(), None).unwrap();
         assert_eq!(names(content.path()).len(), 2);
         drop(finished);
         assert!(names(content.path()).is_empty());
@@ -458,7 +546,7 @@ mod tests {
     fn the_bitmap_sets_the_bits_of_kept_keys() {
         let tar = layer(&[("a", &random(100_000, 6))], 1);
         let content = dir();
-        pack_layer(&tar[..], content.path())
+        pack_layer(&tar[..], content.path(), None)
             .unwrap()
             .commit()
             .unwrap();
@@ -481,7 +569,7 @@ mod tests {
     fn a_key_follows_the_one_before_when_its_chunk_comes_next_in_the_pack() {
         let tar = layer(&[("a", &random(100_000, 7)), ("b", &random(5_000, 8))], 1);
         let content = dir();
-        pack_layer(&tar[..], content.path())
+        pack_layer(&tar[..], content.path(), None)
             .unwrap()
             .commit()
             .unwrap();

@@ -377,7 +377,10 @@ mod tests {
         let (same, mut edited) = (random(200_000, 1), random(150_000, 2));
         let old = layer(&[("same", &same), ("edited", &edited)], 1);
         let dir = dir();
-        pack_layer(&old[..], dir.path()).unwrap().commit().unwrap();
+        pack_layer(&old[..], dir.path(), None)
+            .unwrap()
+            .commit()
+            .unwrap();
         edited[70_000..70_100].copy_from_slice(&[0; 100]);
         let new = layer(
             &[
@@ -651,7 +654,7 @@ mod tests {
             .collect();
         let named: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
         let dir = dir();
-        pack_layer(&layer(&named, 1)[..], dir.path())
+        pack_layer(&layer(&named, 1)[..], dir.path(), None)
             .unwrap()
             .commit()
             .unwrap();

@@ -226,7 +226,7 @@ mod tests {
         let b = layer(&[("b", &random(10_000, 5))], 1);
         let mut diff_ids = Vec::new();
         for tar in [&a, &b] {
-            let finished = pack_layer(&tar[..], content.path()).unwrap();
+            let finished = pack_layer(&tar[..], content.path(), None).unwrap();
             diff_ids.push(finished.diff_id().clone());
             finished.commit().unwrap();
         }
