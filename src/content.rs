@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -95,11 +96,21 @@ impl Content for AppContent {
         spool: &mut File,
         max_size: u64,
     ) -> Result<(u64, Digest), String> {
-        let packs = self
-            .packs()
-            .map_err(|err| format!("the kept content cannot be read: {err}"))?;
-        let rebuilt = recipe::rebuild(recipe, packs, io::BufWriter::new(spool), max_size)
+        let packs = Arc::clone(
+            self.packs()
+                .map_err(|err| format!("the kept content cannot be read: {err}"))?,
+        );
+        let rebuilt = recipe::rebuild(recipe, &packs, io::BufWriter::new(&mut *spool), max_size)
             .map_err(|err| err.to_string())?;
+        // Packed from the spool at the packer's own pace, so that the layer's way into the
+        // engine never waits for it; a spool that cannot be shared is not packed.
+        if let (true, Ok(file)) = (self.keep, spool.try_clone()) {
+            let dir = self.dir.clone();
+            self.packers.push(thread::spawn(move || {
+                let layer = io::BufReader::with_capacity(256 * 1024, ReadAt { file, at: 0 });
+                pack::pack_layer(layer, &dir, Some(&packs)).ok()
+            }));
+        }
         Ok((rebuilt.size, rebuilt.diff_id))
     }
 
@@ -145,6 +156,21 @@ fn pack_stream(
         Compression::Bzip2 | Compression::Xz => return None,
     };
     packed.ok()
+}
+
+/// Reads a file from its start by position: the offset it shares with its clones, which the
+/// load reads it by, is left alone.
+struct ReadAt {
+    file: File,
+    at: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let count = self.file.read_at(buf, self.at)?;
+        self.at += count as u64;
+        Ok(count)
+    }
 }
 
 /// The write end of a packer's stream. A packer that gave up (not a layer) closes its end;

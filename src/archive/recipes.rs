@@ -1,7 +1,8 @@
 //! What the walk does with layers besides forwarding them (docs/delta.md): an entry
 //! `NAME.recipe` is rebuilt into the layer `NAME` through the caller's [`Content`], checked
 //! before the engine sees a byte of it, and layer-sized entries are copied to the caller's
-//! keeper as they pass, so that later recipes may refer to their content.
+//! keeper as they pass, so that later recipes may refer to their content (a rebuilt layer's
+//! content the caller keeps from its spool).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -25,7 +26,8 @@ pub struct RebuiltLayer {
 /// The host's side of recipes and kept content, which the archive reader knows nothing of.
 pub trait Content {
     /// Rebuilds the layer a recipe describes into `spool`, writing at most `max_size` bytes;
-    /// returns its size and digest, or why the recipe cannot be used.
+    /// returns its size and digest, or why the recipe cannot be used. A caller that keeps
+    /// content keeps the rebuilt layer's from the spool, which the walk then forwards.
     fn rebuild(
         &mut self,
         recipe: &mut dyn Read,

@@ -225,7 +225,6 @@ impl<'c, W: Write> Walker<'c, W> {
             name: name.clone(),
             diff_id,
         });
-        let mut keeper = self.keeper(&name, size, true);
         let entry = naming::entry_header(&name, size)?;
         self.sink.write_all(&entry).map_err(sink_error)?;
         spool.rewind()?;
@@ -236,7 +235,6 @@ impl<'c, W: Write> Walker<'c, W> {
                 break;
             }
             self.sink.write_all(&buffer[..count]).map_err(sink_error)?;
-            copy_to(&mut keeper, &buffer[..count]);
         }
         let padding = vec![0u8; header::padding(size) as usize];
         self.sink.write_all(&padding).map_err(sink_error)
