@@ -50,13 +50,15 @@ bench: setup package
 	$(MAKE) bench-slim bench-delta
 
 # A 10 MiB redeploy of a 1 GiB image over ssh, on each engine of ENGINES as the host:
-# dokku-image push against docker image save | ssh … image:load (bench/slim-push), and
-# image:layers on a host with 200 images (bench/image-layers).
+# dokku-image push against docker image save | ssh … image:load (bench/slim-push),
+# image:layers on a host with 200 images (bench/image-layers), and the floor under any push
+# over Dokku's ssh (bench/ssh-floor).
 bench-slim: package
 	scripts/engines start $(ENGINES)
 	for engine in $${ENGINES//,/ }; do \
 		bench/image-layers --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 		bench/slim-push --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
+		bench/ssh-floor --engine "$$engine" $(abspath $(TARBALL)) || exit 1; \
 	done
 
 # Layer recipes against whole layers (bench/delta-push): a fresh-checkout rebuild, a
