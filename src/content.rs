@@ -242,10 +242,12 @@ pub fn serve_queries(host: &Host, app: &str) -> anyhow::Result<()> {
     let packs = Packs::open(&dir).ok();
     let mut to_client = io::stdout().lock();
     while let Some(keys) = protocol::read_query(&mut from_client)? {
-        let none = || vec![0; keys.len().div_ceil(8)];
         let (kept, follows) = match &packs {
             Some(packs) => (packs.bitmap(&keys), packs.follows(&keys)),
-            None => (none(), none()),
+            None => (
+                pack::bitmap(keys.len(), |_| false),
+                pack::bitmap(keys.len(), |_| false),
+            ),
         };
         protocol::write_have(&mut to_client, keys.len(), &kept, &follows)?;
     }

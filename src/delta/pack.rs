@@ -235,29 +235,19 @@ impl Packs {
     /// chunk [`Packs::read`] gives for keys[i - 1] is followed, in its pack, by one of keys[i]:
     /// the recipe then says "the next chunk" for it, not its key.
     pub fn follows(&self, keys: &[Asked]) -> Vec<u8> {
-        let mut bitmap = vec![0; keys.len().div_ceil(8)];
-        for (i, pair) in keys.windows(2).enumerate() {
-            let next = self
-                .of_asked(&pair[0])
-                .first()
-                .and_then(|entry| self.by_place.get(&entry.after()))
-                .map(|&at| &self.entries[at]);
-            if next.is_some_and(|entry| entry.record.key().asked() == pair[1]) {
-                bitmap[(i + 1) / 8] |= 0x80 >> ((i + 1) % 8);
-            }
-        }
-        bitmap
+        bitmap(keys.len(), |i| {
+            i > 0
+                && self
+                    .of_asked(&keys[i - 1])
+                    .first()
+                    .and_then(|entry| self.by_place.get(&entry.after()))
+                    .is_some_and(|&at| self.entries[at].record.key().asked() == keys[i])
+        })
     }
 
     /// The query's answer: bit i (most significant bit of byte i/8 first) set when keys[i] is kept.
     pub fn bitmap(&self, keys: &[Asked]) -> Vec<u8> {
-        let mut bitmap = vec![0; keys.len().div_ceil(8)];
-        for (i, key) in keys.iter().enumerate() {
-            if !self.of_asked(key).is_empty() {
-                bitmap[i / 8] |= 0x80 >> (i % 8);
-            }
-        }
-        bitmap
+        bitmap(keys.len(), |i| !self.of_asked(&keys[i]).is_empty())
     }
 
     /// The diff IDs of the packs.
@@ -362,6 +352,16 @@ struct ReadFrame {
 struct FrameReader {
     last_pack: Option<(usize, File)>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+/// A query's answer for `count` keys: bit i (most significant bit of byte i/8 first) set when
+/// `set(i)`.
+pub fn bitmap(count: usize, mut set: impl FnMut(usize) -> bool) -> Vec<u8> {
+    let mut bitmap = vec![0; count.div_ceil(8)];
+    for i in (0..count).filter(|&i| set(i)) {
+        bitmap[i / 8] |= 0x80 >> (i % 8);
+    }
+    bitmap
 }
 
 /// Reads the bitmap of a query's answer: whether bit i is set.
