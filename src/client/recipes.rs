@@ -1,13 +1,15 @@
 //! Changed layers sent as recipes (docs/delta.md): a layer the host lacks is spooled while its
 //! chunks' keys are taken, the host is asked which of them it keeps for the app, and the layer
 //! goes as a recipe of those and the bytes it lacks, or whole when the host keeps none of it.
-//! Memory stays flat: the layer and its recipe wait in temp files, a chunk at a time in memory.
+//! Memory stays flat: the layer, where it was cut, and its recipe wait in temp files, a chunk at
+//! a time in memory.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 use crate::client::layers_session::LayersSession;
 use crate::delta::chunks;
+use crate::delta::cuts::{CutReader, CutWriter};
 use crate::delta::recipe::{self, Kept};
 
 /// Layers smaller than this go whole: a recipe would save little.
@@ -60,10 +62,14 @@ impl Recipes {
         temp: impl Fn() -> io::Result<File>,
     ) -> io::Result<LayerForm> {
         let mut spool = temp()?;
-        let keys = chunks::keys(Tee {
-            data: &mut *data,
-            copy: &mut spool,
-        });
+        let mut cuts = CutWriter::new(BufWriter::new(temp()?));
+        let keys = chunks::keys(
+            Tee {
+                data: &mut *data,
+                copy: &mut spool,
+            },
+            &mut cuts,
+        );
         let (keys, split) = match keys {
             Ok(found) => found,
             // Not a tar: it goes as it is.
@@ -86,9 +92,12 @@ impl Recipes {
         if kept.keys.is_empty() {
             return Ok(LayerForm::Whole(spool));
         }
+        let mut cuts = cuts.into_inner().into_inner().map_err(|e| e.into_error())?;
+        cuts.rewind()?;
         let mut written = temp()?;
         let totals = recipe::write(
-            BufReader::with_capacity(256 * 1024, &mut spool),
+            &mut spool,
+            CutReader::new(BufReader::with_capacity(256 * 1024, cuts)),
             &split,
             &kept,
             &mut written,

@@ -4,11 +4,12 @@
 //! reader) finds them (`header`).
 
 use std::collections::HashSet;
-use std::io::{self, BufReader, ErrorKind, Read};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 
 use fastcdc::v2020::FastCDC;
 use sha2::{Digest as _, Sha256};
 
+use super::cuts::CutWriter;
 use super::header::{cut_short, Header, Kind, Pending, BLOCK};
 use crate::digest::Digest;
 
@@ -136,11 +137,12 @@ pub fn split<R: Read>(
 }
 
 /// The distinct keys of a layer's chunks, in first-seen order, with its Split (the client's
-/// first pass).
-pub fn keys<R: Read>(layer: R) -> io::Result<(Vec<Key>, Split)> {
+/// first pass); where it cut every piece goes to `cuts`, for the recipe's pass.
+pub fn keys<R: Read, W: Write>(layer: R, cuts: &mut CutWriter<W>) -> io::Result<(Vec<Key>, Split)> {
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     let split = split(layer, |piece| {
+        cuts.push(&piece)?;
         if let Piece::Chunk { sha256, .. } = piece {
             let key = Key::of(&sha256);
             if seen.insert(key) {
@@ -287,6 +289,11 @@ mod tests {
 
     use super::*;
     use crate::delta::tests::{layer, random};
+
+    /// The keys of a layer and its Split, its cuts dropped.
+    fn keys_only(layer: &[u8]) -> io::Result<(Vec<Key>, Split)> {
+        keys(layer, &mut CutWriter::new(io::sink()))
+    }
 
     /// Every piece of a layer as (is a chunk, its bytes), with its Split; checks each chunk's hash.
     type Pieces = Vec<(bool, Vec<u8>)>;
@@ -532,14 +539,14 @@ mod tests {
     #[test]
     fn a_small_edit_changes_one_or_two_chunks() {
         let original = random(1 << 20, 9);
-        let (before, _) = keys(&layer(&[("f", &original)], 1)[..]).unwrap();
+        let (before, _) = keys_only(&layer(&[("f", &original)], 1)[..]).unwrap();
         assert!(before.len() > 20, "{}", before.len());
         let mut overwritten = original.clone();
         overwritten[500_000..500_016].copy_from_slice(&[0xaa; 16]);
         let mut inserted = original.clone();
         inserted.splice(300_000..300_000, [1, 2, 3, 4, 5]);
         for edited in [overwritten, inserted] {
-            let (after, _) = keys(&layer(&[("f", &edited)], 1)[..]).unwrap();
+            let (after, _) = keys_only(&layer(&[("f", &edited)], 1)[..]).unwrap();
             let new = after.iter().filter(|key| !before.contains(key)).count();
             assert!((1..=2).contains(&new), "{new} new keys");
         }
@@ -548,9 +555,9 @@ mod tests {
     #[test]
     fn identical_files_give_identical_keys() {
         let data = random(200_000, 10);
-        let (one, split_one) = keys(&layer(&[("a", &data)], 1)[..]).unwrap();
-        let (two, _) = keys(&layer(&[("a", &data), ("b/c", &data)], 2)[..]).unwrap();
-        let (moved, split_moved) = keys(&layer(&[("elsewhere", &data)], 3)[..]).unwrap();
+        let (one, split_one) = keys_only(&layer(&[("a", &data)], 1)[..]).unwrap();
+        let (two, _) = keys_only(&layer(&[("a", &data), ("b/c", &data)], 2)[..]).unwrap();
+        let (moved, split_moved) = keys_only(&layer(&[("elsewhere", &data)], 3)[..]).unwrap();
         assert_eq!(one, two);
         assert_eq!(one, moved);
         assert_ne!(split_one.diff_id, split_moved.diff_id);

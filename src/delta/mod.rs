@@ -4,6 +4,7 @@
 //! docker, no protocol; it uses nothing of the crate but `digest`.
 
 pub mod chunks;
+pub mod cuts;
 pub mod error;
 mod header;
 pub mod pack;

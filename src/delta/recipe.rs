@@ -4,11 +4,12 @@
 //! back into the layer, checking everything as it goes.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Write};
+use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use super::chunks::{self, Key, Piece, Split};
+use super::chunks::{Key, Split};
+use super::cuts::CutReader;
 pub use super::error::RecipeError;
 use super::pack::{is_set, Packs};
 use crate::digest::Digest;
@@ -79,70 +80,81 @@ pub struct Rebuilt {
     pub diff_id: Digest,
 }
 
-/// Writes the recipe of `layer` (the same bytes `keys` read) to `out` as one zstd stream (level 9;
-/// kept chunks become references, everything else literal, adjacent literals merged).
-pub fn write<R: Read, W: Write>(
+/// Writes the recipe of `layer` (the bytes the first pass read, cut where `cuts` says; the
+/// first pass's Split) to `out` as one zstd stream (level 9; kept chunks become references,
+/// everything else literal, adjacent literals merged). The layer is not hashed again: the host
+/// checks the rebuilt bytes against the diff ID.
+pub fn write<R: Read + Seek, C: Read, W: Write>(
     layer: R,
+    mut cuts: CutReader<C>,
     split: &Split,
     kept: &Kept,
     out: W,
 ) -> io::Result<Totals> {
+    let mut layer = BufReader::with_capacity(COPY * 4, layer);
     let mut stream = zstd::stream::write::Encoder::new(out, LEVEL)?;
     stream.write_all(MAGIC)?;
     stream.write_all(&split.size.to_be_bytes())?;
     stream.write_all(&split.diff_id.sha256())?;
     let mut totals = Totals::default();
     let mut run = Vec::new();
+    let mut piece = Vec::new();
     // The key referred to last: the host's place is right after its chunk.
     let mut last: Option<Key> = None;
-    let read = chunks::split(layer, |piece| {
-        let (data, reference) = match piece {
-            Piece::Chunk { data, sha256 } => (
-                data,
-                Some(Key::of(&sha256)).filter(|key| kept.keys.contains(key)),
-            ),
-            Piece::Raw(data) => (data, None),
-        };
-        if let Some(key) = reference {
+    while let Some(cut) = cuts.next_cut()? {
+        let len = u64::from(cut.len);
+        if let Some(key) = cut.key.filter(|key| kept.keys.contains(key)) {
+            layer.seek_relative(i64::from(cut.len))?;
             literal(&mut stream, &mut run)?;
             if last.and_then(|last| kept.after.get(&last)) == Some(&key) {
                 stream.write_all(&[NEXT])?;
             } else {
                 stream.write_all(&[REFERENCE])?;
                 stream.write_all(&key.0)?;
-                write_len(&mut stream, data.len() as u64)?;
+                write_len(&mut stream, len)?;
             }
             last = Some(key);
-            totals.referenced += data.len() as u64;
-        } else if let Some(blanked) = blank_checksum(data) {
+            totals.referenced += len;
+            continue;
+        }
+        piece.resize(cut.len as usize, 0);
+        layer.read_exact(&mut piece).map_err(|e| match e.kind() {
+            ErrorKind::UnexpectedEof => unlike_its_cuts(split),
+            _ => e,
+        })?;
+        totals.literal += len;
+        if let Some(blanked) = blank_checksum(&piece) {
             // The checksum is the block's one field that differs from header to header
             // however alike they are: the host computes it.
             literal(&mut stream, &mut run)?;
             stream.write_all(&[HEADER])?;
             stream.write_all(&blanked)?;
-            totals.literal += data.len() as u64;
         } else {
-            run.extend_from_slice(data);
-            totals.literal += data.len() as u64;
+            run.extend_from_slice(&piece);
             if run.len() >= LITERAL_RUN {
                 literal(&mut stream, &mut run)?;
             }
         }
-        Ok(())
-    })?;
+    }
     literal(&mut stream, &mut run)?;
-    if read != *split {
-        return Err(io::Error::new(
-            ErrorKind::InvalidData,
-            format!(
-                "the layer read for its recipe is {} ({} bytes), not {} ({} bytes) as before",
-                read.diff_id, read.size, split.diff_id, split.size
-            ),
-        ));
+    // Where the cuts ended and where the spool ends: both the first pass's length.
+    if layer.stream_position()? != split.size || layer.seek(SeekFrom::End(0))? != split.size {
+        return Err(unlike_its_cuts(split));
     }
     stream.write_all(&[END])?;
     stream.finish()?;
     Ok(totals)
+}
+
+/// A spooled layer whose length is not what its first pass cut.
+fn unlike_its_cuts(split: &Split) -> io::Error {
+    io::Error::new(
+        ErrorKind::InvalidData,
+        format!(
+            "the layer read for its recipe is not the {} bytes its first pass cut",
+            split.size
+        ),
+    )
 }
 
 /// Rebuilds the layer from a recipe into `out`, checking every reference against packs, the
@@ -361,7 +373,8 @@ fn reading(e: io::Error) -> RecipeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::chunks::keys;
+    use crate::delta::chunks::{self, keys, Piece};
+    use crate::delta::cuts::CutWriter;
     use crate::delta::pack::pack_layer;
     use crate::delta::tests::{dir, layer, random};
 
@@ -398,8 +411,15 @@ mod tests {
         }
     }
 
+    /// The keys, cuts and Split of the client's first pass over `layer`.
+    fn first_pass(layer: &[u8]) -> (Vec<Key>, Vec<u8>, Split) {
+        let mut cuts = CutWriter::new(Vec::new());
+        let (keys, split) = keys(layer, &mut cuts).unwrap();
+        (keys, cuts.into_inner(), split)
+    }
+
     fn recipe_of(case: &Case) -> (Vec<u8>, Totals, Split) {
-        let (keys, split) = keys(&case.new[..]).unwrap();
+        let (keys, cuts, split) = first_pass(&case.new);
         let asked: Vec<_> = keys.iter().map(Key::asked).collect();
         let kept = Kept::from_answers(
             &keys,
@@ -407,7 +427,14 @@ mod tests {
             &case.packs.follows(&asked),
         );
         let mut recipe = Vec::new();
-        let totals = write(&case.new[..], &split, &kept, &mut recipe).unwrap();
+        let totals = write(
+            Cursor::new(&case.new),
+            CutReader::new(&cuts[..]),
+            &split,
+            &kept,
+            &mut recipe,
+        )
+        .unwrap();
         (recipe, totals, split)
     }
 
@@ -494,9 +521,16 @@ mod tests {
     #[test]
     fn a_recipe_of_nothing_kept_is_all_literal_but_its_headers() {
         let case = case();
-        let (_, split) = keys(&case.new[..]).unwrap();
+        let (_, cuts, split) = first_pass(&case.new);
         let mut recipe = Vec::new();
-        let totals = write(&case.new[..], &split, &Kept::default(), &mut recipe).unwrap();
+        let totals = write(
+            Cursor::new(&case.new),
+            CutReader::new(&cuts[..]),
+            &split,
+            &Kept::default(),
+            &mut recipe,
+        )
+        .unwrap();
         assert_eq!(
             totals,
             Totals {
@@ -519,11 +553,23 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_that_changed_since_its_keys_is_refused() {
+    fn a_spooled_layer_of_another_length_than_its_cuts_is_refused() {
         let case = case();
-        let (_, split) = keys(&layer(&[("other", b"other")], 1)[..]).unwrap();
-        let e = write(&case.new[..], &split, &Kept::default(), io::sink()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        let (_, cuts, split) = first_pass(&case.new);
+        for spooled in [
+            &case.new[..case.new.len() - 1],
+            &[&case.new[..], &[0]].concat(),
+        ] {
+            let e = write(
+                Cursor::new(spooled),
+                CutReader::new(&cuts[..]),
+                &split,
+                &Kept::default(),
+                io::sink(),
+            )
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        }
     }
 
     #[test]
