@@ -17,7 +17,7 @@ use anyhow::Context as _;
 
 use crate::archive::{Compression, Content};
 use crate::delta::pack::{self, FinishedPack, Packs};
-use crate::delta::recipe;
+use crate::delta::rebuild;
 use crate::digest::Digest;
 use crate::docker::Docker;
 use crate::host::{self, Host};
@@ -100,7 +100,7 @@ impl Content for AppContent {
             self.packs()
                 .map_err(|err| format!("the kept content cannot be read: {err}"))?,
         );
-        let rebuilt = recipe::rebuild(recipe, &packs, io::BufWriter::new(&mut *spool), max_size)
+        let rebuilt = rebuild::rebuild(recipe, &packs, io::BufWriter::new(&mut *spool), max_size)
             .map_err(|err| err.to_string())?;
         // Packed from the spool at the packer's own pace, so that the layer's way into the
         // engine never waits for it; a spool that cannot be shared is not packed.

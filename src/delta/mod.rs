@@ -1,6 +1,7 @@
 //! Layer recipes (`docs/delta.md`): a layer tar cut into raw pieces and content-defined chunks
-//! (`chunks`), the chunks a host keeps per layer (`pack`), and the recipe that sends a layer as
-//! its new bytes and references to kept chunks (`recipe`). Pure: files and streams only, no
+//! (`chunks`) and where the client's first pass cut it (`cuts`), the chunks a host keeps per
+//! layer (`pack`), the recipe that sends a layer as its new bytes and references to kept chunks
+//! (`recipe`), and the layer rebuilt from one (`rebuild`). Pure: files and streams only, no
 //! docker, no protocol; it uses nothing of the crate but `digest`.
 
 pub mod chunks;
@@ -8,6 +9,7 @@ pub mod cuts;
 pub mod error;
 mod header;
 pub mod pack;
+pub mod rebuild;
 pub mod recipe;
 mod store;
 

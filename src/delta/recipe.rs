@@ -1,31 +1,26 @@
 //! A layer sent as a recipe (`docs/delta.md`, "The recipe entry"): one zstd stream of a magic
 //! line, the layer's size and diff ID, then literal bytes and references to kept chunks in the
-//! layer's order. `write` makes one from a layer and what the host keeps; `rebuild` turns one
-//! back into the layer, checking everything as it goes.
+//! layer's order. `write` makes one from a layer and what the host keeps; `delta::rebuild`
+//! turns one back into the layer, checking everything as it goes, with what this module reads.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Seek, SeekFrom, Write};
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::thread;
-
-use sha2::{Digest as _, Sha256};
-
 use super::chunks::{Key, Split};
 use super::cuts::CutReader;
 pub use super::error::RecipeError;
-use super::pack::{is_set, Packs};
+use super::pack::is_set;
 use crate::digest::Digest;
 
 const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
 const LEVEL: i32 = 9;
-const END: u8 = 0x00;
-const LITERAL: u8 = 0x01;
-const REFERENCE: u8 = 0x02;
+pub(super) const END: u8 = 0x00;
+pub(super) const LITERAL: u8 = 0x01;
+pub(super) const REFERENCE: u8 = 0x02;
 /// A tar header block whose checksum field the host fills in.
-const HEADER: u8 = 0x03;
+pub(super) const HEADER: u8 = 0x03;
 /// The chunk that follows, in its pack, the one the recipe referred to last.
-const NEXT: u8 = 0x04;
+pub(super) const NEXT: u8 = 0x04;
 /// Where a tar header's checksum field lies.
 const CHECKSUM: std::ops::Range<usize> = 148..156;
 /// How a zstd frame begins.
@@ -35,11 +30,6 @@ const LITERAL_RUN: usize = 1 << 20;
 /// The largest window (2^23 bytes) a recipe's stream may ask its reader to keep: level 9 uses
 /// 2^22 at most, and a hostile stream may not make the host hold more.
 const WINDOW_LOG_MAX: u32 = 23;
-/// The part of a literal copied at a time.
-const COPY: usize = 64 * 1024;
-/// A rebuilt layer's bytes go to its writer in batches of this many, a few at a time.
-const BATCH: usize = 256 * 1024;
-const IN_FLIGHT: usize = 4;
 
 /// What the host keeps of a layer's chunks, as its query's answers said.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -97,7 +87,7 @@ pub fn write<R: Read + Seek, C: Read, W: Write>(
     kept: &Kept,
     out: W,
 ) -> io::Result<Totals> {
-    let mut layer = BufReader::with_capacity(COPY * 4, layer);
+    let mut layer = BufReader::with_capacity(256 * 1024, layer);
     let mut stream = zstd::stream::write::Encoder::new(out, LEVEL)?;
     stream.write_all(MAGIC)?;
     stream.write_all(&split.size.to_be_bytes())?;
@@ -163,170 +153,16 @@ fn unlike_its_cuts(split: &Split) -> io::Error {
     )
 }
 
-/// Rebuilds the layer from a recipe into `out`, checking every reference against packs, the
-/// total length (never writes more than the declared size, and refuses a declared size over
-/// max_size before writing anything), the SHA-256 against the declared diff ID, a stream cut
-/// short or with bytes after the end op. The layer is hashed and written on a second thread
-/// while this one reads the recipe and the kept chunks, since the engine waits on the whole
-/// rebuild. Memory flat: a few pieces in flight, literal ops streamed.
-pub fn rebuild<R: Read, W: Write + Send>(
-    recipe: R,
-    packs: &Packs,
-    out: W,
-    max_size: u64,
-) -> Result<Rebuilt, RecipeError> {
-    let (Header { size, diff_id }, mut stream) = open(recipe)?;
-    if size > max_size {
-        return Err(RecipeError::OverLimit {
-            size,
-            limit: max_size,
-        });
-    }
-    let (pieces, received) = mpsc::sync_channel(IN_FLIGHT);
-    let (read, written) = thread::scope(|scope| {
-        let writer = scope.spawn(move || write_hashed(received, out));
-        let read = read_pieces(&mut stream, packs, size, &pieces);
-        drop(pieces);
-        let written = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (read, written)
-    });
-    // A write that failed stopped the reading: its error is the one to tell.
-    let rebuilt = written?;
-    read?;
-    if rebuilt != diff_id {
-        return Err(RecipeError::WrongDigest {
-            rebuilt,
-            declared: diff_id,
-        });
-    }
-    Ok(Rebuilt { size, diff_id })
-}
-
-/// Reads the recipe's operations after its header, handing the layer's bytes on in order: at
-/// most `size` of them, and all of them.
-fn read_pieces<R: Read>(
-    stream: &mut Stream<R>,
-    packs: &Packs,
-    size: u64,
-    pieces: &SyncSender<Vec<u8>>,
-) -> Result<(), RecipeError> {
-    let mut out = Batches {
-        pieces,
-        batch: Vec::with_capacity(BATCH),
-        written: 0,
-        size,
-    };
-    let mut buf = vec![0; COPY];
-    // Right after the chunk referred to last.
-    let mut place = None;
-    loop {
-        let op = read_byte(stream)?;
-        match op {
-            END => break,
-            REFERENCE => {
-                let mut key = [0; 8];
-                stream.read_exact(&mut key).map_err(reading)?;
-                let len = read_len(stream)?;
-                let (chunk, after) = packs.read(&Key(key), len)?;
-                place = Some(after);
-                out.add(&chunk)?;
-            }
-            NEXT => {
-                let (chunk, after) = packs.read_at(place.ok_or(RecipeError::NotKept)?)?;
-                place = Some(after);
-                out.add(&chunk)?;
-            }
-            HEADER => {
-                let mut block = [0; 512];
-                stream.read_exact(&mut block).map_err(reading)?;
-                fill_checksum(&mut block);
-                out.add(&block)?;
-            }
-            LITERAL => {
-                let len = read_len(stream)?;
-                if len > size - out.written {
-                    return Err(RecipeError::TooLong { declared: size });
-                }
-                let mut left = len;
-                while left > 0 {
-                    let part = &mut buf[..left.min(COPY as u64) as usize];
-                    stream.read_exact(part).map_err(reading)?;
-                    left -= part.len() as u64;
-                    out.add(part)?;
-                }
-            }
-            _ => return Err(RecipeError::UnknownOp(op)),
-        }
-    }
-    if out.written < size {
-        return Err(RecipeError::TooShort {
-            total: out.written,
-            declared: size,
-        });
-    }
-    // Nothing may follow the end: neither in the frame nor after it.
-    let mut one = [0; 1];
-    if stream.read(&mut one).map_err(reading)? > 0 || stream.get_mut().read(&mut one)? > 0 {
-        return Err(RecipeError::Trailing);
-    }
-    out.send()
-}
-
-/// A rebuilt layer's bytes on their way to its writer, in batches: a header block or a small
-/// chunk each on its own would cost the writer a wake-up apiece.
-struct Batches<'s> {
-    pieces: &'s SyncSender<Vec<u8>>,
-    batch: Vec<u8>,
-    /// The bytes handed on so far, at most `size`.
-    written: u64,
-    size: u64,
-}
-
-impl Batches<'_> {
-    fn add(&mut self, bytes: &[u8]) -> Result<(), RecipeError> {
-        if bytes.len() as u64 > self.size - self.written {
-            return Err(RecipeError::TooLong {
-                declared: self.size,
-            });
-        }
-        self.written += bytes.len() as u64;
-        self.batch.extend_from_slice(bytes);
-        if self.batch.len() >= BATCH {
-            self.send()?;
-        }
-        Ok(())
-    }
-
-    fn send(&mut self) -> Result<(), RecipeError> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.pieces
-            .send(batch)
-            .map_err(|_| RecipeError::Io(io::Error::other("the rebuilt layer's writer stopped")))
-    }
-}
-
-/// Writes and hashes the batches it receives until their sender is gone; their SHA-256.
-fn write_hashed<W: Write>(pieces: Receiver<Vec<u8>>, mut out: W) -> Result<Digest, RecipeError> {
-    let mut sha256 = Sha256::new();
-    for piece in pieces {
-        sha256.update(&piece);
-        out.write_all(&piece)?;
-    }
-    out.flush()?;
-    Ok(Digest::from_sha256(sha256.finalize().into()))
-}
-
 /// Reads only the header (size, diff ID) of a recipe stream.
 pub fn header<R: Read>(recipe: R) -> Result<Header, RecipeError> {
     open(recipe).map(|(header, _)| header)
 }
 
-type Stream<R> = zstd::stream::read::Decoder<'static, BufReader<Chain<Cursor<[u8; 4]>, R>>>;
+pub(super) type Stream<R> =
+    zstd::stream::read::Decoder<'static, BufReader<Chain<Cursor<[u8; 4]>, R>>>;
 
 /// The recipe's header, and its stream where the operations begin.
-fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
+pub(super) fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
     let mut head = [0; 4];
     recipe.read_exact(&mut head).map_err(reading)?;
     if head != ZSTD_MAGIC {
@@ -351,7 +187,6 @@ fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
     Ok((header, stream))
 }
 
-/// Hands the literal bytes held on as one operation.
 /// A tar header block with its checksum field blanked, when the field holds the checksum in
 /// one of the two ways writers spell it: six octal digits, a NUL and a space (Go's, Python's),
 /// or seven digits and a NUL (the `tar` crate's). The blank keeps the NUL where the spelling has
@@ -372,7 +207,7 @@ fn blank_checksum(block: &[u8]) -> Option<[u8; 512]> {
 
 /// Writes a header block's checksum, the sum of its bytes with the field counted as spaces, in
 /// the spelling its blank field keeps (see [`blank_checksum`]).
-fn fill_checksum(block: &mut [u8; 512]) {
+pub(super) fn fill_checksum(block: &mut [u8; 512]) {
     let seven_digits = block[CHECKSUM.end - 1] == 0;
     block[CHECKSUM].fill(b' ');
     let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
@@ -384,6 +219,7 @@ fn fill_checksum(block: &mut [u8; 512]) {
     block[CHECKSUM].copy_from_slice(field.as_bytes());
 }
 
+/// Hands the literal bytes held on as one operation.
 fn literal(stream: &mut impl Write, run: &mut Vec<u8>) -> io::Result<()> {
     if !run.is_empty() {
         stream.write_all(&[LITERAL])?;
@@ -405,7 +241,7 @@ fn write_len(stream: &mut impl Write, mut len: u64) -> io::Result<()> {
     stream.write_all(&bytes)
 }
 
-fn read_len(stream: &mut impl Read) -> Result<u64, RecipeError> {
+pub(super) fn read_len(stream: &mut impl Read) -> Result<u64, RecipeError> {
     let mut len = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = read_byte(stream)?;
@@ -421,14 +257,14 @@ fn read_len(stream: &mut impl Read) -> Result<u64, RecipeError> {
     Err(RecipeError::BadLength)
 }
 
-fn read_byte(stream: &mut impl Read) -> Result<u8, RecipeError> {
+pub(super) fn read_byte(stream: &mut impl Read) -> Result<u8, RecipeError> {
     let mut byte = [0; 1];
     stream.read_exact(&mut byte).map_err(reading)?;
     Ok(byte[0])
 }
 
 /// A stream that ends too soon is cut short; any other error is the reader's.
-fn reading(e: io::Error) -> RecipeError {
+pub(super) fn reading(e: io::Error) -> RecipeError {
     match e.kind() {
         ErrorKind::UnexpectedEof => RecipeError::CutShort,
         _ => RecipeError::Io(e),
@@ -441,6 +277,8 @@ mod tests {
     use crate::delta::chunks::{self, keys, Piece};
     use crate::delta::cuts::CutWriter;
     use crate::delta::pack::pack_layer;
+    use crate::delta::pack::Packs;
+    use crate::delta::rebuild::rebuild;
     use crate::delta::tests::{dir, layer, random};
 
     /// An app that keeps one layer, and a layer made from it: a file kept as it was, one edited
