@@ -68,7 +68,7 @@ impl Recipes {
                 data: &mut *data,
                 copy: &mut spool,
             },
-            &mut cuts,
+            |piece| cuts.push(piece),
         );
         let (keys, split) = match keys {
             Ok(found) => found,

@@ -4,12 +4,11 @@
 //! reader) finds them (`header`).
 
 use std::collections::HashSet;
-use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read};
 
 use fastcdc::v2020::FastCDC;
 use sha2::{Digest as _, Sha256};
 
-use super::cuts::CutWriter;
 use super::header::{cut_short, Header, Kind, Pending, BLOCK};
 use crate::digest::Digest;
 
@@ -137,12 +136,16 @@ pub fn split<R: Read>(
 }
 
 /// The distinct keys of a layer's chunks, in first-seen order, with its Split (the client's
-/// first pass); where it cut every piece goes to `cuts`, for the recipe's pass.
-pub fn keys<R: Read, W: Write>(layer: R, cuts: &mut CutWriter<W>) -> io::Result<(Vec<Key>, Split)> {
+/// first pass); every piece is shown to `cut` as well, which notes where it was cut for the
+/// recipe's pass (`cuts`).
+pub fn keys<R: Read>(
+    layer: R,
+    mut cut: impl FnMut(&Piece<'_>) -> io::Result<()>,
+) -> io::Result<(Vec<Key>, Split)> {
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     let split = split(layer, |piece| {
-        cuts.push(&piece)?;
+        cut(&piece)?;
         if let Piece::Chunk { sha256, .. } = piece {
             let key = Key::of(&sha256);
             if seen.insert(key) {
@@ -292,7 +295,7 @@ mod tests {
 
     /// The keys of a layer and its Split, its cuts dropped.
     fn keys_only(layer: &[u8]) -> io::Result<(Vec<Key>, Split)> {
-        keys(layer, &mut CutWriter::new(io::sink()))
+        keys(layer, |_| Ok(()))
     }
 
     /// Every piece of a layer as (is a chunk, its bytes), with its Split; checks each chunk's hash.

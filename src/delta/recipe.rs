@@ -317,7 +317,7 @@ mod tests {
     /// The keys, cuts and Split of the client's first pass over `layer`.
     fn first_pass(layer: &[u8]) -> (Vec<Key>, Vec<u8>, Split) {
         let mut cuts = CutWriter::new(Vec::new());
-        let (keys, split) = keys(layer, &mut cuts).unwrap();
+        let (keys, split) = keys(layer, |piece| cuts.push(piece)).unwrap();
         (keys, cuts.into_inner(), split)
     }
 
