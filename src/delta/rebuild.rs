@@ -27,7 +27,7 @@ const IN_FLIGHT: usize = 4;
 /// max_size before writing anything), the SHA-256 against the declared diff ID, a stream cut
 /// short or with bytes after the end op. The layer is hashed and written on a second thread
 /// while this one reads the recipe and the kept chunks, since the engine waits on the whole
-/// rebuild. Memory flat: a few pieces in flight, literal ops streamed.
+/// rebuild. Memory flat: [`IN_FLIGHT`] batches on their way, literal ops streamed.
 pub fn rebuild<R: Read, W: Write + Send>(
     recipe: R,
     packs: &Packs,
