@@ -36,7 +36,8 @@ pub enum RecipeError {
         size: u64,
         limit: u64,
     },
-    /// A kept chunk's bytes do not hash to the SHA-256 its pack records.
+    /// A kept chunk's frame is missing or does not decompress to it, or its bytes do not hash
+    /// to the SHA-256 its pack records.
     Damaged,
     /// An operation byte that is none of literal, reference and end.
     UnknownOp(u8),

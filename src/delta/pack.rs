@@ -197,10 +197,11 @@ impl Packs {
         !self.of_key(key).is_empty()
     }
 
-    /// The chunk of that key, and the place right after its frame; errors when not kept, when
-    /// len is not its length, or when its bytes do not hash to the recorded SHA-256 (a damaged
-    /// pack).
-    pub fn read(&self, key: &Key, len: u64) -> Result<(Vec<u8>, Place), RecipeError> {
+    /// The chunk of that key, unchecked, and the place right after its frame; errors when not
+    /// kept, when len is not its length, or when no frame of that key decompresses to it (a
+    /// damaged pack). Of two kept chunks of one key and length (a 64-bit key's collision), the
+    /// first is read.
+    pub fn read(&self, key: &Key, len: u64) -> Result<(Unchecked, Place), RecipeError> {
         let found = self.of_key(key);
         if found.is_empty() {
             return Err(RecipeError::NotKept);
@@ -213,22 +214,22 @@ impl Packs {
             return Err(RecipeError::WrongLength);
         }
         for entry in same_len {
-            if let Some(chunk) = self.chunk(entry)? {
-                return Ok((chunk, entry.after()));
+            if let Some(read) = self.frame(entry)? {
+                return Ok((read.unchecked(entry), entry.after()));
             }
         }
         Err(RecipeError::Damaged)
     }
 
-    /// The chunk whose frame starts at `place`, and the place after it.
-    pub fn read_at(&self, place: Place) -> Result<(Vec<u8>, Place), RecipeError> {
+    /// The chunk whose frame starts at `place`, unchecked, and the place after it.
+    pub fn read_at(&self, place: Place) -> Result<(Unchecked, Place), RecipeError> {
         let entry = self
             .by_place
             .get(&place)
             .map(|&at| &self.entries[at])
             .ok_or(RecipeError::NotKept)?;
-        let chunk = self.chunk(entry)?.ok_or(RecipeError::Damaged)?;
-        Ok((chunk, entry.after()))
+        let read = self.frame(entry)?.ok_or(RecipeError::Damaged)?;
+        Ok((read.unchecked(entry), entry.after()))
     }
 
     /// The query's second answer: bit i set when keys[i] and keys[i - 1] are kept and the
@@ -284,13 +285,6 @@ impl Packs {
             })
     }
 
-    /// The entry's chunk, or None when its frame is missing, unreadable or not its bytes.
-    fn chunk(&self, entry: &Entry) -> Result<Option<Vec<u8>>, RecipeError> {
-        Ok(self.frame(entry)?.and_then(|read| {
-            (Sha256::digest(&read.chunk)[..] == entry.record.sha256).then_some(read.chunk)
-        }))
-    }
-
     /// The entry's frame and the bytes it decompresses to, or None when the frame is missing
     /// or does not decompress to the recorded length.
     fn frame(&self, entry: &Entry) -> Result<Option<ReadFrame>, RecipeError> {
@@ -344,6 +338,40 @@ impl Packs {
 struct ReadFrame {
     frame: Vec<u8>,
     chunk: Vec<u8>,
+}
+
+impl ReadFrame {
+    fn unchecked(self, entry: &Entry) -> Unchecked {
+        Unchecked {
+            bytes: self.chunk,
+            sha256: entry.record.sha256,
+        }
+    }
+}
+
+/// A kept chunk as its frame decompressed, and the SHA-256 its pack records for it: the bytes
+/// are the chunk only once they hash to it ([`Unchecked::check`], [`intact`]). Reading and
+/// checking are apart so that a rebuild checks on another thread than the one that reads.
+#[derive(Debug)]
+pub struct Unchecked {
+    pub bytes: Vec<u8>,
+    pub sha256: [u8; 32],
+}
+
+impl Unchecked {
+    /// The chunk, or Damaged when its bytes are not those its pack recorded.
+    pub fn check(self) -> Result<Vec<u8>, RecipeError> {
+        if intact(&self.bytes, &self.sha256) {
+            Ok(self.bytes)
+        } else {
+            Err(RecipeError::Damaged)
+        }
+    }
+}
+
+/// Whether a kept chunk's bytes hash to the SHA-256 its pack records.
+pub fn intact(bytes: &[u8], sha256: &[u8; 32]) -> bool {
+    Sha256::digest(bytes)[..] == sha256[..]
 }
 
 /// What reading frames reuses from one chunk to the next: the pack file read last (chunks come
@@ -422,7 +450,15 @@ mod tests {
         assert_eq!(packs.layers(), [split.diff_id]);
         for (key, data) in &chunks {
             assert!(packs.has(key));
-            assert_eq!(&packs.read(key, data.len() as u64).unwrap().0, data);
+            assert_eq!(
+                &packs
+                    .read(key, data.len() as u64)
+                    .unwrap()
+                    .0
+                    .check()
+                    .unwrap(),
+                data
+            );
         }
         let (key, data) = &chunks[0];
         let other = Key([0xee; 8]);
@@ -449,8 +485,11 @@ mod tests {
         let packs = Packs::open(content.path()).unwrap();
         let mut damaged = 0;
         for (key, data) in &chunks {
-            match packs.read(key, data.len() as u64) {
-                Ok((read, _)) => assert_eq!(&read, data),
+            match packs
+                .read(key, data.len() as u64)
+                .and_then(|(read, _)| read.check())
+            {
+                Ok(read) => assert_eq!(&read, data),
                 Err(RecipeError::Damaged) => damaged += 1,
                 Err(e) => panic!("{e}"),
             }
@@ -501,7 +540,15 @@ mod tests {
         let (new_chunks, _) = chunks_of(&new);
         let (mut copied, mut fresh) = (0, 0);
         for (key, data) in &new_chunks {
-            assert_eq!(&packs.read(key, data.len() as u64).unwrap().0, data);
+            assert_eq!(
+                &packs
+                    .read(key, data.len() as u64)
+                    .unwrap()
+                    .0
+                    .check()
+                    .unwrap(),
+                data
+            );
             let is_kept = kept.has(key) && *key != old_chunks[1].0;
             if is_kept {
                 assert_eq!(frame_bytes(&packs, key), frame_bytes(&kept, key));
@@ -516,7 +563,9 @@ mod tests {
             packs
                 .read(&old_chunks[1].0, old_chunks[1].1.len() as u64)
                 .unwrap()
-                .0,
+                .0
+                .check()
+                .unwrap(),
             old_chunks[1].1
         );
     }

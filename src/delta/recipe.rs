@@ -274,6 +274,8 @@ pub(super) fn reading(e: io::Error) -> RecipeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
     use crate::delta::chunks::{self, keys, Piece};
     use crate::delta::cuts::CutWriter;
     use crate::delta::pack::pack_layer;
@@ -419,6 +421,26 @@ mod tests {
         );
         let header = header(&recipe[..]).unwrap();
         assert_eq!((header.size, header.diff_id), (split.size, split.diff_id));
+    }
+
+    #[test]
+    fn a_kept_chunk_damaged_in_its_pack_stops_the_rebuild() {
+        let case = case();
+        let (recipe, _, _) = recipe_of(&case);
+        // Random bytes are stored raw: a flipped byte still decompresses, to other bytes.
+        let pack = fs::read_dir(case._dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "pack"))
+            .unwrap();
+        let mut bytes = fs::read(&pack).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        fs::write(&pack, &bytes).unwrap();
+        let packs = Packs::open(case._dir.path()).unwrap();
+        let (rebuilt, out) = rebuild_to_vec(&recipe, &packs, u64::MAX);
+        assert!(matches!(rebuilt, Err(RecipeError::Damaged)), "{rebuilt:?}");
+        assert!(out.len() < case.new.len(), "{} written", out.len());
     }
 
     #[test]
