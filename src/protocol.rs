@@ -9,13 +9,24 @@ use std::io::{self, BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::delta::chunks::{Asked, Key, ASKED_LEN};
+use crate::delta::recipe::Format;
 
 /// `image:layers APP`: which layers the host holds, as one [`Answer`] line on stdout.
 pub const LAYERS: &str = "image:layers";
 /// `image:load APP IMAGE [USER_NAME [USER_EMAIL]]`: the archive on stdin.
 pub const LOAD: &str = "image:load";
-/// The version of the chunk query and recipe format this side speaks ([`Answer::delta`]).
-pub const DELTA_VERSION: u32 = 1;
+/// The version of the chunk query and recipe format this side speaks ([`Answer::delta`]): 2
+/// takes recipes of both formats, 1 of the first only (docs/delta.md, "The recipe entry").
+pub const DELTA_VERSION: u32 = 2;
+
+/// The recipe format to send a host whose answer said `delta`, when it takes recipes.
+pub fn recipe_format(delta: Option<u32>) -> Option<Format> {
+    match delta {
+        Some(1) => Some(Format::V1),
+        Some(2) => Some(Format::V2),
+        _ => None,
+    }
+}
 /// An archive entry `NAME` + this suffix is the recipe of the layer entry `NAME`.
 pub const RECIPE_SUFFIX: &str = ".recipe";
 

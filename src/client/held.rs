@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 
+use crate::delta::recipe::Format;
 use crate::digest::{chain_ids, Digest};
 use crate::protocol::{self, Answer, CLASSIC, CONTAINERD};
 
@@ -43,11 +44,11 @@ impl Holds {
         serde_json::from_str::<Answer>(line.trim()).ok()?.version
     }
 
-    /// Whether the same line says the host takes recipes in this client's format, and will
+    /// The recipe format the same line says the host takes, when it takes recipes and will
     /// answer chunk queries (docs/delta.md).
-    pub fn takes_recipes(line: &str) -> bool {
-        serde_json::from_str::<Answer>(line.trim())
-            .is_ok_and(|answer| answer.delta == Some(protocol::DELTA_VERSION))
+    pub fn takes_recipes(line: &str) -> Option<Format> {
+        let answer = serde_json::from_str::<Answer>(line.trim()).ok()?;
+        protocol::recipe_format(answer.delta)
     }
 }
 

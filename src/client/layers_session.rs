@@ -100,6 +100,12 @@ impl LayersSession {
         self.to_host.flush()
     }
 
+    /// The two ways of the session, for queries asked on one thread while another reads the
+    /// answers.
+    pub fn halves(&mut self) -> (&mut io::PipeWriter, &mut BufReader<io::PipeReader>) {
+        (&mut self.to_host, &mut self.from_host)
+    }
+
     /// Asks which of `keys` the host keeps; its answer's two bitmaps (kept, follows).
     pub fn ask(&mut self, keys: &[Key]) -> io::Result<(Vec<u8>, Vec<u8>)> {
         protocol::write_query(&mut self.to_host, keys)?;

@@ -8,6 +8,9 @@
 //! | `docker_cli.rs` | `docker dokku push`: the docker CLI plugin's metadata, arguments and socket |
 //! | `transport.rs` | the remote shell command line and the quoting of the remote command |
 //! | `held.rs` | `image:layers`'s answer; what may be left out on each store |
+//! | `layers_session.rs` | the `image:layers` session, kept open for chunk queries |
+//! | `recipes.rs` | a changed layer as a recipe or whole (docs/delta.md) |
+//! | `streamed.rs` | a recipe written as its layer streams, its chunks asked in batches |
 //! | `filter.rs` | the tar filter that leaves layers out |
 //! | `legacy.rs` | which layer a legacy archive's directory holds, from its v1 ID |
 //! | `to_oci.rs` | a legacy archive in the OCI form a containerd host would make of it |
@@ -29,6 +32,7 @@ pub mod push;
 pub mod recipes;
 pub mod registry;
 pub mod send;
+pub mod streamed;
 pub mod to_oci;
 pub mod transport;
 

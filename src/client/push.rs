@@ -15,6 +15,7 @@ use crate::client::layers_session::LayersSession;
 use crate::client::recipes::{RecipeTotals, Recipes};
 use crate::client::send::{send, Save, Sent, Session};
 use crate::client::transport::Remote;
+use crate::delta::recipe::Format;
 use crate::digest::Digest;
 use crate::docker::{Docker, ImageInfo};
 use crate::output::{self, human_bytes, Status, EXIT_MISSING_APP};
@@ -100,8 +101,8 @@ pub fn run(push: &Push, docker: &Docker) -> anyhow::Result<Status> {
             // A classic host takes a layer uncompressed in place of its compressed blob, so
             // the engine's layers may go as recipes; a containerd host needs the very blob.
             let mut recipes = match (&held, session) {
-                (Some(Holds::Classic(_)), Some(session)) if !push.whole_layers => {
-                    Some(Recipes::new(session))
+                (Some(Holds::Classic(_)), Some((session, format))) if !push.whole_layers => {
+                    Some(Recipes::new(session, format))
                 }
                 _ => None,
             };
@@ -198,7 +199,7 @@ fn save_path(
     };
     let plan = Plan::of(held.as_ref(), &image.diff_ids);
     let recipes = match session {
-        Some(session) if !push.whole_layers => Some(Recipes::new(session)),
+        Some((session, format)) if !push.whole_layers => Some(Recipes::new(session, format)),
         _ => None,
     };
     send_save(
@@ -383,8 +384,12 @@ enum Asked {
 struct Answer {
     asked: Asked,
     said: Said,
-    session: Option<LayersSession>,
+    session: Option<Queries>,
 }
+
+/// The `image:layers` session kept open for chunk queries, and the recipe format the host
+/// takes.
+type Queries = (LayersSession, Format);
 
 enum Said {
     Nothing,
@@ -404,12 +409,14 @@ fn ask_host(remote: &Remote, app: &str) -> anyhow::Result<Answer> {
             Ok(held) => {
                 let said = version_difference(Holds::plugin_version(&line))
                     .map_or(Said::Nothing, Said::Warning);
-                if Holds::takes_recipes(&line) && session.greet().is_ok() {
-                    return Ok(Answer {
-                        asked: Asked::Holds(held),
-                        said,
-                        session: Some(session),
-                    });
+                if let Some(format) = Holds::takes_recipes(&line) {
+                    if session.greet().is_ok() {
+                        return Ok(Answer {
+                            asked: Asked::Holds(held),
+                            said,
+                            session: Some((session, format)),
+                        });
+                    }
                 }
                 session.finish()?;
                 return Ok(Answer {
@@ -471,7 +478,7 @@ impl Asking {
 
     /// The answer, once what the host said is printed, and the session for chunk queries
     /// when the host takes recipes.
-    fn answer(self) -> anyhow::Result<(Asked, Option<LayersSession>)> {
+    fn answer(self) -> anyhow::Result<(Asked, Option<Queries>)> {
         let answer = self
             .0
             .join()

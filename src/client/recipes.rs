@@ -1,16 +1,21 @@
 //! Changed layers sent as recipes (docs/delta.md): a layer the host lacks is spooled while its
 //! chunks' keys are taken, the host is asked which of them it keeps for the app, and the layer
 //! goes as a recipe of those and the bytes it lacks, or whole when the host keeps none of it.
-//! Memory stays flat: the layer, where it was cut, and its recipe wait in temp files, a chunk at
-//! a time in memory.
+//! A host that takes format 2 is asked as the layer streams, and the recipe written as its
+//! answers come (`streamed`); one that takes format 1 only once the layer is read. Memory stays
+//! flat: the layer, where it was cut, and its recipe wait in temp files, a chunk at a time in
+//! memory.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 
 use crate::client::layers_session::LayersSession;
+use crate::client::streamed::{self, Streamed, Tee};
 use crate::delta::chunks;
 use crate::delta::cuts::{CutReader, CutWriter};
-use crate::delta::recipe::{self, Kept};
+use crate::delta::ops;
+use crate::delta::recipe::{prefix, Format, Kept, Totals, PREFIX_LEN};
 
 /// Layers smaller than this go whole: a recipe would save little.
 pub const MIN_LAYER: u64 = 64 * 1024;
@@ -34,15 +39,18 @@ pub enum LayerForm {
 /// The chunk queries of one push.
 pub struct Recipes {
     session: LayersSession,
+    format: Format,
     /// A query failed: the rest of the layers go whole.
     broken: bool,
     totals: RecipeTotals,
 }
 
 impl Recipes {
-    pub fn new(session: LayersSession) -> Recipes {
+    /// Recipes in `format`, the one the host takes.
+    pub fn new(session: LayersSession, format: Format) -> Recipes {
         Recipes {
             session,
+            format,
             broken: false,
             totals: RecipeTotals::default(),
         }
@@ -62,16 +70,53 @@ impl Recipes {
         temp: impl Fn() -> io::Result<File>,
     ) -> io::Result<LayerForm> {
         let mut spool = temp()?;
+        if self.broken {
+            io::copy(data, &mut spool)?;
+            spool.rewind()?;
+            return Ok(LayerForm::Whole(spool));
+        }
         let mut cuts = CutWriter::new(BufWriter::new(temp()?));
-        let keys = chunks::keys(
-            Tee {
-                data: &mut *data,
-                copy: &mut spool,
-            },
-            |piece| cuts.push(piece),
-        );
-        let (keys, split) = match keys {
-            Ok(found) => found,
+        let (split, kept, streamed_ops) = match self.format {
+            Format::V1 => {
+                let keys = chunks::keys(
+                    Tee {
+                        data: &mut *data,
+                        copy: &mut spool,
+                    },
+                    |piece| cuts.push(piece),
+                );
+                match keys {
+                    Ok((keys, split)) if !keys.is_empty() => match self.session.ask(&keys) {
+                        Ok((bitmap, follows)) => (
+                            Ok(split),
+                            Kept::from_answers(&keys, &bitmap, &follows),
+                            None,
+                        ),
+                        Err(_) => {
+                            self.broken = true;
+                            (Ok(split), Kept::default(), None)
+                        }
+                    },
+                    other => (other.map(|(_, split)| split), Kept::default(), None),
+                }
+            }
+            Format::V2 => {
+                let mut recipe = temp()?;
+                // The header goes in this hole once the layer is read.
+                recipe.seek(SeekFrom::Start(PREFIX_LEN as u64))?;
+                let (to_host, from_host) = self.session.halves();
+                let Streamed {
+                    split,
+                    kept,
+                    ops,
+                    broken,
+                } = streamed::stream(data, &mut spool, &mut cuts, recipe, to_host, from_host)?;
+                self.broken |= broken;
+                (split, kept, ops.filter(|_| !broken))
+            }
+        };
+        let split = match split {
+            Ok(split) => split,
             // Not a tar: it goes as it is.
             Err(err) if err.kind() == io::ErrorKind::InvalidData => {
                 io::copy(data, &mut spool)?;
@@ -81,53 +126,42 @@ impl Recipes {
             Err(err) => return Err(err),
         };
         spool.rewind()?;
-        if self.broken || keys.is_empty() {
-            return Ok(LayerForm::Whole(spool));
-        }
-        let Ok((bitmap, follows)) = self.session.ask(&keys) else {
-            self.broken = true;
-            return Ok(LayerForm::Whole(spool));
-        };
-        let kept = Kept::from_answers(&keys, &bitmap, &follows);
         if kept.keys.is_empty() {
             return Ok(LayerForm::Whole(spool));
         }
-        let mut cuts = cuts.into_inner().into_inner().map_err(|e| e.into_error())?;
-        cuts.rewind()?;
-        let mut written = temp()?;
-        let totals = recipe::write(
-            &mut spool,
-            CutReader::new(BufReader::with_capacity(256 * 1024, cuts)),
-            &split,
-            &kept,
-            &mut written,
-        )?;
-        let len = written.stream_position()?;
-        spool.rewind()?;
+        let (mut recipe, totals) = match streamed_ops {
+            Some((recipe, totals)) => {
+                recipe.write_all_at(&prefix(&split), 0)?;
+                (recipe, totals)
+            }
+            None => {
+                let mut cuts = cuts.into_inner().into_inner().map_err(|e| e.into_error())?;
+                cuts.rewind()?;
+                let mut written = temp()?;
+                let totals = ops::write(
+                    &mut spool,
+                    CutReader::new(BufReader::with_capacity(256 * 1024, cuts)),
+                    &split,
+                    &kept,
+                    self.format,
+                    &mut written,
+                )?;
+                spool.rewind()?;
+                (written, totals)
+            }
+        };
+        let len = recipe.seek(SeekFrom::End(0))?;
         if totals.referenced == 0 || len >= split.size {
             return Ok(LayerForm::Whole(spool));
         }
-        written.rewind()?;
+        recipe.rewind()?;
+        self.count(&totals);
+        Ok(LayerForm::Recipe { recipe, len })
+    }
+
+    fn count(&mut self, totals: &Totals) {
         self.totals.layers += 1;
         self.totals.literal += totals.literal;
         self.totals.referenced += totals.referenced;
-        Ok(LayerForm::Recipe {
-            recipe: written,
-            len,
-        })
-    }
-}
-
-/// Reads `data`, copying what it reads to `copy`.
-pub struct Tee<'a> {
-    pub data: &'a mut dyn Read,
-    pub copy: &'a mut File,
-}
-
-impl Read for Tee<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let count = self.data.read(buf)?;
-        self.copy.write_all(&buf[..count])?;
-        Ok(count)
     }
 }

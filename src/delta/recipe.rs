@@ -1,19 +1,21 @@
-//! A layer sent as a recipe (`docs/delta.md`, "The recipe entry"): one zstd stream of a magic
-//! line, the layer's size and diff ID, then literal bytes and references to kept chunks in the
-//! layer's order. `write` makes one from a layer and what the host keeps; `delta::rebuild`
-//! turns one back into the layer, checking everything as it goes, with what this module reads.
+//! A layer sent as a recipe (`docs/delta.md`, "The recipe entry"): a header (a magic line, the
+//! layer's size and diff ID), then literal bytes and references to kept chunks in the layer's
+//! order, in one of two formats ([`Format`]). `delta::ops` writes one from a layer and what the
+//! host keeps; `delta::rebuild` turns one back into the layer, checking everything as it goes,
+//! with what this module reads.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Chain, Cursor, ErrorKind, Read};
 
 use super::chunks::{Key, Split};
-use super::cuts::CutReader;
 pub use super::error::RecipeError;
 use super::pack::is_set;
 use crate::digest::Digest;
 
-const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
-const LEVEL: i32 = 9;
+pub(super) const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
+const MAGIC_V2: &[u8] = b"dokku-image-recipe 2\n";
+/// A format-2 recipe's header: its magic line, then the layer's size and diff ID, raw.
+pub const PREFIX_LEN: usize = MAGIC_V2.len() + 8 + 32;
 pub(super) const END: u8 = 0x00;
 pub(super) const LITERAL: u8 = 0x01;
 pub(super) const REFERENCE: u8 = 0x02;
@@ -22,14 +24,31 @@ pub(super) const HEADER: u8 = 0x03;
 /// The chunk that follows, in its pack, the one the recipe referred to last.
 pub(super) const NEXT: u8 = 0x04;
 /// Where a tar header's checksum field lies.
-const CHECKSUM: std::ops::Range<usize> = 148..156;
+pub(super) const CHECKSUM: std::ops::Range<usize> = 148..156;
 /// How a zstd frame begins.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// The most literal bytes held before they go out as one operation.
-const LITERAL_RUN: usize = 1 << 20;
 /// The largest window (2^23 bytes) a recipe's stream may ask its reader to keep: level 9 uses
 /// 2^22 at most, and a hostile stream may not make the host hold more.
 const WINDOW_LOG_MAX: u32 = 23;
+
+/// The two forms of a recipe. 1: one zstd stream of the header and the operations. 2: the
+/// header raw ([`prefix`]), then a zstd stream of the operations, so that a client can write
+/// the operations as the layer streams and the header once it has read the layer to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    V1,
+    V2,
+}
+
+/// A format-2 recipe's header, to go before its operations.
+pub fn prefix(split: &Split) -> [u8; PREFIX_LEN] {
+    let mut prefix = [0; PREFIX_LEN];
+    let (magic, rest) = prefix.split_at_mut(MAGIC_V2.len());
+    magic.copy_from_slice(MAGIC_V2);
+    rest[..8].copy_from_slice(&split.size.to_be_bytes());
+    rest[8..].copy_from_slice(&split.diff_id.sha256());
+    prefix
+}
 
 /// What the host keeps of a layer's chunks, as its query's answers said.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,15 +62,20 @@ impl Kept {
     /// From a query's keys and its two answers (`Packs::bitmap`, `Packs::follows`).
     pub fn from_answers(keys: &[Key], kept: &[u8], follows: &[u8]) -> Kept {
         let mut found = Kept::default();
+        found.add_answers(keys, kept, follows);
+        found
+    }
+
+    /// Adds what another query's answers said.
+    pub fn add_answers(&mut self, keys: &[Key], kept: &[u8], follows: &[u8]) {
         for (i, key) in keys.iter().enumerate() {
             if is_set(kept, i) {
-                found.keys.insert(*key);
+                self.keys.insert(*key);
                 if i > 0 && is_set(follows, i) {
-                    found.after.insert(keys[i - 1], *key);
+                    self.after.insert(keys[i - 1], *key);
                 }
             }
         }
-        found
     }
 }
 
@@ -76,83 +100,6 @@ pub struct Rebuilt {
     pub diff_id: Digest,
 }
 
-/// Writes the recipe of `layer` (the bytes the first pass read, cut where `cuts` says; the
-/// first pass's Split) to `out` as one zstd stream (level 9; kept chunks become references,
-/// everything else literal, adjacent literals merged). The layer is not hashed again: the host
-/// checks the rebuilt bytes against the diff ID.
-pub fn write<R: Read + Seek, C: Read, W: Write>(
-    layer: R,
-    mut cuts: CutReader<C>,
-    split: &Split,
-    kept: &Kept,
-    out: W,
-) -> io::Result<Totals> {
-    let mut layer = BufReader::with_capacity(256 * 1024, layer);
-    let mut stream = zstd::stream::write::Encoder::new(out, LEVEL)?;
-    stream.write_all(MAGIC)?;
-    stream.write_all(&split.size.to_be_bytes())?;
-    stream.write_all(&split.diff_id.sha256())?;
-    let mut totals = Totals::default();
-    let mut run = Vec::new();
-    let mut piece = Vec::new();
-    // The key referred to last: the host's place is right after its chunk.
-    let mut last: Option<Key> = None;
-    while let Some(cut) = cuts.next_cut()? {
-        let len = u64::from(cut.len);
-        if let Some(key) = cut.key.filter(|key| kept.keys.contains(key)) {
-            layer.seek_relative(i64::from(cut.len))?;
-            literal(&mut stream, &mut run)?;
-            if last.and_then(|last| kept.after.get(&last)) == Some(&key) {
-                stream.write_all(&[NEXT])?;
-            } else {
-                stream.write_all(&[REFERENCE])?;
-                stream.write_all(&key.0)?;
-                write_len(&mut stream, len)?;
-            }
-            last = Some(key);
-            totals.referenced += len;
-            continue;
-        }
-        piece.resize(cut.len as usize, 0);
-        layer.read_exact(&mut piece).map_err(|e| match e.kind() {
-            ErrorKind::UnexpectedEof => unlike_its_cuts(split),
-            _ => e,
-        })?;
-        totals.literal += len;
-        if let Some(blanked) = blank_checksum(&piece) {
-            // The checksum is the block's one field that differs from header to header
-            // however alike they are: the host computes it.
-            literal(&mut stream, &mut run)?;
-            stream.write_all(&[HEADER])?;
-            stream.write_all(&blanked)?;
-        } else {
-            run.extend_from_slice(&piece);
-            if run.len() >= LITERAL_RUN {
-                literal(&mut stream, &mut run)?;
-            }
-        }
-    }
-    literal(&mut stream, &mut run)?;
-    // Where the cuts ended and where the spool ends: both the first pass's length.
-    if layer.stream_position()? != split.size || layer.seek(SeekFrom::End(0))? != split.size {
-        return Err(unlike_its_cuts(split));
-    }
-    stream.write_all(&[END])?;
-    stream.finish()?;
-    Ok(totals)
-}
-
-/// A spooled layer whose length is not what its first pass cut.
-fn unlike_its_cuts(split: &Split) -> io::Error {
-    io::Error::new(
-        ErrorKind::InvalidData,
-        format!(
-            "the layer read for its recipe is not the {} bytes its first pass cut",
-            split.size
-        ),
-    )
-}
-
 /// Reads only the header (size, diff ID) of a recipe stream.
 pub fn header<R: Read>(recipe: R) -> Result<Header, RecipeError> {
     open(recipe).map(|(header, _)| header)
@@ -165,48 +112,53 @@ pub(super) type Stream<R> =
 pub(super) fn open<R: Read>(mut recipe: R) -> Result<(Header, Stream<R>), RecipeError> {
     let mut head = [0; 4];
     recipe.read_exact(&mut head).map_err(reading)?;
-    if head != ZSTD_MAGIC {
+    let raw_header = if head == ZSTD_MAGIC {
+        None
+    } else if head[..] == MAGIC_V2[..4] {
+        let mut rest = [0; PREFIX_LEN - 4];
+        recipe.read_exact(&mut rest).map_err(reading)?;
+        if rest[..MAGIC_V2.len() - 4] != MAGIC_V2[4..] {
+            return Err(RecipeError::BadMagic);
+        }
+        recipe.read_exact(&mut head).map_err(reading)?;
+        if head != ZSTD_MAGIC {
+            return Err(RecipeError::BadMagic);
+        }
+        Some(read_header(&mut &rest[MAGIC_V2.len() - 4..]).map_err(reading)?)
+    } else {
         return Err(RecipeError::BadMagic);
-    }
+    };
     let mut stream =
         zstd::stream::read::Decoder::new(Cursor::new(head).chain(recipe))?.single_frame();
     stream.window_log_max(WINDOW_LOG_MAX)?;
-    let mut magic = [0; MAGIC.len()];
-    stream.read_exact(&mut magic).map_err(reading)?;
-    if magic != MAGIC {
-        return Err(RecipeError::BadMagic);
-    }
-    let mut size = [0; 8];
-    stream.read_exact(&mut size).map_err(reading)?;
-    let mut diff_id = [0; 32];
-    stream.read_exact(&mut diff_id).map_err(reading)?;
-    let header = Header {
-        size: u64::from_be_bytes(size),
-        diff_id: Digest::from_sha256(diff_id),
+    let header = match raw_header {
+        Some(header) => header,
+        None => {
+            let mut magic = [0; MAGIC.len()];
+            stream.read_exact(&mut magic).map_err(reading)?;
+            if magic != MAGIC {
+                return Err(RecipeError::BadMagic);
+            }
+            read_header(&mut stream).map_err(reading)?
+        }
     };
     Ok((header, stream))
 }
 
-/// A tar header block with its checksum field blanked, when the field holds the checksum in
-/// one of the two ways writers spell it: six octal digits, a NUL and a space (Go's, Python's),
-/// or seven digits and a NUL (the `tar` crate's). The blank keeps the NUL where the spelling has
-/// it, so that the host writes the field back byte for byte.
-fn blank_checksum(block: &[u8]) -> Option<[u8; 512]> {
-    let block: [u8; 512] = block.try_into().ok()?;
-    for spelling in [*b"        ", *b"       \0"] {
-        let mut blanked = block;
-        blanked[CHECKSUM].copy_from_slice(&spelling);
-        let mut filled = blanked;
-        fill_checksum(&mut filled);
-        if filled == block {
-            return Some(blanked);
-        }
-    }
-    None
+/// The layer's size and diff ID, as a header holds them after its magic line.
+fn read_header(from: &mut impl Read) -> io::Result<Header> {
+    let mut size = [0; 8];
+    from.read_exact(&mut size)?;
+    let mut diff_id = [0; 32];
+    from.read_exact(&mut diff_id)?;
+    Ok(Header {
+        size: u64::from_be_bytes(size),
+        diff_id: Digest::from_sha256(diff_id),
+    })
 }
 
 /// Writes a header block's checksum, the sum of its bytes with the field counted as spaces, in
-/// the spelling its blank field keeps (see [`blank_checksum`]).
+/// the spelling its blank field keeps (see `ops::blank_checksum`).
 pub(super) fn fill_checksum(block: &mut [u8; 512]) {
     let seven_digits = block[CHECKSUM.end - 1] == 0;
     block[CHECKSUM].fill(b' ');
@@ -217,28 +169,6 @@ pub(super) fn fill_checksum(block: &mut [u8; 512]) {
         format!("{sum:06o}\0 ")
     };
     block[CHECKSUM].copy_from_slice(field.as_bytes());
-}
-
-/// Hands the literal bytes held on as one operation.
-fn literal(stream: &mut impl Write, run: &mut Vec<u8>) -> io::Result<()> {
-    if !run.is_empty() {
-        stream.write_all(&[LITERAL])?;
-        write_len(stream, run.len() as u64)?;
-        stream.write_all(run)?;
-        run.clear();
-    }
-    Ok(())
-}
-
-/// A length as LEB128: 7 bits a byte, the least significant first, the top bit set but on the last.
-fn write_len(stream: &mut impl Write, mut len: u64) -> io::Result<()> {
-    let mut bytes = Vec::with_capacity(10);
-    while len >= 0x80 {
-        bytes.push(len as u8 | 0x80);
-        len >>= 7;
-    }
-    bytes.push(len as u8);
-    stream.write_all(&bytes)
 }
 
 pub(super) fn read_len(stream: &mut impl Read) -> Result<u64, RecipeError> {
@@ -277,7 +207,8 @@ mod tests {
     use std::fs;
 
     use crate::delta::chunks::{self, keys, Piece};
-    use crate::delta::cuts::CutWriter;
+    use crate::delta::cuts::{CutReader, CutWriter};
+    use crate::delta::ops::{blank_checksum, write, write_len, LEVEL};
     use crate::delta::pack::pack_layer;
     use crate::delta::pack::Packs;
     use crate::delta::rebuild::rebuild;
@@ -323,7 +254,12 @@ mod tests {
         (keys, cuts.into_inner(), split)
     }
 
+    /// The recipe of the case's new layer, in format 2 as clients send it.
     fn recipe_of(case: &Case) -> (Vec<u8>, Totals, Split) {
+        recipe_in(case, Format::V2)
+    }
+
+    fn recipe_in(case: &Case, format: Format) -> (Vec<u8>, Totals, Split) {
         let (keys, cuts, split) = first_pass(&case.new);
         let asked: Vec<_> = keys.iter().map(Key::asked).collect();
         let kept = Kept::from_answers(
@@ -337,6 +273,7 @@ mod tests {
             CutReader::new(&cuts[..]),
             &split,
             &kept,
+            format,
             &mut recipe,
         )
         .unwrap();
@@ -420,7 +357,16 @@ mod tests {
             (split.size, &split.diff_id)
         );
         let header = header(&recipe[..]).unwrap();
-        assert_eq!((header.size, header.diff_id), (split.size, split.diff_id));
+        assert_eq!((header.size, &header.diff_id), (split.size, &split.diff_id));
+        // Format 2 is the header raw before the operations' stream; format 1 (older clients)
+        // has it inside, and rebuilds the same.
+        assert_eq!(&recipe[..PREFIX_LEN], &prefix(&split)[..]);
+        assert_eq!(&recipe[PREFIX_LEN..PREFIX_LEN + 4], &ZSTD_MAGIC);
+        let (v1, v1_totals, _) = recipe_in(&case, Format::V1);
+        assert_eq!(&v1[..4], &ZSTD_MAGIC);
+        assert_eq!((v1_totals, self::ops(&v1)), (totals, ops));
+        let (rebuilt, out) = rebuild_to_vec(&v1, &case.packs, u64::MAX);
+        assert_eq!((rebuilt.unwrap().diff_id, out), (split.diff_id, case.new));
     }
 
     #[test]
@@ -453,6 +399,7 @@ mod tests {
             CutReader::new(&cuts[..]),
             &split,
             &Kept::default(),
+            Format::V2,
             &mut recipe,
         )
         .unwrap();
@@ -490,6 +437,7 @@ mod tests {
                 CutReader::new(&cuts[..]),
                 &split,
                 &Kept::default(),
+                Format::V2,
                 io::sink(),
             )
             .unwrap_err();
@@ -570,6 +518,18 @@ mod tests {
             ),
             (
                 zstd::encode_all(&b"dokku-image-recipe 2\n and more"[..], 3).unwrap(),
+                "it is not a layer recipe (bad magic)",
+            ),
+            // Format 2: the raw header cut short, alone, before something not zstd, or of
+            // another version.
+            (good[..PREFIX_LEN - 1].to_vec(), "it is cut short"),
+            (good[..PREFIX_LEN].to_vec(), "it is cut short"),
+            (
+                [&good[..PREFIX_LEN], b"hello, not zstd"].concat(),
+                "it is not a layer recipe (bad magic)",
+            ),
+            (
+                [&b"dokku-image-recipe 3\n"[..], &good[MAGIC_V2.len()..]].concat(),
                 "it is not a layer recipe (bad magic)",
             ),
             (recipe(5, &hello, &[7]), "it has an unknown operation 0x07"),

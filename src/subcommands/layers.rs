@@ -50,7 +50,7 @@ mod tests {
         assert_eq!(
             line(&held).unwrap(),
             format!(
-                r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}","delta":1}}"#
+                r#"{{"store":"classic","chains":["{a}","{b}"],"blobs":[],"version":"{VERSION}","delta":2}}"#
             )
         );
         let held = HeldLayers {
@@ -61,7 +61,7 @@ mod tests {
         assert_eq!(
             line(&held).unwrap(),
             format!(
-                r#"{{"store":"containerd","chains":[],"blobs":["{a}"],"version":"{VERSION}","delta":1}}"#
+                r#"{{"store":"containerd","chains":[],"blobs":["{a}"],"version":"{VERSION}","delta":2}}"#
             )
         );
     }

@@ -169,10 +169,10 @@ hostile_reason() {
   new_app "$OTHER_APP"
   before="$(content_state "$APP")"
 
-  # the host takes recipes and answers chunk queries, in version 1 of both
+  # the host takes recipes of formats 1 and 2 and answers chunk queries (version 2)
   run over_ssh image:layers "$APP" </dev/null
   assert_success
-  assert_equal "$(jq -c .delta <<<"$output")" 1
+  assert_equal "$(jq -c .delta <<<"$output")" 2
   # every file of V2 is a chunk of V1's layer: the app keeps them all, the other app none (the
   # answer's first bitmap; the second says which follow the one before in the host's pack)
   assert_equal "$(query_answer "$APP" "$TREES/v2/node_modules" | cut -d' ' -f1-3)" "$(have_line 2000 1)"

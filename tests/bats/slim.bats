@@ -107,12 +107,12 @@ refused_line() {
 
   layers_json
   if [[ "$(store_here)" == classic ]]; then
-    assert_output --regexp '^\{"store":"classic","chains":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"blobs":\[\],"version":"[^"]+","delta":1\}$'
+    assert_output --regexp '^\{"store":"classic","chains":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"blobs":\[\],"version":"[^"]+","delta":2\}$'
     for chain in $(chain_ids "$id"); do
       assert_equal "$(jq --arg c "$chain" '.chains | index($c) != null' <<<"$output")" true
     done
   else
-    assert_output --regexp '^\{"store":"containerd","chains":\[\],"blobs":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"version":"[^"]+","delta":1\}$'
+    assert_output --regexp '^\{"store":"containerd","chains":\[\],"blobs":\["sha256:[0-9a-f]{64}"(,"sha256:[0-9a-f]{64}")*\],"version":"[^"]+","delta":2\}$'
     # The blobs of the image manifest the archive's index names.
     blobs="$(tar -xOf "$ARCHIVE" manifest.json | jq -r '.[0].Layers[]' | sed 's#^blobs/sha256/#sha256:#')"
     assert [ -n "$blobs" ]
