@@ -418,6 +418,11 @@ mod tests {
         (found, split)
     }
 
+    /// The kept chunk of that key and length, read and checked.
+    fn read_checked(packs: &Packs, key: &Key, len: usize) -> Vec<u8> {
+        let (chunk, _) = packs.read(key, len as u64).unwrap();
+        chunk.check().unwrap()
+    }
     #[test]
     fn a_committed_pack_reads_back_every_chunk() {
         let data = random(300_000, 1);
@@ -450,15 +455,7 @@ mod tests {
         assert_eq!(packs.layers(), [split.diff_id]);
         for (key, data) in &chunks {
             assert!(packs.has(key));
-            assert_eq!(
-                &packs
-                    .read(key, data.len() as u64)
-                    .unwrap()
-                    .0
-                    .check()
-                    .unwrap(),
-                data
-            );
+            assert_eq!(&read_checked(&packs, key, data.len()), data);
         }
         let (key, data) = &chunks[0];
         let other = Key([0xee; 8]);
@@ -540,15 +537,7 @@ mod tests {
         let (new_chunks, _) = chunks_of(&new);
         let (mut copied, mut fresh) = (0, 0);
         for (key, data) in &new_chunks {
-            assert_eq!(
-                &packs
-                    .read(key, data.len() as u64)
-                    .unwrap()
-                    .0
-                    .check()
-                    .unwrap(),
-                data
-            );
+            assert_eq!(&read_checked(&packs, key, data.len()), data);
             let is_kept = kept.has(key) && *key != old_chunks[1].0;
             if is_kept {
                 assert_eq!(frame_bytes(&packs, key), frame_bytes(&kept, key));
@@ -560,12 +549,7 @@ mod tests {
         assert!(copied >= 2 && fresh >= 2, "{copied} copied, {fresh} fresh");
         // The damaged chunk is in the new pack, whole and readable.
         assert_eq!(
-            packs
-                .read(&old_chunks[1].0, old_chunks[1].1.len() as u64)
-                .unwrap()
-                .0
-                .check()
-                .unwrap(),
+            read_checked(&packs, &old_chunks[1].0, old_chunks[1].1.len()),
             old_chunks[1].1
         );
     }
