@@ -309,6 +309,24 @@ TIME_RE='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]*[1-9])?Z'
   assert_output " !     Invalid retention 0: must be >= 1"
 }
 
+@test "an unreadable record is skipped with a warning; the others are still listed and pruned" {
+  local dir="$DOKKU_LIB_ROOT/data/builds/$APP"
+  run dokku builds:set "$APP" retention 1
+  assert_success
+  write_record "$APP" old1 build 1 2026-01-01T00:00:01Z succeeded git-hook 2026-01-01T00:00:02Z 0
+  write_record "$APP" old2 build 1 2026-01-01T00:00:03Z succeeded git-hook 2026-01-01T00:00:04Z 0
+  printf '{"id": "broken", "started_at": ' >"$dir/broken.json"
+  plugn trigger builds-record-start "$APP" new 1 git-hook
+
+  run plugn trigger builds-record-finalize "$APP" new 0
+  assert_success
+  # the pruning reads the records twice (to reap abandoned ones, then to prune): a warning each
+  local warning=" !     Skipping unreadable build record $APP/broken.json: parse build record broken: parse error: Unfinished JSON term at EOF at line 1, column 31"
+  assert_output "$warning"$'\n'"$warning"
+  # the newest finalized record stays (retention 1), the unreadable one is left as it is
+  assert_equal "$(cd "$dir" && echo *.json)" "broken.json new.json"
+}
+
 @test "builds:list prints Dokku's table, live builds first, and --format json, --kind, --status" {
   local dead
   dead="$(dead_pid)"
