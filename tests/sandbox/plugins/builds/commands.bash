@@ -78,7 +78,7 @@ load_view() {
 }
 
 cmd-builds-list() {
-  local format kind status app now id live rows=() json=() live_rows=() live_json=() retention cap count
+  local format kind status app now line live rows=() json=() live_rows=() live_json=() retention cap count
   parse_flags "format kind status" "" "$@"
   format="${FLAGS[format]:-stdout}"
   kind="${FLAGS[kind]:-}"
@@ -101,8 +101,8 @@ cmd-builds-list() {
   fi
   sandbox_verify_app_for_user "$app"
 
-  while read -r id; do
-    builds_read "$app" "$id" || continue
+  while IFS= read -r line; do
+    builds_load_listed "$line"
     load_view "$now"
     [[ -z "$kind" || "$R_KIND" == "$kind" ]] || continue
     [[ -z "$status" || "$DISPLAY" == "$status" ]] || continue
@@ -115,7 +115,7 @@ cmd-builds-list() {
       rows+=("$R_ID | $R_KIND | $DISPLAY | $R_PID | $R_SOURCE | $(builds_rfc3339 "$R_STARTED") | $DURATION")
       json+=("$(builds_view_json "$DISPLAY" "$DURATION" "$LOG")")
     fi
-  done < <(builds_ids "$app")
+  done < <(builds_records "$app")
   rows=("${live_rows[@]}" "${rows[@]}")
   json=("${live_json[@]}" "${json[@]}")
 
@@ -146,16 +146,16 @@ print_json_array() {
 # builds:list without an app: every record whose on-disk status is running, of every app
 # the user may see, newest first.
 list_all_running() {
-  local format="$1" kind="$2" status="$3" now="$4" app id keyed=() rows=() json=() entry
+  local format="$1" kind="$2" status="$3" now="$4" app line keyed=() rows=() json=() entry
   while read -r app; do
-    while read -r id; do
-      builds_read "$app" "$id" || continue
+    while IFS= read -r line; do
+      builds_load_listed "$line"
       [[ "$R_STATUS" == "running" ]] || continue
       load_view "$now"
       [[ -z "$kind" || "$R_KIND" == "$kind" ]] || continue
       [[ -z "$status" || "$DISPLAY" == "$status" ]] || continue
       keyed+=("$R_START_NS$US$R_APP | $R_ID | $R_KIND | $R_PID | $R_SOURCE | $(builds_rfc3339 "$R_STARTED")$US$(builds_view_json "$DISPLAY" "$DURATION" "$LOG")")
-    done < <(builds_ids "$app")
+    done < <(builds_records "$app")
   done < <(sandbox_filtered_apps)
   while IFS= read -r entry; do
     [[ -n "$entry" ]] || continue
