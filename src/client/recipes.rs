@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use crate::client::layers_session::LayersSession;
 use crate::client::streamed::{self, Streamed, Tee};
 use crate::delta::chunks;
-use crate::delta::cuts::{CutReader, CutWriter};
+use crate::delta::cuts::{Cut, CutReader, CutWriter};
 use crate::delta::ops;
 use crate::delta::recipe::{prefix, Format, Kept, Totals, PREFIX_LEN};
 
@@ -83,7 +83,7 @@ impl Recipes {
                         data: &mut *data,
                         copy: &mut spool,
                     },
-                    |piece| cuts.push(piece),
+                    |piece| cuts.push(Cut::of(piece)?),
                 );
                 match keys {
                     Ok((keys, split)) if !keys.is_empty() => match self.session.ask(&keys) {

@@ -11,8 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-use crate::delta::chunks::{self, Key, Piece, Split};
-use crate::delta::cuts::CutWriter;
+use crate::delta::chunks::{self, Key, Split};
+use crate::delta::cuts::{Cut, CutWriter};
 use crate::delta::ops::Ops;
 use crate::delta::recipe::{Kept, Totals};
 use crate::protocol;
@@ -21,7 +21,7 @@ use crate::protocol;
 const BATCH_KEYS: usize = 1024;
 /// The most pieces in a batch, whatever its keys: a layer of one chunk repeated asks nothing
 /// new, and its batch must still end.
-const BATCH_CUTS: usize = 16 * BATCH_KEYS;
+const BATCH_PIECES: usize = 16 * BATCH_KEYS;
 /// Batches asked and not yet written.
 const IN_FLIGHT: usize = 4;
 /// How much of the spooled layer the writer reads at a time.
@@ -70,8 +70,9 @@ pub fn stream<Q: Write, A: BufRead + Send>(
                 copy: &mut *spool,
             },
             |piece| {
-                cuts.push(&piece)?;
-                asker.add(&piece);
+                let cut = Cut::of(&piece)?;
+                cuts.push(cut)?;
+                asker.add(cut);
                 Ok(())
             },
         );
@@ -92,17 +93,16 @@ pub fn stream<Q: Write, A: BufRead + Send>(
     })
 }
 
-/// Where a piece lies in the layer, and its chunk's key.
-struct Cut {
+/// A piece's cut, and where it begins in the layer.
+struct Placed {
     offset: u64,
-    len: u64,
-    key: Option<Key>,
+    cut: Cut,
 }
 
 /// A run of the layer's pieces, and the keys first seen among them, which its query asks.
 #[derive(Default)]
 struct Batch {
-    cuts: Vec<Cut>,
+    pieces: Vec<Placed>,
     asked: Vec<Key>,
 }
 
@@ -118,21 +118,16 @@ struct Asker<'q, Q: Write> {
 }
 
 impl<Q: Write> Asker<'_, Q> {
-    fn add(&mut self, piece: &Piece<'_>) {
-        let (len, key) = match piece {
-            Piece::Raw(bytes) => (bytes.len(), None),
-            Piece::Chunk { data, sha256 } => (data.len(), Some(Key::of(sha256))),
-        };
-        if let Some(key) = key.filter(|key| self.asked.insert(*key)) {
+    fn add(&mut self, cut: Cut) {
+        if let Some(key) = cut.key.filter(|key| self.asked.insert(*key)) {
             self.batch.asked.push(key);
         }
-        self.batch.cuts.push(Cut {
+        self.batch.pieces.push(Placed {
             offset: self.offset,
-            len: len as u64,
-            key,
+            cut,
         });
-        self.offset += len as u64;
-        if self.batch.asked.len() >= BATCH_KEYS || self.batch.cuts.len() >= BATCH_CUTS {
+        self.offset += u64::from(cut.len);
+        if self.batch.asked.len() >= BATCH_KEYS || self.batch.pieces.len() >= BATCH_PIECES {
             self.flush();
         }
     }
@@ -141,7 +136,7 @@ impl<Q: Write> Asker<'_, Q> {
     /// the order the queries went. Once broken, nothing more is asked or handed on.
     fn flush(&mut self) {
         let batch = std::mem::take(&mut self.batch);
-        if self.broken || batch.cuts.is_empty() {
+        if self.broken || batch.pieces.is_empty() {
             return;
         }
         let asked = batch.asked.is_empty()
@@ -180,8 +175,13 @@ fn write_as_answered<A: BufRead>(
             };
             kept.add_answers(&batch.asked, &bitmap, &follows);
         }
-        let kept_here = |cut: &Cut| cut.key.filter(|key| kept.keys.contains(key));
-        if index == 0 && batch.cuts.iter().any(|cut| kept_here(cut).is_some()) {
+        let kept_here = |placed: &Placed| placed.cut.key.filter(|key| kept.keys.contains(key));
+        if index == 0
+            && batch
+                .pieces
+                .iter()
+                .any(|placed| kept_here(placed).is_some())
+        {
             if let Some(file) = recipe.take() {
                 ops = Some(Ops::new(BufWriter::with_capacity(256 * 1024, file))?);
             }
@@ -189,10 +189,10 @@ fn write_as_answered<A: BufRead>(
         let Some(ops) = ops.as_mut() else {
             continue;
         };
-        for cut in &batch.cuts {
-            match kept_here(cut) {
-                Some(key) => ops.kept(key, cut.len, &kept)?,
-                None => ops.lacked(layer.piece(cut)?)?,
+        for placed in &batch.pieces {
+            match kept_here(placed) {
+                Some(key) => ops.kept(key, u64::from(placed.cut.len), &kept)?,
+                None => ops.lacked(layer.piece(placed)?)?,
             }
         }
     }
@@ -230,26 +230,26 @@ impl<'f> Window<'f> {
     }
 
     /// The piece's bytes, which the spool holds already (its batch came after them).
-    fn piece(&mut self, cut: &Cut) -> io::Result<&[u8]> {
-        let len = cut.len as usize;
-        let in_window = cut.offset >= self.start
-            && cut.offset + cut.len <= self.start + self.bytes.len() as u64;
+    fn piece(&mut self, placed: &Placed) -> io::Result<&[u8]> {
+        let (offset, len) = (placed.offset, placed.cut.len as usize);
+        let in_window =
+            offset >= self.start && offset + len as u64 <= self.start + self.bytes.len() as u64;
         if !in_window {
             self.bytes.resize(len.max(WINDOW), 0);
             let mut filled = 0;
             while filled < len {
                 match self
                     .file
-                    .read_at(&mut self.bytes[filled..], cut.offset + filled as u64)?
+                    .read_at(&mut self.bytes[filled..], offset + filled as u64)?
                 {
                     0 => return Err(io::ErrorKind::UnexpectedEof.into()),
                     count => filled += count,
                 }
             }
             self.bytes.truncate(filled);
-            self.start = cut.offset;
+            self.start = offset;
         }
-        let at = (cut.offset - self.start) as usize;
+        let at = (offset - self.start) as usize;
         Ok(&self.bytes[at..at + len])
     }
 }

@@ -18,15 +18,9 @@ pub struct Cut {
     pub key: Option<Key>,
 }
 
-/// Writes the record of each piece it is given.
-pub struct CutWriter<W: Write>(W);
-
-impl<W: Write> CutWriter<W> {
-    pub fn new(out: W) -> CutWriter<W> {
-        CutWriter(out)
-    }
-
-    pub fn push(&mut self, piece: &Piece<'_>) -> io::Result<()> {
+impl Cut {
+    /// Where the first pass cut `piece`.
+    pub fn of(piece: &Piece<'_>) -> io::Result<Cut> {
         let (data, key) = match piece {
             Piece::Raw(data) => (data, None),
             Piece::Chunk { data, sha256 } => (data, Some(Key::of(sha256))),
@@ -35,10 +29,23 @@ impl<W: Write> CutWriter<W> {
             .ok()
             .filter(|len| len & CHUNK == 0)
             .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "a piece of 2 GiB or more"))?;
-        match key {
-            None => self.0.write_all(&len.to_be_bytes()),
+        Ok(Cut { len, key })
+    }
+}
+
+/// Writes the record of each cut it is given.
+pub struct CutWriter<W: Write>(W);
+
+impl<W: Write> CutWriter<W> {
+    pub fn new(out: W) -> CutWriter<W> {
+        CutWriter(out)
+    }
+
+    pub fn push(&mut self, cut: Cut) -> io::Result<()> {
+        match cut.key {
+            None => self.0.write_all(&cut.len.to_be_bytes()),
             Some(key) => {
-                self.0.write_all(&(len | CHUNK).to_be_bytes())?;
+                self.0.write_all(&(cut.len | CHUNK).to_be_bytes())?;
                 self.0.write_all(&key.0)
             }
         }
@@ -87,14 +94,16 @@ mod tests {
     fn cuts_read_back_as_they_were_written() {
         let sha256 = [7u8; 32];
         let mut writer = CutWriter::new(Vec::new());
-        writer.push(&Piece::Raw(&[0; 512])).unwrap();
-        writer
-            .push(&Piece::Chunk {
+        for piece in [
+            Piece::Raw(&[0; 512]),
+            Piece::Chunk {
                 data: &[1; 4096],
                 sha256,
-            })
-            .unwrap();
-        writer.push(&Piece::Raw(&[])).unwrap();
+            },
+            Piece::Raw(&[]),
+        ] {
+            writer.push(Cut::of(&piece).unwrap()).unwrap();
+        }
         let records = writer.into_inner();
         let mut reader = CutReader::new(&records[..]);
         let mut cuts = Vec::new();
@@ -120,12 +129,11 @@ mod tests {
     #[test]
     fn a_record_cut_short_is_an_error() {
         let mut writer = CutWriter::new(Vec::new());
-        writer
-            .push(&Piece::Chunk {
-                data: &[1; 10],
-                sha256: [0; 32],
-            })
-            .unwrap();
+        let piece = Piece::Chunk {
+            data: &[1; 10],
+            sha256: [0; 32],
+        };
+        writer.push(Cut::of(&piece).unwrap()).unwrap();
         let records = writer.into_inner();
         let mut reader = CutReader::new(&records[..records.len() - 1]);
         assert_eq!(

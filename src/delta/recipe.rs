@@ -207,7 +207,7 @@ mod tests {
     use std::fs;
 
     use crate::delta::chunks::{self, keys, Piece};
-    use crate::delta::cuts::{CutReader, CutWriter};
+    use crate::delta::cuts::{Cut, CutReader, CutWriter};
     use crate::delta::ops::{blank_checksum, write, write_len, LEVEL};
     use crate::delta::pack::pack_layer;
     use crate::delta::pack::Packs;
@@ -250,7 +250,7 @@ mod tests {
     /// The keys, cuts and Split of the client's first pass over `layer`.
     fn first_pass(layer: &[u8]) -> (Vec<Key>, Vec<u8>, Split) {
         let mut cuts = CutWriter::new(Vec::new());
-        let (keys, split) = keys(layer, |piece| cuts.push(piece)).unwrap();
+        let (keys, split) = keys(layer, |piece| cuts.push(Cut::of(piece)?)).unwrap();
         (keys, cuts.into_inner(), split)
     }
 
