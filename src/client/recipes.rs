@@ -15,7 +15,7 @@ use crate::client::streamed::{self, Streamed, Tee};
 use crate::delta::chunks;
 use crate::delta::cuts::{Cut, CutReader, CutWriter};
 use crate::delta::ops;
-use crate::delta::recipe::{prefix, Format, Kept, Totals, PREFIX_LEN};
+use crate::delta::recipe::{header_bytes, Format, Kept, Totals, PREFIX_LEN};
 
 /// Layers smaller than this go whole: a recipe would save little.
 pub const MIN_LAYER: u64 = 64 * 1024;
@@ -131,7 +131,7 @@ impl Recipes {
         }
         let (mut recipe, totals) = match streamed_ops {
             Some((recipe, totals)) => {
-                recipe.write_all_at(&prefix(&split), 0)?;
+                recipe.write_all_at(&header_bytes(Format::V2, &split), 0)?;
                 (recipe, totals)
             }
             None => {

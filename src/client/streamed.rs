@@ -275,7 +275,7 @@ mod tests {
 
     use crate::delta::pack::{pack_layer, Packs};
     use crate::delta::rebuild::rebuild;
-    use crate::delta::recipe::{prefix, PREFIX_LEN};
+    use crate::delta::recipe::{header_bytes, Format, PREFIX_LEN};
     use crate::delta::tests::{dir, layer, random};
 
     /// `count` small files of their own contents each (one chunk apiece), with this mtime;
@@ -360,7 +360,9 @@ mod tests {
         let (mut recipe, totals) = streamed.ops.expect("the first batch has kept chunks");
         assert_eq!(totals.literal + totals.referenced, new.len() as u64);
         assert_eq!(totals.referenced, 2997 * 300);
-        recipe.write_all_at(&prefix(&split), 0).unwrap();
+        recipe
+            .write_all_at(&header_bytes(Format::V2, &split), 0)
+            .unwrap();
         recipe.rewind().unwrap();
         let mut rebuilt = Vec::new();
         let declared = rebuild(BufReader::new(recipe), &packs, &mut rebuilt, u64::MAX).unwrap();

@@ -9,7 +9,7 @@ use std::io::{self, BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use super::chunks::{Key, Split};
 use super::cuts::CutReader;
 use super::recipe::{
-    fill_checksum, prefix, Format, Kept, Totals, CHECKSUM, END, HEADER, LITERAL, MAGIC, NEXT,
+    fill_checksum, header_bytes, Format, Kept, Totals, CHECKSUM, END, HEADER, LITERAL, NEXT,
     REFERENCE,
 };
 
@@ -27,7 +27,7 @@ pub struct Ops<W: Write> {
 }
 
 impl<W: Write> Ops<W> {
-    /// The operations of a format-2 recipe: its header ([`prefix`]) goes before them.
+    /// The operations of a format-2 recipe: its header ([`header_bytes`]) goes before them.
     pub fn new(out: W) -> io::Result<Ops<W>> {
         Ops::after(out, &[])
     }
@@ -109,12 +109,9 @@ pub fn write<R: Read + Seek, C: Read, W: Write>(
 ) -> io::Result<Totals> {
     let mut layer = BufReader::with_capacity(256 * 1024, layer);
     let mut ops = match format {
-        Format::V1 => {
-            let header = [MAGIC, &split.size.to_be_bytes(), &split.diff_id.sha256()].concat();
-            Ops::after(out, &header)?
-        }
+        Format::V1 => Ops::after(out, &header_bytes(format, split))?,
         Format::V2 => {
-            out.write_all(&prefix(split))?;
+            out.write_all(&header_bytes(format, split))?;
             Ops::new(out)?
         }
     };

@@ -12,7 +12,7 @@ pub use super::error::RecipeError;
 use super::pack::is_set;
 use crate::digest::Digest;
 
-pub(super) const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
+const MAGIC: &[u8] = b"dokku-image-recipe 1\n";
 const MAGIC_V2: &[u8] = b"dokku-image-recipe 2\n";
 /// A format-2 recipe's header: its magic line, then the layer's size and diff ID, raw.
 pub const PREFIX_LEN: usize = MAGIC_V2.len() + 8 + 32;
@@ -32,7 +32,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const WINDOW_LOG_MAX: u32 = 23;
 
 /// The two forms of a recipe. 1: one zstd stream of the header and the operations. 2: the
-/// header raw ([`prefix`]), then a zstd stream of the operations, so that a client can write
+/// header raw ([`header_bytes`]), then a zstd stream of the operations, so that a client can write
 /// the operations as the layer streams and the header once it has read the layer to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -40,14 +40,14 @@ pub enum Format {
     V2,
 }
 
-/// A format-2 recipe's header, to go before its operations.
-pub fn prefix(split: &Split) -> [u8; PREFIX_LEN] {
-    let mut prefix = [0; PREFIX_LEN];
-    let (magic, rest) = prefix.split_at_mut(MAGIC_V2.len());
-    magic.copy_from_slice(MAGIC_V2);
-    rest[..8].copy_from_slice(&split.size.to_be_bytes());
-    rest[8..].copy_from_slice(&split.diff_id.sha256());
-    prefix
+/// A recipe's header in `format`: its magic line, the layer's size and diff ID. Format 1 has it
+/// at the start of the zstd stream, format 2 raw before it ([`PREFIX_LEN`] bytes).
+pub fn header_bytes(format: Format, split: &Split) -> Vec<u8> {
+    let magic = match format {
+        Format::V1 => MAGIC,
+        Format::V2 => MAGIC_V2,
+    };
+    [magic, &split.size.to_be_bytes(), &split.diff_id.sha256()].concat()
 }
 
 /// What the host keeps of a layer's chunks, as its query's answers said.
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!((header.size, &header.diff_id), (split.size, &split.diff_id));
         // Format 2 is the header raw before the operations' stream; format 1 (older clients)
         // has it inside, and rebuilds the same.
-        assert_eq!(&recipe[..PREFIX_LEN], &prefix(&split)[..]);
+        assert_eq!(&recipe[..PREFIX_LEN], &header_bytes(Format::V2, &split)[..]);
         assert_eq!(&recipe[PREFIX_LEN..PREFIX_LEN + 4], &ZSTD_MAGIC);
         let (v1, v1_totals, _) = recipe_in(&case, Format::V1);
         assert_eq!(&v1[..4], &ZSTD_MAGIC);
