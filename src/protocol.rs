@@ -27,6 +27,7 @@ pub fn recipe_format(delta: Option<u32>) -> Option<Format> {
         _ => None,
     }
 }
+
 /// An archive entry `NAME` + this suffix is the recipe of the layer entry `NAME`.
 pub const RECIPE_SUFFIX: &str = ".recipe";
 

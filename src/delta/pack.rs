@@ -350,23 +350,12 @@ impl ReadFrame {
 }
 
 /// A kept chunk as its frame decompressed, and the SHA-256 its pack records for it: the bytes
-/// are the chunk only once they hash to it ([`Unchecked::check`], [`intact`]). Reading and
-/// checking are apart so that a rebuild checks on another thread than the one that reads.
+/// are the chunk only once they hash to it ([`intact`]). Reading and checking are apart so that
+/// a rebuild checks on another thread than the one that reads.
 #[derive(Debug)]
 pub struct Unchecked {
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
-}
-
-impl Unchecked {
-    /// The chunk, or Damaged when its bytes are not those its pack recorded.
-    pub fn check(self) -> Result<Vec<u8>, RecipeError> {
-        if intact(&self.bytes, &self.sha256) {
-            Ok(self.bytes)
-        } else {
-            Err(RecipeError::Damaged)
-        }
-    }
 }
 
 /// Whether a kept chunk's bytes hash to the SHA-256 its pack records.
@@ -420,8 +409,17 @@ mod tests {
 
     /// The kept chunk of that key and length, read and checked.
     fn read_checked(packs: &Packs, key: &Key, len: usize) -> Vec<u8> {
-        let (chunk, _) = packs.read(key, len as u64).unwrap();
-        chunk.check().unwrap()
+        packs.read(key, len as u64).and_then(checked).unwrap()
+    }
+
+    /// The chunk read, or Damaged when its bytes are not those its pack recorded (as the
+    /// rebuild's writer checks them).
+    fn checked((chunk, _): (Unchecked, Place)) -> Result<Vec<u8>, RecipeError> {
+        if intact(&chunk.bytes, &chunk.sha256) {
+            Ok(chunk.bytes)
+        } else {
+            Err(RecipeError::Damaged)
+        }
     }
     #[test]
     fn a_committed_pack_reads_back_every_chunk() {
@@ -482,10 +480,7 @@ mod tests {
         let packs = Packs::open(content.path()).unwrap();
         let mut damaged = 0;
         for (key, data) in &chunks {
-            match packs
-                .read(key, data.len() as u64)
-                .and_then(|(read, _)| read.check())
-            {
+            match packs.read(key, data.len() as u64).and_then(checked) {
                 Ok(read) => assert_eq!(&read, data),
                 Err(RecipeError::Damaged) => damaged += 1,
                 Err(e) => panic!("{e}"),
